@@ -1,0 +1,352 @@
+"""The in-memory store: the same protocols and semantics as the SQLite store, in one process.
+
+For fast tests of the loop and for ephemeral runs. Every method does all its work between
+two awaits, so each one is atomic with respect to other coroutines, as a transaction is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from nanoagent_core.errors import (
+    LeaseLostError,
+    RunBusyError,
+    RunExistsError,
+    RunFinishedError,
+    RunNotFoundError,
+)
+from nanoagent_core.models import (
+    Event,
+    EventKind,
+    Owner,
+    Phase,
+    RunState,
+    RunStatus,
+    Task,
+    TaskStatus,
+    check_run_id,
+    utc_now,
+)
+from nanoagent_core.paths import MEMORY
+from nanoagent_core.protocols import NewEvent, Step
+
+__all__ = ["MemoryStore"]
+
+
+class MemoryStore:
+    def __init__(self, *, clock: Callable[[], datetime] = utc_now) -> None:
+        self._clock = clock
+        self._runs: dict[str, RunState] = {}
+        self._tasks: dict[str, dict[str, Task]] = {}
+        self._results: dict[str, dict[str, str]] = {}
+        self._events: list[Event] = []
+        self._version = 0
+
+    @property
+    def location(self) -> str:
+        return MEMORY
+
+    async def close(self) -> None:
+        return None
+
+    async def change_token(self) -> int:
+        return self._version
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _run(self, run_id: str) -> RunState:
+        try:
+            return self._runs[run_id]
+        except KeyError:
+            raise RunNotFoundError(f"no run {run_id!r}") from None
+
+    def _fenced(self, run_id: str, epoch: int) -> RunState:
+        run = self._run(run_id)
+        if run.epoch != epoch:
+            raise LeaseLostError(
+                f"lease on run {run_id!r} lost: epoch is {run.epoch}, this worker holds {epoch};"
+                " nothing was written"
+            )
+        return run
+
+    def _emit(self, run_id: str, now: datetime, events: Sequence[NewEvent]) -> None:
+        for event in events:
+            self._events.append(
+                Event(
+                    id=len(self._events) + 1,
+                    run_id=run_id,
+                    ts=now,
+                    kind=event.kind,
+                    data=dict(event.data),
+                )
+            )
+
+    def _put(self, run: RunState, **changes: Any) -> RunState:
+        updated = run.model_copy(update=changes)
+        self._runs[run.run_id] = updated
+        self._version += 1
+        return updated
+
+    def _upsert_task(self, run_id: str, task: Task) -> None:
+        tasks = self._tasks[run_id]
+        known = tasks.get(task.id)
+        seq = known.seq if known is not None else len(tasks)
+        tasks[task.id] = task.model_copy(update={"seq": seq})
+
+    def _counts(self, run_id: str) -> dict[str, int]:
+        tasks = self._tasks[run_id].values()
+        return {
+            "tasks_total": len(tasks),
+            "tasks_done": sum(task.status is TaskStatus.DONE for task in tasks),
+        }
+
+    def _refusal(self, run: RunState, expected_epoch: int) -> Exception:
+        if run.epoch != expected_epoch:
+            return RunBusyError(f"run {run.run_id!r} was claimed by another worker meanwhile")
+        if run.status is RunStatus.COMPLETED:
+            return RunFinishedError(f"run {run.run_id!r} has already completed")
+        if run.status.finished:
+            return RunFinishedError(f"run {run.run_id!r} has already finished ({run.status})")
+        holder = f"pid {run.owner.pid} on {run.owner.host}" if run.owner else "a worker"
+        return RunBusyError(f"run {run.run_id!r} is held by a live worker ({holder})")
+
+    # -- RunStore --------------------------------------------------------------------------
+
+    async def create_run(self, run: RunState) -> RunState:
+        if run.run_id in self._runs:
+            raise RunExistsError(f"run {run.run_id!r} already exists")
+        now = self._clock()
+        self._tasks[run.run_id] = {}
+        self._results[run.run_id] = {}
+        stored = run.model_copy(update={"created_at": now, "updated_at": now})
+        self._runs[run.run_id] = stored
+        self._version += 1
+        created = NewEvent(
+            kind=EventKind.RUN_CREATED,
+            data={"goal": run.goal, "agent": run.agent, "max_iterations": run.max_iterations},
+        )
+        self._emit(run.run_id, now, [created])
+        return stored
+
+    async def get_run(self, run_id: str) -> RunState:
+        check_run_id(run_id)
+        return self._run(run_id)
+
+    async def get_runs(self, run_ids: Sequence[str]) -> list[RunState]:
+        return [self._runs[run_id] for run_id in run_ids if run_id in self._runs]
+
+    async def list_runs(
+        self,
+        *,
+        statuses: Sequence[RunStatus] | None = None,
+        text: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[RunState]:
+        wanted = None if statuses is None else {RunStatus(status) for status in statuses}
+        needle = (text or "").lower()
+        runs = [
+            run
+            for run in self._runs.values()
+            if (wanted is None or run.status in wanted)
+            and (not needle or needle in run.run_id.lower() or needle in run.goal.lower())
+        ]
+        runs.sort(key=lambda run: run.run_id)
+        runs.sort(key=lambda run: run.updated_at, reverse=True)
+        start = max(0, offset)
+        return runs[start : start + max(0, limit)]
+
+    async def count_runs(self) -> dict[RunStatus, int]:
+        counts: dict[RunStatus, int] = {}
+        for run in self._runs.values():
+            counts[run.status] = counts.get(run.status, 0) + 1
+        return counts
+
+    async def update_loop_state(
+        self,
+        run_id: str,
+        *,
+        epoch: int,
+        phase: Phase,
+        iteration: int,
+        current_task_id: str | None,
+    ) -> RunState:
+        run = self._fenced(run_id, epoch)
+        return self._put(
+            run,
+            phase=Phase(phase),
+            iteration=iteration,
+            current_task_id=current_task_id,
+            updated_at=self._clock(),
+        )
+
+    # -- TaskStore and ContextStore ----------------------------------------------------------
+
+    async def save_task(self, run_id: str, task: Task, *, epoch: int) -> None:
+        run = self._fenced(run_id, epoch)
+        self._upsert_task(run_id, task)
+        self._put(run, updated_at=self._clock(), **self._counts(run_id))
+
+    async def get_all_tasks(self, run_id: str) -> list[Task]:
+        return sorted(self._tasks.get(run_id, {}).values(), key=lambda task: task.seq)
+
+    async def get_pending_tasks(self, run_id: str) -> list[Task]:
+        pending = [t for t in await self.get_all_tasks(run_id) if t.status is TaskStatus.PENDING]
+        return sorted(pending, key=lambda task: (-task.priority, task.seq))
+
+    async def save_result(self, run_id: str, task_id: str, result: str, *, epoch: int) -> None:
+        run = self._fenced(run_id, epoch)
+        if task_id not in self._tasks[run_id]:
+            raise RunNotFoundError(f"run {run_id!r} has no task {task_id!r}")
+        self._results[run_id][task_id] = result
+        self._put(run, updated_at=self._clock())
+
+    async def get_all_results(self, run_id: str) -> dict[str, str]:
+        results = self._results.get(run_id, {})
+        order = {task.id: task.seq for task in self._tasks.get(run_id, {}).values()}
+        return dict(sorted(results.items(), key=lambda item: order[item[0]]))
+
+    async def get_run_detail(self, run_id: str) -> tuple[RunState, list[Task], dict[str, str]]:
+        run = await self.get_run(run_id)
+        return run, await self.get_all_tasks(run_id), await self.get_all_results(run_id)
+
+    # -- EventStore ------------------------------------------------------------------------
+
+    async def append_event(self, run_id: str, event: NewEvent) -> Event:
+        self._run(run_id)
+        self._emit(run_id, self._clock(), [event])
+        self._version += 1
+        return self._events[-1]
+
+    async def read_events(
+        self, *, after_id: int = 0, run_id: str | None = None, limit: int = 1000
+    ) -> list[Event]:
+        out: list[Event] = []
+        for event in self._events[max(0, after_id) :]:
+            if run_id is None or event.run_id == run_id:
+                out.append(event)
+                if len(out) >= limit:
+                    break
+        return out
+
+    # -- LeaseStore ------------------------------------------------------------------------
+
+    async def claim_run(
+        self,
+        run_id: str,
+        owner: Owner,
+        *,
+        expected_epoch: int,
+        lease_seconds: float,
+        owner_gone: bool = False,
+    ) -> RunState:
+        check_run_id(run_id)
+        run = self._run(run_id)
+        now = self._clock()
+        free = (
+            run.status is not RunStatus.RUNNING
+            or run.owner is None
+            or run.lease_expires_at is None
+            or run.lease_expires_at <= now
+            or owner_gone
+        )
+        if run.epoch != expected_epoch or run.status is RunStatus.COMPLETED or not free:
+            raise self._refusal(run, expected_epoch)
+        claimed = self._put(
+            run,
+            owner=owner,
+            epoch=run.epoch + 1,
+            status=RunStatus.RUNNING,
+            heartbeat_at=now,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            abort_requested_at=None,
+            finished_at=None,
+            error=None,
+            updated_at=now,
+        )
+        event = NewEvent(
+            kind=EventKind.RUN_CLAIMED,
+            data={"epoch": claimed.epoch, "host": owner.host, "pid": owner.pid},
+        )
+        self._emit(run_id, now, [event])
+        return claimed
+
+    async def renew_lease(self, run_id: str, *, epoch: int, lease_seconds: float) -> RunState:
+        run = self._fenced(run_id, epoch)
+        if run.status is not RunStatus.RUNNING:
+            raise LeaseLostError(f"run {run_id!r} is {run.status}; this worker no longer holds it")
+        now = self._clock()
+        return self._put(
+            run, heartbeat_at=now, lease_expires_at=now + timedelta(seconds=lease_seconds)
+        )
+
+    async def request_abort(self, run_id: str) -> RunState:
+        check_run_id(run_id)
+        run = self._run(run_id)
+        if run.status.finished:
+            raise RunFinishedError(f"run {run_id!r} has already finished ({run.status})")
+        if run.abort_requested_at is not None:
+            return run
+        now = self._clock()
+        run = self._put(run, abort_requested_at=now, updated_at=now)
+        self._emit(run_id, now, [NewEvent(kind=EventKind.ABORT_REQUESTED)])
+        return run
+
+    async def abort_unowned(self, run_id: str, *, expected_epoch: int, reason: str) -> RunState:
+        check_run_id(run_id)
+        run = self._run(run_id)
+        if run.epoch != expected_epoch or run.status.finished:
+            raise self._refusal(run, expected_epoch)
+        now = self._clock()
+        run = self._put(
+            run,
+            status=RunStatus.ABORTED,
+            epoch=run.epoch + 1,
+            owner=None,
+            lease_expires_at=None,
+            abort_requested_at=run.abort_requested_at or now,
+            finished_at=now,
+            updated_at=now,
+            error=reason,
+        )
+        event = NewEvent(
+            kind=EventKind.RUN_ABORTED,
+            data={
+                "reason": reason,
+                "phase": run.phase.value,
+                "iteration": run.iteration,
+                "task_id": run.current_task_id,
+            },
+        )
+        self._emit(run_id, now, [event])
+        return run
+
+    # -- StepStore -------------------------------------------------------------------------
+
+    async def commit_step(self, run_id: str, step: Step, *, epoch: int) -> RunState:
+        run = self._fenced(run_id, epoch)
+        known = self._tasks[run_id]
+        for task_id in step.results:
+            if task_id not in known and all(task.id != task_id for task in step.tasks):
+                raise RunNotFoundError(f"run {run_id!r} has no task {task_id!r}")
+        now = self._clock()
+        for task in step.tasks:
+            self._upsert_task(run_id, task)
+        self._results[run_id].update(step.results)
+        self._emit(run_id, now, step.events)
+        changes: dict[str, Any] = {
+            "phase": step.phase,
+            "iteration": step.iteration,
+            "current_task_id": step.current_task_id,
+            "updated_at": now,
+            **self._counts(run_id),
+        }
+        if step.status is not None:
+            changes.update(status=step.status, result=step.result, error=step.error)
+            if step.status.finished:
+                changes["finished_at"] = now
+            if step.status is not RunStatus.RUNNING:
+                changes.update(owner=None, lease_expires_at=None)
+        return self._put(run, **changes)

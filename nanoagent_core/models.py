@@ -1,0 +1,198 @@
+"""Records of runs, tasks and events: frozen pydantic models with UTC-aware datetimes."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, TypeVar
+
+import pydantic
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from nanoagent_core.errors import ValidationError
+
+__all__ = [
+    "MAX_GOAL_CHARS",
+    "MAX_ITERATIONS",
+    "RUN_ID_PATTERN",
+    "Event",
+    "EventKind",
+    "JsonValue",
+    "Owner",
+    "Phase",
+    "RunState",
+    "RunStatus",
+    "Task",
+    "TaskStatus",
+    "check_run_id",
+    "utc_now",
+    "validated",
+]
+
+RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
+MAX_GOAL_CHARS = 10_000
+MAX_ITERATIONS = 10_000
+
+JsonValue = str | int | float | bool | None | list["JsonValue"] | dict[str, "JsonValue"]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware_utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        raise ValueError("datetime must be timezone-aware")
+    return value.astimezone(UTC)
+
+
+def check_run_id(run_id: str) -> str:
+    """Return ``run_id`` if it is 1-64 characters of [A-Za-z0-9_-], else raise ValidationError."""
+    if not RUN_ID_PATTERN.fullmatch(run_id):
+        raise ValidationError(
+            f"invalid run id {run_id[:80]!r}: use 1-64 characters of A-Z, a-z, 0-9, '_' and '-'"
+        )
+    return run_id
+
+
+def _run_id(value: str) -> str:
+    if not RUN_ID_PATTERN.fullmatch(value):
+        raise ValueError("run id must be 1-64 characters of A-Z, a-z, 0-9, '_' and '-'")
+    return value
+
+
+def _goal(value: str) -> str:
+    if not value.strip():
+        raise ValueError("goal must not be empty")
+    if len(value) > MAX_GOAL_CHARS:
+        raise ValueError(f"goal must be at most {MAX_GOAL_CHARS:,} characters")
+    return value
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_aware_utc)]
+RunId = Annotated[str, AfterValidator(_run_id)]
+
+
+class Phase(StrEnum):
+    """Where the loop is."""
+
+    PLANNING = "planning"  #: the goal has not been split into tasks yet
+    EXECUTING = "executing"  #: ``current_task_id`` has started (its body may be in flight)
+    REFLECTING = "reflecting"  #: the iteration's reflection is due
+    DONE = "done"  #: nothing left to do; the run has a final status
+
+
+class RunStatus(StrEnum):
+    """The stored status of a run. ``crashed`` is never stored: it is derived (see status.py)."""
+
+    RUNNING = "running"  #: a worker holds (or is about to claim) the run
+    INTERRUPTED = "interrupted"  #: stopped cleanly by SIGTERM/SIGINT; resumable
+    COMPLETED = "completed"  #: finished; reflection said done or max_iterations was reached
+    FAILED = "failed"  #: a step could not proceed; resumable
+    ABORTED = "aborted"  #: stopped on request; resumable
+
+    @property
+    def finished(self) -> bool:
+        """True for statuses that only an explicit resume changes and abort refuses."""
+        return self in (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.ABORTED)
+
+
+class TaskStatus(StrEnum):
+    PENDING = "pending"  #: waiting to run, or in flight, or retrying after a failed attempt
+    DONE = "done"  #: its outcome is committed; never executed again
+    FAILED = "failed"  #: its attempts ran out; the run failed with it
+    CANCELLED = "cancelled"  #: reflection judged it no longer relevant
+
+
+class EventKind(StrEnum):
+    RUN_CREATED = "run_created"
+    RUN_CLAIMED = "run_claimed"
+    PLANNED = "planned"
+    TASK_STARTED = "task_started"
+    TASK_DONE = "task_done"
+    TASK_FAILED = "task_failed"
+    REFLECTED = "reflected"
+    ABORT_REQUESTED = "abort_requested"
+    RUN_COMPLETED = "run_completed"
+    RUN_FAILED = "run_failed"
+    RUN_INTERRUPTED = "run_interrupted"
+    RUN_ABORTED = "run_aborted"
+    NOTE = "note"
+
+
+_FROZEN = ConfigDict(frozen=True, extra="forbid")
+
+
+class Owner(BaseModel):
+    """The worker process holding a run: pid plus its start time, so a reused pid is not trusted."""
+
+    model_config = _FROZEN
+
+    host: str
+    pid: int
+    pid_started: float  # process start time, seconds since boot (0.0 when unknown)
+
+
+class Task(BaseModel):
+    model_config = _FROZEN
+
+    id: str = Field(min_length=1, max_length=64)
+    description: str = Field(min_length=1)
+    status: TaskStatus = TaskStatus.PENDING
+    priority: int = Field(default=5, ge=1, le=10)
+    result: str | None = None
+    attempts: int = Field(default=0, ge=0)  #: attempts started (bodies run at least once)
+    failures: int = Field(default=0, ge=0)  #: failed attempts since the last success or resume
+    error: str | None = None  #: the last failed attempt's error
+    seq: int = Field(default=0, ge=0)  #: insertion order within the run (ties in priority)
+
+
+class RunState(BaseModel):
+    model_config = _FROZEN
+
+    run_id: RunId
+    goal: Annotated[str, AfterValidator(_goal)]
+    max_iterations: int = Field(ge=1, le=MAX_ITERATIONS)
+    agent: str = Field(default="demo", min_length=1, max_length=200)
+    agent_options: dict[str, str] = Field(default_factory=dict[str, str])
+    phase: Phase = Phase.PLANNING
+    iteration: int = Field(default=0, ge=0)
+    current_task_id: str | None = None
+    status: RunStatus = RunStatus.RUNNING
+    created_at: UtcDatetime = Field(default_factory=utc_now)
+    updated_at: UtcDatetime = Field(default_factory=utc_now)
+    finished_at: UtcDatetime | None = None
+    owner: Owner | None = None
+    epoch: int = Field(default=0, ge=0)
+    heartbeat_at: UtcDatetime | None = None
+    lease_expires_at: UtcDatetime | None = None
+    abort_requested_at: UtcDatetime | None = None
+    error: str | None = None
+    result: str | None = None
+    tasks_total: int = Field(default=0, ge=0)
+    tasks_done: int = Field(default=0, ge=0)
+
+
+class Event(BaseModel):
+    model_config = _FROZEN
+
+    id: int  #: gap-free and increasing across all runs
+    run_id: str
+    ts: UtcDatetime
+    kind: str
+    data: dict[str, Any] = Field(default_factory=dict[str, Any])
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validated(model: type[M], **fields: Any) -> M:
+    """Build ``model`` and turn pydantic's error into one clear line (a ValidationError)."""
+    try:
+        return model(**fields)
+    except pydantic.ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or model.__name__
+        message = str(first["msg"]).removeprefix("Value error, ")
+        raise ValidationError(f"{where}: {message}") from None

@@ -1,0 +1,193 @@
+"""Store interfaces. Each is small; a component asks only for the ones it uses.
+
+Guarantees every implementation gives (the contract suite in tests/ checks them):
+
+* Every write a worker makes is fenced by the run's ``epoch``: if another worker has claimed
+  the run since (epoch grew), the write raises LeaseLostError and changes nothing.
+* ``commit_step`` is atomic: task rows, results, loop position, status and events of one
+  step are all stored or none are.
+* Events have ids that grow without gaps across all runs, so ``read_events(after_id=n)``
+  returns everything committed after event ``n``.
+* ``claim_run`` is a compare-and-set on ``expected_epoch``: of several racing claims exactly
+  one wins; the others raise RunBusyError.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from nanoagent_core.models import Event, Owner, Phase, RunState, RunStatus, Task
+
+__all__ = [
+    "ChangeWatch",
+    "ContextStore",
+    "EventStore",
+    "LeaseStore",
+    "NewEvent",
+    "RunStore",
+    "Step",
+    "StepStore",
+    "Store",
+    "TaskStore",
+]
+
+
+class NewEvent(BaseModel):
+    """An event to append; the store gives it its id and time."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    kind: str
+    data: dict[str, Any] = Field(default_factory=dict[str, Any])
+
+
+class Step(BaseModel):
+    """Everything one step of the loop changes, committed in one transaction.
+
+    ``tasks`` are upserted whole (new tasks inserted, known ones replaced); ``results`` go to
+    the run's context; the position (phase, iteration, current task) is always written;
+    ``status`` other than None and RUNNING ends the run and releases the owner.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    phase: Phase
+    iteration: int
+    current_task_id: str | None = None
+    tasks: tuple[Task, ...] = ()
+    results: Mapping[str, str] = Field(default_factory=dict[str, str])
+    events: tuple[NewEvent, ...] = ()
+    status: RunStatus | None = None
+    result: str | None = None
+    error: str | None = None
+
+
+class RunStore(Protocol):
+    async def create_run(self, run: RunState) -> RunState:
+        """Insert a new run (and its ``run_created`` event). RunExistsError if the id is taken."""
+        ...
+
+    async def get_run(self, run_id: str) -> RunState:
+        """RunNotFoundError if there is no such run."""
+        ...
+
+    async def list_runs(
+        self,
+        *,
+        statuses: Sequence[RunStatus] | None = None,
+        text: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[RunState]:
+        """Runs, newest activity (``updated_at``) first; ``text`` matches id or goal."""
+        ...
+
+    async def count_runs(self) -> dict[RunStatus, int]:
+        """How many runs have each stored status."""
+        ...
+
+    async def update_loop_state(
+        self,
+        run_id: str,
+        *,
+        epoch: int,
+        phase: Phase,
+        iteration: int,
+        current_task_id: str | None,
+    ) -> RunState:
+        """Move the loop position alone (fenced). RunNotFoundError for an unknown run."""
+        ...
+
+
+class TaskStore(Protocol):
+    async def save_task(self, run_id: str, task: Task, *, epoch: int) -> None: ...
+
+    async def get_all_tasks(self, run_id: str) -> list[Task]:
+        """All tasks in insertion order."""
+        ...
+
+    async def get_pending_tasks(self, run_id: str) -> list[Task]:
+        """Pending tasks, highest priority first, then insertion order."""
+        ...
+
+
+class ContextStore(Protocol):
+    async def save_result(self, run_id: str, task_id: str, result: str, *, epoch: int) -> None: ...
+
+    async def get_all_results(self, run_id: str) -> dict[str, str]:
+        """task_id -> result."""
+        ...
+
+
+class EventStore(Protocol):
+    async def append_event(self, run_id: str, event: NewEvent) -> Event:
+        """Append an event that belongs to no step (a note). Not fenced."""
+        ...
+
+    async def read_events(
+        self, *, after_id: int = 0, run_id: str | None = None, limit: int = 1000
+    ) -> list[Event]:
+        """Events with id > after_id, oldest first, of one run or of all runs."""
+        ...
+
+
+class LeaseStore(Protocol):
+    async def claim_run(
+        self,
+        run_id: str,
+        owner: Owner,
+        *,
+        expected_epoch: int,
+        lease_seconds: float,
+        owner_gone: bool = False,
+    ) -> RunState:
+        """Take the run: status running, epoch + 1, a fresh lease.
+
+        Succeeds only if the epoch is still ``expected_epoch`` and nobody live holds the run
+        (no owner, lease expired, or ``owner_gone`` — the caller checked the owner's pid on
+        this host). RunBusyError otherwise; RunFinishedError for a completed run.
+        """
+        ...
+
+    async def renew_lease(self, run_id: str, *, epoch: int, lease_seconds: float) -> RunState:
+        """Heartbeat: extend the lease. LeaseLostError if the epoch moved on."""
+        ...
+
+    async def request_abort(self, run_id: str) -> RunState:
+        """Record an abort request (idempotent). RunFinishedError for a finished run."""
+        ...
+
+    async def abort_unowned(self, run_id: str, *, expected_epoch: int, reason: str) -> RunState:
+        """End a run no live worker holds: status aborted, epoch + 1 (fencing any zombie).
+
+        RunBusyError if the epoch moved on (someone claimed it meanwhile).
+        """
+        ...
+
+
+class StepStore(Protocol):
+    async def commit_step(self, run_id: str, step: Step, *, epoch: int) -> RunState:
+        """Commit one step atomically, fenced by ``epoch``. Returns the run after it."""
+        ...
+
+
+class ChangeWatch(Protocol):
+    async def change_token(self) -> int:
+        """A cheap value that differs once anyone else has committed a change."""
+        ...
+
+
+class Store(
+    RunStore, TaskStore, ContextStore, EventStore, LeaseStore, StepStore, ChangeWatch, Protocol
+):
+    """Everything; what the command line and the dashboard open."""
+
+    @property
+    def location(self) -> str:
+        """Where the data lives (a path, or ':memory:'), for messages and headers."""
+        ...
+
+    async def close(self) -> None: ...

@@ -1,0 +1,6 @@
+"""The embedded default store: one SQLite file in WAL mode, shared by many processes."""
+
+from nanoagent_core.sqlite.sql import SCHEMA_VERSION
+from nanoagent_core.sqlite.store import SQLiteStore, Synchronous
+
+__all__ = ["SCHEMA_VERSION", "SQLiteStore", "Synchronous"]

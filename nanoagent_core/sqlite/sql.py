@@ -1,0 +1,221 @@
+"""All SQL of the SQLite store: the schema migrations and every statement, in one place.
+
+Times are stored as REAL seconds since the Unix epoch (UTC); JSON as TEXT.
+"""
+
+from __future__ import annotations
+
+#: ``PRAGMA application_id`` of a nanoagent database ("nano").
+APPLICATION_ID = 0x6E616E6F
+
+#: MIGRATIONS[i] takes a database from ``user_version`` i to i + 1. Append; never edit.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE runs (
+        run_id             TEXT PRIMARY KEY,
+        goal               TEXT NOT NULL,
+        max_iterations     INTEGER NOT NULL,
+        agent              TEXT NOT NULL,
+        agent_options      TEXT NOT NULL DEFAULT '{}',
+        phase              TEXT NOT NULL
+            CHECK (phase IN ('planning', 'executing', 'reflecting', 'done')),
+        iteration          INTEGER NOT NULL DEFAULT 0,
+        current_task_id    TEXT,
+        status             TEXT NOT NULL
+            CHECK (status IN ('running', 'interrupted', 'completed', 'failed', 'aborted')),
+        created_at         REAL NOT NULL,
+        updated_at         REAL NOT NULL,
+        finished_at        REAL,
+        owner_host         TEXT,
+        owner_pid          INTEGER,
+        owner_pid_started  REAL,
+        epoch              INTEGER NOT NULL DEFAULT 0,
+        heartbeat_at       REAL,
+        lease_expires_at   REAL,
+        abort_requested_at REAL,
+        error              TEXT,
+        result             TEXT,
+        tasks_total        INTEGER NOT NULL DEFAULT 0,
+        tasks_done         INTEGER NOT NULL DEFAULT 0
+    ) STRICT;
+    CREATE INDEX runs_by_activity ON runs (updated_at DESC);
+    CREATE INDEX runs_by_status ON runs (status, updated_at DESC);
+
+    CREATE TABLE tasks (
+        run_id      TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+        task_id     TEXT NOT NULL,
+        seq         INTEGER NOT NULL,
+        description TEXT NOT NULL,
+        status      TEXT NOT NULL
+            CHECK (status IN ('pending', 'done', 'failed', 'cancelled')),
+        priority    INTEGER NOT NULL CHECK (priority BETWEEN 1 AND 10),
+        result      TEXT,
+        attempts    INTEGER NOT NULL DEFAULT 0,
+        failures    INTEGER NOT NULL DEFAULT 0,
+        error       TEXT,
+        PRIMARY KEY (run_id, task_id)
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE TABLE results (
+        run_id  TEXT NOT NULL,
+        task_id TEXT NOT NULL,
+        result  TEXT NOT NULL,
+        PRIMARY KEY (run_id, task_id),
+        FOREIGN KEY (run_id, task_id) REFERENCES tasks (run_id, task_id) ON DELETE CASCADE
+    ) STRICT, WITHOUT ROWID;
+
+    CREATE TABLE events (
+        id     INTEGER PRIMARY KEY,
+        run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+        ts     REAL NOT NULL,
+        kind   TEXT NOT NULL,
+        data   TEXT NOT NULL DEFAULT '{}'
+    ) STRICT;
+    CREATE INDEX events_by_run ON events (run_id, id);
+    """,
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+# -- opening -------------------------------------------------------------------------------
+
+READ_HEADER = "SELECT (SELECT application_id FROM pragma_application_id), " \
+    "(SELECT user_version FROM pragma_user_version), " \
+    "(SELECT count(*) FROM sqlite_master)"
+SET_VERSION = "PRAGMA user_version = {version:d}"
+SET_APPLICATION_ID = f"PRAGMA application_id = {APPLICATION_ID:d}"
+DATA_VERSION = "PRAGMA data_version"
+
+# -- runs ----------------------------------------------------------------------------------
+
+RUN_COLUMNS = (
+    "run_id, goal, max_iterations, agent, agent_options, phase, iteration, current_task_id,"
+    " status, created_at, updated_at, finished_at, owner_host, owner_pid, owner_pid_started,"
+    " epoch, heartbeat_at, lease_expires_at, abort_requested_at, error, result,"
+    " tasks_total, tasks_done"
+)
+
+INSERT_RUN = (
+    f"INSERT INTO runs ({RUN_COLUMNS}) VALUES "
+    "(:run_id, :goal, :max_iterations, :agent, :agent_options, :phase, :iteration,"
+    " :current_task_id, :status, :created_at, :updated_at, :finished_at, :owner_host,"
+    " :owner_pid, :owner_pid_started, :epoch, :heartbeat_at, :lease_expires_at,"
+    " :abort_requested_at, :error, :result, 0, 0)"
+)
+
+SELECT_RUN = f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?"
+
+# list_runs: the WHERE clause is assembled from these fragments only.
+LIST_RUNS = f"SELECT {RUN_COLUMNS} FROM runs {{where}} ORDER BY updated_at DESC, run_id LIMIT ? OFFSET ?"
+WHERE_STATUS_IN = "status IN ({marks})"
+WHERE_TEXT = "(run_id LIKE ? ESCAPE '\\' OR goal LIKE ? ESCAPE '\\')"
+
+COUNT_RUNS = "SELECT status, count(*) FROM runs GROUP BY status"
+
+UPDATE_POSITION = (
+    "UPDATE runs SET phase = ?, iteration = ?, current_task_id = ?, updated_at = ?"
+    " WHERE run_id = ? AND epoch = ?"
+)
+
+# One statement ends a step: fenced by epoch, returns the run as it now stands.
+FINISH_STEP = (
+    "UPDATE runs SET phase = :phase, iteration = :iteration, current_task_id = :current_task_id,"
+    " updated_at = :now,"
+    " status = coalesce(:status, status),"
+    " result = CASE WHEN :status IS NULL THEN result ELSE :result END,"
+    " error = CASE WHEN :status IS NULL THEN error ELSE :error END,"
+    " finished_at = CASE WHEN :finished THEN :now ELSE finished_at END,"
+    " owner_host = CASE WHEN :release THEN NULL ELSE owner_host END,"
+    " owner_pid = CASE WHEN :release THEN NULL ELSE owner_pid END,"
+    " owner_pid_started = CASE WHEN :release THEN NULL ELSE owner_pid_started END,"
+    " lease_expires_at = CASE WHEN :release THEN NULL ELSE lease_expires_at END,"
+    " tasks_total = CASE WHEN :count_tasks"
+    "   THEN (SELECT count(*) FROM tasks WHERE run_id = :run_id) ELSE tasks_total END,"
+    " tasks_done = CASE WHEN :count_tasks"
+    "   THEN (SELECT count(*) FROM tasks WHERE run_id = :run_id AND status = 'done')"
+    "   ELSE tasks_done END"
+    f" WHERE run_id = :run_id AND epoch = :epoch RETURNING {RUN_COLUMNS}"
+)
+
+COUNT_TASKS = (
+    "UPDATE runs SET"
+    " tasks_total = (SELECT count(*) FROM tasks WHERE run_id = :run_id),"
+    " tasks_done = (SELECT count(*) FROM tasks WHERE run_id = :run_id AND status = 'done')"
+    " WHERE run_id = :run_id"
+)
+
+SELECT_EPOCH = "SELECT epoch FROM runs WHERE run_id = ?"
+
+# -- ownership -----------------------------------------------------------------------------
+
+CLAIM_RUN = (
+    "UPDATE runs SET owner_host = :host, owner_pid = :pid, owner_pid_started = :pid_started,"
+    " epoch = epoch + 1, status = 'running', heartbeat_at = :now, lease_expires_at = :lease,"
+    " abort_requested_at = NULL, finished_at = NULL, error = NULL, updated_at = :now"
+    " WHERE run_id = :run_id AND epoch = :expected_epoch AND status != 'completed'"
+    " AND (status != 'running' OR owner_pid IS NULL OR lease_expires_at IS NULL"
+    "      OR lease_expires_at <= :now OR :owner_gone)"
+    f" RETURNING {RUN_COLUMNS}"
+)
+
+RENEW_LEASE = (
+    "UPDATE runs SET heartbeat_at = :now, lease_expires_at = :lease"
+    " WHERE run_id = :run_id AND epoch = :epoch AND status = 'running'"
+    f" RETURNING {RUN_COLUMNS}"
+)
+
+REQUEST_ABORT = (
+    "UPDATE runs SET abort_requested_at = :now, updated_at = :now"
+    " WHERE run_id = :run_id AND abort_requested_at IS NULL"
+    " AND status NOT IN ('completed', 'failed', 'aborted')"
+)
+
+ABORT_UNOWNED = (
+    "UPDATE runs SET status = 'aborted', epoch = epoch + 1, owner_host = NULL,"
+    " owner_pid = NULL, owner_pid_started = NULL, lease_expires_at = NULL,"
+    " abort_requested_at = coalesce(abort_requested_at, :now), finished_at = :now,"
+    " updated_at = :now, error = :reason"
+    " WHERE run_id = :run_id AND epoch = :expected_epoch"
+    " AND status NOT IN ('completed', 'failed', 'aborted')"
+    f" RETURNING {RUN_COLUMNS}"
+)
+
+# -- tasks and results ---------------------------------------------------------------------
+
+TASK_COLUMNS = "task_id, description, status, priority, result, attempts, failures, error, seq"
+
+UPSERT_TASK = (
+    "INSERT INTO tasks (run_id, task_id, seq, description, status, priority, result, attempts,"
+    " failures, error) VALUES (:run_id, :task_id,"
+    " (SELECT coalesce(max(seq) + 1, 0) FROM tasks WHERE run_id = :run_id),"
+    " :description, :status, :priority, :result, :attempts, :failures, :error)"
+    " ON CONFLICT (run_id, task_id) DO UPDATE SET description = excluded.description,"
+    " status = excluded.status, priority = excluded.priority, result = excluded.result,"
+    " attempts = excluded.attempts, failures = excluded.failures, error = excluded.error"
+)
+
+SELECT_TASKS = f"SELECT {TASK_COLUMNS} FROM tasks WHERE run_id = ? ORDER BY seq"
+SELECT_PENDING_TASKS = (
+    f"SELECT {TASK_COLUMNS} FROM tasks WHERE run_id = ? AND status = 'pending'"
+    " ORDER BY priority DESC, seq"
+)
+
+UPSERT_RESULT = (
+    "INSERT INTO results (run_id, task_id, result) VALUES (?, ?, ?)"
+    " ON CONFLICT (run_id, task_id) DO UPDATE SET result = excluded.result"
+)
+SELECT_RESULTS = (
+    "SELECT r.task_id, r.result FROM results r JOIN tasks t"
+    " ON t.run_id = r.run_id AND t.task_id = r.task_id WHERE r.run_id = ? ORDER BY t.seq"
+)
+TOUCH_RUN = "UPDATE runs SET updated_at = ? WHERE run_id = ? AND epoch = ?"
+
+# -- events --------------------------------------------------------------------------------
+
+INSERT_EVENT = "INSERT INTO events (run_id, ts, kind, data) VALUES (?, ?, ?, ?)"
+INSERT_EVENT_RETURNING = INSERT_EVENT + " RETURNING id"
+SELECT_EVENTS = "SELECT id, run_id, ts, kind, data FROM events WHERE id > ? ORDER BY id LIMIT ?"
+SELECT_RUN_EVENTS = (
+    "SELECT id, run_id, ts, kind, data FROM events WHERE run_id = ? AND id > ? ORDER BY id LIMIT ?"
+)
+RUN_EXISTS = "SELECT 1 FROM runs WHERE run_id = ?"

@@ -1,0 +1,734 @@
+"""The SQLite store: WAL, one ``BEGIN IMMEDIATE`` transaction per write, fenced by epoch.
+
+Every operation is one function run on aiosqlite's connection thread, from ``BEGIN`` to
+``COMMIT``, so a transaction never stays open across an ``await``: cancelling the caller
+cannot leave a write lock held or a transaction half-applied (the function still finishes,
+committing or rolling back, on its thread).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+import aiosqlite
+
+from nanoagent_core.errors import (
+    DatabaseError,
+    DatabaseNotFoundError,
+    LeaseLostError,
+    NanoagentError,
+    NotANanoagentDatabaseError,
+    RunBusyError,
+    RunExistsError,
+    RunFinishedError,
+    RunNotFoundError,
+    SchemaTooNewError,
+)
+from nanoagent_core.models import (
+    Event,
+    EventKind,
+    Owner,
+    Phase,
+    RunState,
+    RunStatus,
+    Task,
+    TaskStatus,
+    check_run_id,
+    utc_now,
+)
+from nanoagent_core.paths import MEMORY, check_allowed
+from nanoagent_core.protocols import NewEvent, Step
+from nanoagent_core.sqlite import sql
+
+__all__ = ["SQLiteStore", "Synchronous"]
+
+Synchronous = Literal["NORMAL", "FULL"]
+T = TypeVar("T")
+Row = tuple[Any, ...]
+
+
+def _ts(value: datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
+
+
+def _dt(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def _run_from_row(row: Row) -> RunState:
+    (run_id, goal, max_iterations, agent, agent_options, phase, iteration, current_task_id,
+     status, created_at, updated_at, finished_at, owner_host, owner_pid, owner_pid_started,
+     epoch, heartbeat_at, lease_expires_at, abort_requested_at, error, result,
+     tasks_total, tasks_done) = row  # fmt: skip
+    owner = (
+        None
+        if owner_host is None or owner_pid is None
+        else Owner(host=owner_host, pid=owner_pid, pid_started=owner_pid_started or 0.0)
+    )
+    return RunState.model_construct(
+        run_id=run_id,
+        goal=goal,
+        max_iterations=max_iterations,
+        agent=agent,
+        agent_options=json.loads(agent_options),
+        phase=Phase(phase),
+        iteration=iteration,
+        current_task_id=current_task_id,
+        status=RunStatus(status),
+        created_at=_dt(created_at),
+        updated_at=_dt(updated_at),
+        finished_at=_dt(finished_at),
+        owner=owner,
+        epoch=epoch,
+        heartbeat_at=_dt(heartbeat_at),
+        lease_expires_at=_dt(lease_expires_at),
+        abort_requested_at=_dt(abort_requested_at),
+        error=error,
+        result=result,
+        tasks_total=tasks_total,
+        tasks_done=tasks_done,
+    )
+
+
+def _task_from_row(row: Row) -> Task:
+    task_id, description, status, priority, result, attempts, failures, error, seq = row
+    return Task.model_construct(
+        id=task_id,
+        description=description,
+        status=TaskStatus(status),
+        priority=priority,
+        result=result,
+        attempts=attempts,
+        failures=failures,
+        error=error,
+        seq=seq,
+    )
+
+
+def _event_from_row(row: Row) -> Event:
+    event_id, run_id, ts, kind, data = row
+    return Event.model_construct(
+        id=event_id, run_id=run_id, ts=_dt(ts), kind=kind, data=json.loads(data)
+    )
+
+
+def _task_params(run_id: str, task: Task) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "task_id": task.id,
+        "description": task.description,
+        "status": task.status.value,
+        "priority": task.priority,
+        "result": task.result,
+        "attempts": task.attempts,
+        "failures": task.failures,
+        "error": task.error,
+    }
+
+
+def _event_params(run_id: str, now: float, events: Iterable[NewEvent]) -> list[Row]:
+    return [(run_id, now, event.kind, json.dumps(event.data)) for event in events]
+
+
+def _fence_failure(conn: sqlite3.Connection, run_id: str, epoch: int) -> NanoagentError:
+    row = conn.execute(sql.SELECT_EPOCH, (run_id,)).fetchone()
+    if row is None:
+        return RunNotFoundError(f"no run {run_id!r}")
+    return LeaseLostError(
+        f"lease on run {run_id!r} lost: epoch is {row[0]}, this worker holds {epoch};"
+        " nothing was written"
+    )
+
+
+class SQLiteStore:
+    """A nanoagent database in one SQLite file, shared safely by many processes."""
+
+    def __init__(
+        self,
+        db: aiosqlite.Connection,
+        location: str,
+        *,
+        read_only: bool,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self._db = db
+        self._location = location
+        self._read_only = read_only
+        self._clock = clock
+
+    # -- opening and closing ---------------------------------------------------------------
+
+    @classmethod
+    async def open(
+        cls,
+        location: str | Path,
+        *,
+        allowed_dir: str | Path | None = None,
+        read_only: bool = False,
+        create: bool = True,
+        synchronous: Synchronous = "NORMAL",
+        busy_timeout: float = 10.0,
+        clock: Callable[[], datetime] = utc_now,
+        extra_pragmas: Mapping[str, int | str] | None = None,
+    ) -> SQLiteStore:
+        """Open (and, unless ``read_only`` or not ``create``, create or migrate) a database.
+
+        Refuses, with a clear message and without writing: a path outside ``allowed_dir``, a
+        file that is not SQLite or is corrupt, a SQLite file of another application, and a
+        schema newer than this code.
+        """
+        where = check_allowed(str(location), allowed_dir)
+        if synchronous not in ("NORMAL", "FULL"):
+            raise DatabaseError(f"synchronous must be NORMAL or FULL, not {synchronous!r}")
+        if where != MEMORY:
+            path = Path(where)
+            if path.is_dir():
+                raise NotANanoagentDatabaseError(f"{where}: is a directory, not a database")
+            if not path.exists():
+                if read_only or not create:
+                    raise DatabaseNotFoundError(f"{where}: no database here")
+                _create_private_file(path)
+        if read_only and where != MEMORY:
+            target, uri = f"file:{Path(where).resolve()}?mode=ro", True
+        else:
+            target, uri = where, False
+        try:
+            db = await aiosqlite.connect(target, uri=uri, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise DatabaseError(f"{where}: cannot open: {exc}") from None
+        store = cls(db, where, read_only=read_only, clock=clock)
+        try:
+            await store._call(
+                _prepare,
+                where,
+                read_only,
+                synchronous,
+                busy_timeout,
+                dict(extra_pragmas or {}),
+            )
+        except BaseException:
+            await db.close()
+            raise
+        return store
+
+    @property
+    def location(self) -> str:
+        return self._location
+
+    @property
+    def read_only(self) -> bool:
+        return self._read_only
+
+    async def close(self) -> None:
+        await self._db.close()
+
+    async def __aenter__(self) -> SQLiteStore:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(conn, *args)`` on the connection's thread, translating sqlite3 errors."""
+
+        def job() -> T:
+            conn: sqlite3.Connection = self._db._conn  # pyright: ignore[reportPrivateUsage]
+            try:
+                return fn(conn, *args)
+            except sqlite3.Error as exc:
+                raise _translate(self._location, exc) from None
+
+        return await self._db._execute(job)  # pyright: ignore[reportPrivateUsage]
+
+    async def _write(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(conn, *args)`` inside ``BEGIN IMMEDIATE`` ... ``COMMIT`` (rolled back on
+        any exception) in one hop to the connection's thread."""
+        if self._read_only:
+            raise DatabaseError(f"{self._location}: opened read-only")
+        return await self._call(_in_transaction, "BEGIN IMMEDIATE", fn, *args)
+
+    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(conn, *args)`` in one short read transaction (one consistent snapshot)."""
+        return await self._call(_in_transaction, "BEGIN", fn, *args)
+
+    def _now(self) -> float:
+        return self._clock().timestamp()
+
+    # -- RunStore --------------------------------------------------------------------------
+
+    async def create_run(self, run: RunState) -> RunState:
+        now = self._now()
+        params: dict[str, Any] = {
+            "run_id": run.run_id,
+            "goal": run.goal,
+            "max_iterations": run.max_iterations,
+            "agent": run.agent,
+            "agent_options": json.dumps(run.agent_options, sort_keys=True),
+            "phase": run.phase.value,
+            "iteration": run.iteration,
+            "current_task_id": run.current_task_id,
+            "status": run.status.value,
+            "created_at": now,
+            "updated_at": now,
+            "finished_at": _ts(run.finished_at),
+            "owner_host": run.owner.host if run.owner else None,
+            "owner_pid": run.owner.pid if run.owner else None,
+            "owner_pid_started": run.owner.pid_started if run.owner else None,
+            "epoch": run.epoch,
+            "heartbeat_at": _ts(run.heartbeat_at),
+            "lease_expires_at": _ts(run.lease_expires_at),
+            "abort_requested_at": _ts(run.abort_requested_at),
+            "error": run.error,
+            "result": run.result,
+        }
+        created = NewEvent(
+            kind=EventKind.RUN_CREATED,
+            data={"goal": run.goal, "agent": run.agent, "max_iterations": run.max_iterations},
+        )
+
+        def txn(conn: sqlite3.Connection) -> RunState:
+            if conn.execute(sql.RUN_EXISTS, (run.run_id,)).fetchone():
+                raise RunExistsError(f"run {run.run_id!r} already exists")
+            conn.execute(sql.INSERT_RUN, params)
+            conn.executemany(sql.INSERT_EVENT, _event_params(run.run_id, now, [created]))
+            return _run_from_row(conn.execute(sql.SELECT_RUN, (run.run_id,)).fetchone())
+
+        return await self._write(txn)
+
+    async def get_run(self, run_id: str) -> RunState:
+        check_run_id(run_id)
+
+        def read(conn: sqlite3.Connection) -> RunState:
+            row = conn.execute(sql.SELECT_RUN, (run_id,)).fetchone()
+            if row is None:
+                raise RunNotFoundError(f"no run {run_id!r}")
+            return _run_from_row(row)
+
+        return await self._call(read)
+
+    async def get_runs(self, run_ids: Sequence[str]) -> list[RunState]:
+        """The runs that exist among ``run_ids`` (unknown ids are skipped), in one snapshot."""
+
+        def read(conn: sqlite3.Connection) -> list[RunState]:
+            rows = (conn.execute(sql.SELECT_RUN, (run_id,)).fetchone() for run_id in run_ids)
+            return [_run_from_row(row) for row in rows if row is not None]
+
+        return await self._read(read)
+
+    async def list_runs(
+        self,
+        *,
+        statuses: Sequence[RunStatus] | None = None,
+        text: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[RunState]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if statuses is not None:
+            if not statuses:
+                return []
+            clauses.append(sql.WHERE_STATUS_IN.format(marks=", ".join("?" * len(statuses))))
+            params.extend(RunStatus(status).value for status in statuses)
+        if text:
+            escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            clauses.append(sql.WHERE_TEXT)
+            params.extend([f"%{escaped}%"] * 2)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        query = sql.LIST_RUNS.format(where=where)
+        params.extend([max(0, limit), max(0, offset)])
+
+        def read(conn: sqlite3.Connection) -> list[RunState]:
+            return [_run_from_row(row) for row in conn.execute(query, params)]
+
+        return await self._call(read)
+
+    async def count_runs(self) -> dict[RunStatus, int]:
+        def read(conn: sqlite3.Connection) -> dict[RunStatus, int]:
+            return {RunStatus(status): n for status, n in conn.execute(sql.COUNT_RUNS)}
+
+        return await self._call(read)
+
+    async def update_loop_state(
+        self,
+        run_id: str,
+        *,
+        epoch: int,
+        phase: Phase,
+        iteration: int,
+        current_task_id: str | None,
+    ) -> RunState:
+        now = self._now()
+
+        def txn(conn: sqlite3.Connection) -> RunState:
+            cur = conn.execute(
+                sql.UPDATE_POSITION,
+                (Phase(phase).value, iteration, current_task_id, now, run_id, epoch),
+            )
+            if cur.rowcount == 0:
+                raise _fence_failure(conn, run_id, epoch)
+            return _run_from_row(conn.execute(sql.SELECT_RUN, (run_id,)).fetchone())
+
+        return await self._write(txn)
+
+    # -- TaskStore and ContextStore ----------------------------------------------------------
+
+    async def save_task(self, run_id: str, task: Task, *, epoch: int) -> None:
+        now = self._now()
+
+        def txn(conn: sqlite3.Connection) -> None:
+            if conn.execute(sql.TOUCH_RUN, (now, run_id, epoch)).rowcount == 0:
+                raise _fence_failure(conn, run_id, epoch)
+            conn.execute(sql.UPSERT_TASK, _task_params(run_id, task))
+            conn.execute(sql.COUNT_TASKS, {"run_id": run_id})
+
+        await self._write(txn)
+
+    async def get_all_tasks(self, run_id: str) -> list[Task]:
+        def read(conn: sqlite3.Connection) -> list[Task]:
+            return [_task_from_row(row) for row in conn.execute(sql.SELECT_TASKS, (run_id,))]
+
+        return await self._call(read)
+
+    async def get_pending_tasks(self, run_id: str) -> list[Task]:
+        def read(conn: sqlite3.Connection) -> list[Task]:
+            rows = conn.execute(sql.SELECT_PENDING_TASKS, (run_id,))
+            return [_task_from_row(row) for row in rows]
+
+        return await self._call(read)
+
+    async def save_result(self, run_id: str, task_id: str, result: str, *, epoch: int) -> None:
+        now = self._now()
+
+        def txn(conn: sqlite3.Connection) -> None:
+            if conn.execute(sql.TOUCH_RUN, (now, run_id, epoch)).rowcount == 0:
+                raise _fence_failure(conn, run_id, epoch)
+            conn.execute(sql.UPSERT_RESULT, (run_id, task_id, result))
+
+        await self._write(txn)
+
+    async def get_all_results(self, run_id: str) -> dict[str, str]:
+        def read(conn: sqlite3.Connection) -> dict[str, str]:
+            return dict(conn.execute(sql.SELECT_RESULTS, (run_id,)).fetchall())
+
+        return await self._call(read)
+
+    async def get_run_detail(self, run_id: str) -> tuple[RunState, list[Task], dict[str, str]]:
+        """The run, its tasks and its results, from one snapshot."""
+        check_run_id(run_id)
+
+        def read(conn: sqlite3.Connection) -> tuple[RunState, list[Task], dict[str, str]]:
+            row = conn.execute(sql.SELECT_RUN, (run_id,)).fetchone()
+            if row is None:
+                raise RunNotFoundError(f"no run {run_id!r}")
+            tasks = [_task_from_row(r) for r in conn.execute(sql.SELECT_TASKS, (run_id,))]
+            results = dict(conn.execute(sql.SELECT_RESULTS, (run_id,)).fetchall())
+            return _run_from_row(row), tasks, results
+
+        return await self._read(read)
+
+    # -- EventStore ------------------------------------------------------------------------
+
+    async def append_event(self, run_id: str, event: NewEvent) -> Event:
+        now = self._now()
+        data = json.dumps(event.data)
+
+        def txn(conn: sqlite3.Connection) -> Event:
+            if not conn.execute(sql.RUN_EXISTS, (run_id,)).fetchone():
+                raise RunNotFoundError(f"no run {run_id!r}")
+            (event_id,) = conn.execute(
+                sql.INSERT_EVENT_RETURNING, (run_id, now, event.kind, data)
+            ).fetchone()
+            return Event.model_construct(
+                id=event_id, run_id=run_id, ts=_dt(now), kind=event.kind, data=event.data
+            )
+
+        return await self._write(txn)
+
+    async def read_events(
+        self, *, after_id: int = 0, run_id: str | None = None, limit: int = 1000
+    ) -> list[Event]:
+        def read(conn: sqlite3.Connection) -> list[Event]:
+            if run_id is None:
+                rows = conn.execute(sql.SELECT_EVENTS, (after_id, limit))
+            else:
+                rows = conn.execute(sql.SELECT_RUN_EVENTS, (run_id, after_id, limit))
+            return [_event_from_row(row) for row in rows]
+
+        return await self._call(read)
+
+    # -- LeaseStore ------------------------------------------------------------------------
+
+    async def claim_run(
+        self,
+        run_id: str,
+        owner: Owner,
+        *,
+        expected_epoch: int,
+        lease_seconds: float,
+        owner_gone: bool = False,
+    ) -> RunState:
+        check_run_id(run_id)
+        now = self._now()
+        params = {
+            "run_id": run_id,
+            "host": owner.host,
+            "pid": owner.pid,
+            "pid_started": owner.pid_started,
+            "now": now,
+            "lease": now + lease_seconds,
+            "expected_epoch": expected_epoch,
+            "owner_gone": owner_gone,
+        }
+
+        def txn(conn: sqlite3.Connection) -> RunState:
+            row = conn.execute(sql.CLAIM_RUN, params).fetchone()
+            if row is None:
+                raise _claim_refusal(conn, run_id, expected_epoch)
+            claimed = _run_from_row(row)
+            event = NewEvent(
+                kind=EventKind.RUN_CLAIMED,
+                data={"epoch": claimed.epoch, "host": owner.host, "pid": owner.pid},
+            )
+            conn.executemany(sql.INSERT_EVENT, _event_params(run_id, now, [event]))
+            return claimed
+
+        return await self._write(txn)
+
+    async def renew_lease(self, run_id: str, *, epoch: int, lease_seconds: float) -> RunState:
+        now = self._now()
+        params = {"run_id": run_id, "epoch": epoch, "now": now, "lease": now + lease_seconds}
+
+        def txn(conn: sqlite3.Connection) -> RunState:
+            row = conn.execute(sql.RENEW_LEASE, params).fetchone()
+            if row is None:
+                raise _fence_failure(conn, run_id, epoch)
+            return _run_from_row(row)
+
+        return await self._write(txn)
+
+    async def request_abort(self, run_id: str) -> RunState:
+        check_run_id(run_id)
+        now = self._now()
+        event = NewEvent(kind=EventKind.ABORT_REQUESTED)
+
+        def txn(conn: sqlite3.Connection) -> RunState:
+            changed = conn.execute(sql.REQUEST_ABORT, {"run_id": run_id, "now": now}).rowcount
+            row = conn.execute(sql.SELECT_RUN, (run_id,)).fetchone()
+            if row is None:
+                raise RunNotFoundError(f"no run {run_id!r}")
+            run = _run_from_row(row)
+            if run.status.finished:
+                raise RunFinishedError(f"run {run_id!r} has already finished ({run.status})")
+            if changed:
+                conn.executemany(sql.INSERT_EVENT, _event_params(run_id, now, [event]))
+            return run
+
+        return await self._write(txn)
+
+    async def abort_unowned(self, run_id: str, *, expected_epoch: int, reason: str) -> RunState:
+        check_run_id(run_id)
+        now = self._now()
+        params = {"run_id": run_id, "expected_epoch": expected_epoch, "now": now, "reason": reason}
+
+        def txn(conn: sqlite3.Connection) -> RunState:
+            row = conn.execute(sql.ABORT_UNOWNED, params).fetchone()
+            if row is None:
+                raise _claim_refusal(conn, run_id, expected_epoch)
+            run = _run_from_row(row)
+            event = NewEvent(
+                kind=EventKind.RUN_ABORTED,
+                data={
+                    "reason": reason,
+                    "phase": run.phase.value,
+                    "iteration": run.iteration,
+                    "task_id": run.current_task_id,
+                },
+            )
+            conn.executemany(sql.INSERT_EVENT, _event_params(run_id, now, [event]))
+            return run
+
+        return await self._write(txn)
+
+    # -- StepStore -------------------------------------------------------------------------
+
+    async def commit_step(self, run_id: str, step: Step, *, epoch: int) -> RunState:
+        now = self._now()
+        ending = step.status is not None and step.status is not RunStatus.RUNNING
+        params = {
+            "run_id": run_id,
+            "epoch": epoch,
+            "now": now,
+            "phase": step.phase.value,
+            "iteration": step.iteration,
+            "current_task_id": step.current_task_id,
+            "status": None if step.status is None else step.status.value,
+            "result": step.result,
+            "error": step.error,
+            "finished": step.status is not None and step.status.finished,
+            "release": ending,
+            "count_tasks": bool(step.tasks),
+        }
+        tasks = [_task_params(run_id, task) for task in step.tasks]
+        results = [(run_id, task_id, text) for task_id, text in step.results.items()]
+        events = _event_params(run_id, now, step.events)
+
+        def txn(conn: sqlite3.Connection) -> RunState:
+            if tasks:
+                conn.executemany(sql.UPSERT_TASK, tasks)
+            if results:
+                conn.executemany(sql.UPSERT_RESULT, results)
+            if events:
+                conn.executemany(sql.INSERT_EVENT, events)
+            row = conn.execute(sql.FINISH_STEP, params).fetchone()
+            if row is None:
+                raise _fence_failure(conn, run_id, epoch)
+            return _run_from_row(row)
+
+        try:
+            return await self._write(txn)
+        except DatabaseError as exc:
+            if "FOREIGN KEY" in str(exc):
+                # A step for a run that does not exist trips the foreign key before the fence.
+                await self.get_run(run_id)
+            raise
+
+    # -- ChangeWatch -----------------------------------------------------------------------
+
+    async def change_token(self) -> int:
+        def read(conn: sqlite3.Connection) -> int:
+            return int(conn.execute(sql.DATA_VERSION).fetchone()[0])
+
+        return await self._call(read)
+
+
+# -- functions that run on the connection's thread ---------------------------------------------
+
+
+def _in_transaction(
+    conn: sqlite3.Connection, begin: str, fn: Callable[..., T], *args: Any
+) -> T:
+    conn.execute(begin)
+    try:
+        out = fn(conn, *args)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return out
+
+
+def _claim_refusal(conn: sqlite3.Connection, run_id: str, expected_epoch: int) -> NanoagentError:
+    row = conn.execute(sql.SELECT_RUN, (run_id,)).fetchone()
+    if row is None:
+        return RunNotFoundError(f"no run {run_id!r}")
+    run = _run_from_row(row)
+    if run.epoch != expected_epoch:
+        return RunBusyError(f"run {run_id!r} was claimed by another worker meanwhile")
+    if run.status is RunStatus.COMPLETED:
+        return RunFinishedError(f"run {run_id!r} has already completed")
+    if run.status.finished:
+        return RunFinishedError(f"run {run_id!r} has already finished ({run.status})")
+    owner = run.owner
+    holder = f"pid {owner.pid} on {owner.host}" if owner else "a worker"
+    return RunBusyError(f"run {run_id!r} is held by a live worker ({holder})")
+
+
+def _prepare(
+    conn: sqlite3.Connection,
+    where: str,
+    read_only: bool,
+    synchronous: Synchronous,
+    busy_timeout: float,
+    extra_pragmas: dict[str, int | str],
+) -> None:
+    """Check what the file is before writing anything to it, then set it up and migrate."""
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000):d}")
+    try:
+        app_id, version, objects = conn.execute(sql.READ_HEADER).fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise NotANanoagentDatabaseError(f"{where}: not a nanoagent database ({exc})") from None
+    if app_id != sql.APPLICATION_ID and (objects or app_id or version):
+        raise NotANanoagentDatabaseError(
+            f"{where}: a SQLite database of another application, not a nanoagent database"
+        )
+    if version > sql.SCHEMA_VERSION:
+        raise SchemaTooNewError(
+            f"{where}: schema version {version} is newer than this nanoagent understands"
+            f" ({sql.SCHEMA_VERSION}); upgrade nanoagent to open it"
+        )
+    conn.execute("PRAGMA foreign_keys = ON")
+    for name, value in extra_pragmas.items():
+        if not name.isidentifier():
+            raise DatabaseError(f"bad pragma name {name!r}")
+        conn.execute(f"PRAGMA {name} = {int(value) if isinstance(value, int) else repr(value)}")
+    if read_only:
+        if version < sql.SCHEMA_VERSION:
+            raise DatabaseError(
+                f"{where}: schema version {version} is older than {sql.SCHEMA_VERSION};"
+                " open it once read-write to migrate it"
+            )
+        return
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute(f"PRAGMA synchronous = {synchronous}")
+    conn.execute("PRAGMA journal_size_limit = 67108864")
+    if version < sql.SCHEMA_VERSION:
+        _in_transaction(conn, "BEGIN IMMEDIATE", _migrate)
+    _integrity_probe(conn, where)
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    # Re-read inside the write lock: another process may have migrated meanwhile.
+    app_id, version, objects = conn.execute(sql.READ_HEADER).fetchone()
+    if app_id != sql.APPLICATION_ID and objects:
+        raise NotANanoagentDatabaseError("not a nanoagent database")
+    for target in range(version, sql.SCHEMA_VERSION):
+        for statement in _statements(sql.MIGRATIONS[target]):
+            conn.execute(statement)
+        conn.execute(sql.SET_VERSION.format(version=target + 1))
+    conn.execute(sql.SET_APPLICATION_ID)
+
+
+def _statements(script: str) -> list[str]:
+    return [part.strip() for part in script.split(";") if part.strip()]
+
+
+def _integrity_probe(conn: sqlite3.Connection, where: str) -> None:
+    """Touch every table once so a damaged file is refused at open, not mid-run."""
+    try:
+        for table in ("runs", "tasks", "results", "events"):
+            conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} LIMIT 1)").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise NotANanoagentDatabaseError(f"{where}: damaged database ({exc})") from None
+
+
+def _create_private_file(path: Path) -> None:
+    """Create an empty database file readable by its owner only (SQLite's -wal and -shm files
+    take the same mode)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise DatabaseError(f"{path}: cannot create: {exc.strerror}") from None
+    os.close(fd)
+
+
+def _translate(where: str, exc: sqlite3.Error) -> DatabaseError:
+    message = str(exc) or type(exc).__name__
+    if isinstance(exc, sqlite3.DatabaseError) and (
+        "malformed" in message or "not a database" in message
+    ):
+        return NotANanoagentDatabaseError(f"{where}: damaged database ({message})")
+    return DatabaseError(f"{where}: {message}")
+

@@ -1,0 +1,1 @@
+"""nanoagent's terminal dashboard and the ``nanoagent`` command."""
