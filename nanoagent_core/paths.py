@@ -19,7 +19,9 @@ def default_db_path() -> Path:
 
 
 def check_allowed(location: str, allowed_dir: str | Path | None) -> str:
-    """Return ``location`` unless it resolves outside ``allowed_dir`` (``:memory:`` always passes)."""
+    """Return ``location`` unless it resolves outside ``allowed_dir``.
+
+    ``:memory:`` always passes."""
     if location == MEMORY or allowed_dir is None:
         return location
     root = Path(allowed_dir).expanduser().resolve()

@@ -79,9 +79,11 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 # -- opening -------------------------------------------------------------------------------
 
-READ_HEADER = "SELECT (SELECT application_id FROM pragma_application_id), " \
-    "(SELECT user_version FROM pragma_user_version), " \
+READ_HEADER = (
+    "SELECT (SELECT application_id FROM pragma_application_id), "
+    "(SELECT user_version FROM pragma_user_version), "
     "(SELECT count(*) FROM sqlite_master)"
+)
 SET_VERSION = "PRAGMA user_version = {version:d}"
 SET_APPLICATION_ID = f"PRAGMA application_id = {APPLICATION_ID:d}"
 DATA_VERSION = "PRAGMA data_version"
@@ -106,7 +108,9 @@ INSERT_RUN = (
 SELECT_RUN = f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?"
 
 # list_runs: the WHERE clause is assembled from these fragments only.
-LIST_RUNS = f"SELECT {RUN_COLUMNS} FROM runs {{where}} ORDER BY updated_at DESC, run_id LIMIT ? OFFSET ?"
+LIST_RUNS = (
+    f"SELECT {RUN_COLUMNS} FROM runs {{where}} ORDER BY updated_at DESC, run_id LIMIT ? OFFSET ?"
+)
 WHERE_STATUS_IN = "status IN ({marks})"
 WHERE_TEXT = "(run_id LIKE ? ESCAPE '\\' OR goal LIKE ? ESCAPE '\\')"
 

@@ -246,7 +246,7 @@ class SQLiteStore:
             except sqlite3.Error as exc:
                 raise _translate(self._location, exc) from None
 
-        return await self._db._execute(job)  # pyright: ignore[reportPrivateUsage]
+        return await self._db._execute(job)  # pyright: ignore[reportPrivateUsage, reportUnknownMemberType]
 
     async def _write(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(conn, *args)`` inside ``BEGIN IMMEDIATE`` ... ``COMMIT`` (rolled back on
@@ -613,9 +613,7 @@ class SQLiteStore:
 # -- functions that run on the connection's thread ---------------------------------------------
 
 
-def _in_transaction(
-    conn: sqlite3.Connection, begin: str, fn: Callable[..., T], *args: Any
-) -> T:
+def _in_transaction(conn: sqlite3.Connection, begin: str, fn: Callable[..., T], *args: Any) -> T:
     conn.execute(begin)
     try:
         out = fn(conn, *args)
@@ -731,4 +729,3 @@ def _translate(where: str, exc: sqlite3.Error) -> DatabaseError:
     ):
         return NotANanoagentDatabaseError(f"{where}: damaged database ({message})")
     return DatabaseError(f"{where}: {message}")
-

@@ -1,0 +1,71 @@
+"""What an agent is: a planner, an executor and a reflector, each one async call."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from nanoagent_core.models import Task
+
+__all__ = [
+    "Agent",
+    "AgentFactory",
+    "ExecutionResult",
+    "Executor",
+    "Planner",
+    "Reflection",
+    "Reflector",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionResult:
+    success: bool
+    output: str  #: the result on success, the error message on failure
+
+
+@dataclass(frozen=True, slots=True)
+class Reflection:
+    done: bool
+    gaps: Sequence[str] = ()
+    new_tasks: Sequence[str] = ()  #: descriptions; filtered by the suspicious-pattern check
+    cancel_ids: Sequence[str] = ()  #: ids of pending tasks no longer relevant
+
+
+class Planner(Protocol):
+    async def plan(self, goal: str) -> Sequence[str]:
+        """Split the goal into task descriptions (at most 50 are used)."""
+        ...
+
+
+class Executor(Protocol):
+    async def execute(self, task: Task, results: Mapping[str, str], key: str) -> ExecutionResult:
+        """Run one task body. ``key`` is ``run_id:task_id:attempt``: the same key means the same
+        attempt, so side effects keyed on it can be made idempotent. Bodies run at least once:
+        an attempt cut short by a crash is retried under the next attempt number."""
+        ...
+
+
+class Reflector(Protocol):
+    async def reflect(
+        self, goal: str, done: Sequence[Task], pending: Sequence[Task]
+    ) -> Reflection: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Agent:
+    name: str
+    planner: Planner
+    executor: Executor
+    reflector: Reflector
+    options: Mapping[str, str] = field(default_factory=dict[str, str])
+
+
+class AgentFactory(Protocol):
+    """What an entry point in the group ``nanoagent.agents`` names: options -> Agent.
+
+    It should raise ``nanoagent_core.errors.ValidationError`` for options it does not accept.
+    """
+
+    def __call__(self, options: Mapping[str, str]) -> Agent: ...

@@ -1,0 +1,155 @@
+"""The built-in ``demo`` agent: deterministic and offline.
+
+Options (all strings, as given with ``--option KEY=VALUE``):
+
+* ``tasks``: how many tasks the plan has (default 5)
+* ``delay``: seconds each task body takes (default 0.3)
+* ``followups``: tasks the first reflection adds (default 2)
+* ``fail``: comma-separated task numbers whose first attempt fails, e.g. ``2,4``
+* ``log``: a file to which each body start appends ``key`` (``run_id:task_id:attempt``)
+
+The same goal and options give the same tasks, results and final result, whether or not the
+run was interrupted and resumed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from nanoagent_core.agents.base import Agent, ExecutionResult, Reflection
+from nanoagent_core.errors import ValidationError
+from nanoagent_core.models import Task
+
+__all__ = ["DemoOptions", "make_demo_agent"]
+
+_NUMBER = re.compile(r"^Step (\d+)\b")
+_FOLLOWUP = "follow-up"
+_VERBS = ("Survey", "Outline", "Draft", "Check", "Measure", "Compare", "Summarise", "Review")
+_WORDS = (
+    "alpha", "bravo", "cedar", "delta", "ember", "fjord", "grove", "harbor", "indigo", "juniper",
+    "kelp", "lumen", "meadow", "nectar", "orbit", "prism", "quartz", "river", "summit", "tundra",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class DemoOptions:
+    tasks: int = 5
+    delay: float = 0.3
+    followups: int = 2
+    fail: frozenset[int] = frozenset()
+    log: str | None = None
+
+    @classmethod
+    def parse(cls, options: Mapping[str, str]) -> DemoOptions:
+        known = {"tasks", "delay", "followups", "fail", "log"}
+        unknown = sorted(set(options) - known)
+        if unknown:
+            raise ValidationError(
+                f"demo agent: unknown option {unknown[0]!r} (known: {', '.join(sorted(known))})"
+            )
+        tasks = _int(options, "tasks", 5, 1, 50)
+        delay = _float(options, "delay", 0.3, 0.0, 3600.0)
+        followups = _int(options, "followups", 2, 0, 20)
+        fail: set[int] = set()
+        for part in options.get("fail", "").split(","):
+            if part.strip():
+                if not part.strip().isdigit():
+                    raise ValidationError(f"demo agent: fail takes task numbers, not {part!r}")
+                fail.add(int(part))
+        return cls(tasks, delay, followups, frozenset(fail), options.get("log") or None)
+
+
+def _int(options: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = options.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationError(f"demo agent: {name} must be a whole number, not {raw!r}") from None
+    if not low <= value <= high:
+        raise ValidationError(f"demo agent: {name} must be between {low} and {high}")
+    return value
+
+
+def _float(options: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    raw = options.get(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValidationError(f"demo agent: {name} must be a number, not {raw!r}") from None
+    if not low <= value <= high:
+        raise ValidationError(f"demo agent: {name} must be between {low:g} and {high:g}")
+    return value
+
+
+def _digest(*parts: str) -> bytes:
+    return hashlib.sha256("\0".join(parts).encode()).digest()
+
+
+def _number(task: Task) -> int:
+    match = _NUMBER.match(task.description)
+    return int(match.group(1)) if match else 0
+
+
+class _DemoPlanner:
+    def __init__(self, opts: DemoOptions) -> None:
+        self._opts = opts
+
+    async def plan(self, goal: str) -> Sequence[str]:
+        subject = " ".join(goal.split())[:60]
+        return [
+            f"Step {n}: {_VERBS[_digest(goal, str(n))[0] % len(_VERBS)]} {subject}"
+            for n in range(1, self._opts.tasks + 1)
+        ]
+
+
+class _DemoExecutor:
+    def __init__(self, opts: DemoOptions) -> None:
+        self._opts = opts
+
+    async def execute(self, task: Task, results: Mapping[str, str], key: str) -> ExecutionResult:
+        if self._opts.log:
+            with open(self._opts.log, "a", encoding="utf-8") as journal:
+                journal.write(key + "\n")
+        if self._opts.delay:
+            await asyncio.sleep(self._opts.delay)
+        number = _number(task)
+        if number in self._opts.fail and task.attempts == 1:
+            return ExecutionResult(False, f"step {number}: simulated failure on the first attempt")
+        digest = _digest(task.description)
+        words = " ".join(_WORDS[b % len(_WORDS)] for b in digest[: 3 + digest[0] % 9])
+        return ExecutionResult(True, f"step {number} finished: {words}")
+
+
+class _DemoReflector:
+    def __init__(self, opts: DemoOptions) -> None:
+        self._opts = opts
+
+    async def reflect(self, goal: str, done: Sequence[Task], pending: Sequence[Task]) -> Reflection:
+        everything = [*done, *pending]
+        if not any(_FOLLOWUP in task.description for task in everything) and self._opts.followups:
+            first = self._opts.tasks + 1
+            new = [
+                f"Step {n}: {_FOLLOWUP} on {' '.join(goal.split())[:40]}"
+                for n in range(first, first + self._opts.followups)
+            ]
+            return Reflection(done=False, gaps=["details need a second pass"], new_tasks=new)
+        return Reflection(done=not pending)
+
+
+def make_demo_agent(options: Mapping[str, str]) -> Agent:
+    opts = DemoOptions.parse(options)
+    return Agent(
+        name="demo",
+        planner=_DemoPlanner(opts),
+        executor=_DemoExecutor(opts),
+        reflector=_DemoReflector(opts),
+        options=dict(options),
+    )

@@ -1,0 +1,408 @@
+"""The ``nanoagent`` command: run, resume, abort, list, show (and, through nanoagent_tui, the
+dashboard and demo). Bad input: one line on stderr, exit 2, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, NoReturn
+
+from nanoagent_core.actions import (
+    abort_run,
+    check_resumable,
+    new_run,
+    resume_detached,
+    start_detached,
+)
+from nanoagent_core.errors import (
+    DatabaseNotFoundError,
+    NanoagentError,
+    RunNotFoundError,
+    ValidationError,
+)
+from nanoagent_core.eventtext import describe_event
+from nanoagent_core.models import Event, RunState, RunStatus, Task, check_run_id
+from nanoagent_core.paths import resolve_db_location
+from nanoagent_core.protocols import Step
+from nanoagent_core.status import ShownStatus, shown_status
+from nanoagent_core.stores import AnyStore, open_store
+from nanoagent_core.worker import DEFAULT_HEARTBEAT, resume_run
+
+__all__ = ["EXIT_CODES", "main", "run_summary"]
+
+#: Exit status of ``run`` / ``resume`` by the run's final status.
+EXIT_CODES = {
+    RunStatus.COMPLETED: 0,
+    RunStatus.FAILED: 1,
+    RunStatus.ABORTED: 5,
+    RunStatus.INTERRUPTED: 130,
+    RunStatus.RUNNING: 1,
+}
+EXIT_UNKNOWN_RUN = 3
+EXIT_BUSY = 4
+
+Dashboard = Callable[[str], int]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"nanoagent: {message} (see 'nanoagent --help')\n")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    common = _Parser(add_help=False)
+    common.add_argument(
+        "--db",
+        default=argparse.SUPPRESS,
+        help="database path (default: $NANOAGENT_DB, else $XDG_DATA_HOME/nanoagent/nanoagent.db)",
+    )
+    parser = _Parser(
+        prog="nanoagent",
+        description="Durable agent runs: plan, execute, reflect; survive crashes; resume.",
+        parents=[common],
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    sub.add_parser("tui", parents=[common], help="open the dashboard (the default)")
+    demo = sub.add_parser(
+        "demo", parents=[common], help="start demo runs (one crashed) and open the dashboard"
+    )
+    demo.add_argument("--no-dashboard", action="store_true", help="start the runs and exit")
+
+    run = sub.add_parser("run", parents=[common], help="start a run")
+    run.add_argument("goal")
+    run.add_argument("--agent", default="demo")
+    run.add_argument("--max-iterations", type=int, default=50, metavar="N")
+    run.add_argument(
+        "--option", action="append", default=[], metavar="KEY=VALUE", help="agent option"
+    )
+    run.add_argument("--run-id", metavar="ID")
+    run.add_argument("--detach", action="store_true", help="run in a background worker")
+    _worker_options(run)
+
+    resume = sub.add_parser("resume", parents=[common], help="resume a run")
+    resume.add_argument("run_id")
+    resume.add_argument("--detach", action="store_true", help="resume in a background worker")
+    resume.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
+    resume.add_argument("--new", action="store_true", help=argparse.SUPPRESS)
+    _worker_options(resume)
+
+    abort = sub.add_parser("abort", parents=[common], help="abort a run")
+    abort.add_argument("run_id")
+
+    listing = sub.add_parser("list", parents=[common], help="list runs, newest activity first")
+    listing.add_argument("--json", action="store_true")
+    listing.add_argument("--status", choices=[s.value for s in ShownStatus])
+    listing.add_argument("--limit", type=int, default=0, help="at most N runs (0: all)")
+
+    show = sub.add_parser("show", parents=[common], help="show one run")
+    show.add_argument("run_id")
+    show.add_argument("--json", action="store_true")
+    return parser
+
+
+def _worker_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--heartbeat",
+        type=float,
+        default=DEFAULT_HEARTBEAT,
+        metavar="SECONDS",
+        help="heartbeat interval; the lease lasts three of them",
+    )
+    parser.add_argument(
+        "--durable",
+        action="store_true",
+        help="synchronous=FULL: commits survive power loss, at about 3x the cost",
+    )
+
+
+def main(argv: Sequence[str] | None = None, *, dashboard: Dashboard | None = None) -> int:
+    args = _build_parser().parse_args(argv)
+    try:
+        location = resolve_db_location(getattr(args, "db", None))
+        command = args.command or "tui"
+        if command in ("tui", "demo"):
+            if command == "demo":
+                from nanoagent_core.demo import start_demo_runs
+
+                ids = asyncio.run(start_demo_runs(location))
+                if args.no_dashboard or dashboard is None:
+                    print("\n".join(ids))
+                    return 0
+            if dashboard is None:
+                raise ValidationError("the dashboard is not installed; try 'nanoagent list'")
+            return dashboard(location)
+        handler = _COMMANDS[command]
+        return asyncio.run(handler(location, args))
+    except NanoagentError as exc:
+        print(f"nanoagent: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+# -- commands ------------------------------------------------------------------------------
+
+
+async def _open(location: str, *, create: bool) -> AnyStore:
+    return await open_store(location, create=create)
+
+
+def _parse_options(pairs: Sequence[str]) -> dict[str, str]:
+    options: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValidationError(f"--option takes KEY=VALUE, not {pair!r}")
+        options[key.strip()] = value
+    return options
+
+
+def _printer(quiet: bool) -> Callable[[RunState, Step], None]:
+    def on_step(run: RunState, step: Step) -> None:
+        if quiet:
+            return
+        stamp = run.updated_at.astimezone().strftime("%H:%M:%S")
+        for event in step.events:
+            print(f"{stamp} {run.run_id} {describe_event(event.kind, event.data)}", flush=True)
+
+    return on_step
+
+
+def _claim_printer(quiet: bool) -> Callable[[RunState, Step], None]:
+    def on_claim(run: RunState, step: Step) -> None:
+        if not quiet:
+            stamp = run.updated_at.astimezone().strftime("%H:%M:%S")
+            print(
+                f"{stamp} {run.run_id} run_claimed epoch={run.epoch} phase={run.phase}"
+                f" iteration={run.iteration}",
+                flush=True,
+            )
+
+    return on_claim
+
+
+async def _cmd_run(location: str, args: argparse.Namespace) -> int:
+    run_id = args.run_id if args.run_id is not None else uuid.uuid4().hex[:12]
+    run = new_run(
+        run_id,
+        args.goal,
+        agent=args.agent,
+        max_iterations=args.max_iterations,
+        options=_parse_options(args.option),
+        heartbeat=args.heartbeat,
+    )
+    store = await _open(location, create=True)
+    try:
+        if args.detach:
+            await start_detached(store, location, run, heartbeat=args.heartbeat)
+            print(run_id)
+            return 0
+        await store.create_run(run)
+        print(f"run {run_id} in {location}", flush=True)
+        return await _drive(store, run_id, args, quiet=False)
+    finally:
+        await store.close()
+
+
+async def _drive(store: AnyStore, run_id: str, args: argparse.Namespace, *, quiet: bool) -> int:
+    final = await resume_run(
+        store,
+        run_id,
+        heartbeat=args.heartbeat,
+        on_step=_printer(quiet),
+        on_claim=_claim_printer(quiet),
+    )
+    if not quiet:
+        line = f"run {run_id} {final.status}"
+        if final.error:
+            line += f": {final.error}"
+        print(line, flush=True)
+    return EXIT_CODES[final.status]
+
+
+async def _cmd_resume(location: str, args: argparse.Namespace) -> int:
+    run_id = check_run_id(args.run_id)
+    try:
+        store = await _open(location, create=False)
+    except DatabaseNotFoundError:
+        raise RunNotFoundError(f"no run {run_id!r} (no database at {location})") from None
+    try:
+        run = await store.get_run(run_id)
+        if args.new and (run.epoch != 0 or run.status is not RunStatus.RUNNING):
+            return EXIT_BUSY  # a worker for a new run: someone else took it up already
+        if run.status is RunStatus.COMPLETED:
+            if not args.quiet:
+                print(f"run {run_id} completed already")
+            return 0
+        check_resumable(run)
+        if args.detach:
+            await resume_detached(store, location, run_id, heartbeat=args.heartbeat)
+            print(run_id)
+            return 0
+        return await _drive(store, run_id, args, quiet=args.quiet)
+    finally:
+        await store.close()
+
+
+async def _cmd_abort(location: str, args: argparse.Namespace) -> int:
+    run_id = check_run_id(args.run_id)
+    try:
+        store = await _open(location, create=False)
+    except DatabaseNotFoundError:
+        raise RunNotFoundError(f"no run {run_id!r} (no database at {location})") from None
+    try:
+        message = await abort_run(store, run_id)
+    finally:
+        await store.close()
+    print(message)
+    return 0
+
+
+def run_summary(run: RunState) -> dict[str, Any]:
+    """The fields of one run in ``list --json`` (and the top of ``show --json``)."""
+
+    def iso(value: datetime | None) -> str | None:
+        return None if value is None else value.isoformat()
+
+    return {
+        "run_id": run.run_id,
+        "goal": run.goal,
+        "agent": run.agent,
+        "status": shown_status(run).value,
+        "phase": run.phase.value,
+        "iteration": run.iteration,
+        "max_iterations": run.max_iterations,
+        "tasks_total": run.tasks_total,
+        "tasks_done": run.tasks_done,
+        "current_task_id": run.current_task_id,
+        "abort_requested": run.abort_requested_at is not None,
+        "created_at": iso(run.created_at),
+        "updated_at": iso(run.updated_at),
+        "heartbeat_at": iso(run.heartbeat_at),
+        "worker_host": run.owner.host if run.owner else None,
+        "worker_pid": run.owner.pid if run.owner else None,
+    }
+
+
+async def _all_runs(store: AnyStore, status: str | None, limit: int) -> list[RunState]:
+    wanted = None if status is None else ShownStatus(status)
+    stored: list[RunStatus] | None = None
+    if wanted is ShownStatus.CRASHED:
+        stored = [RunStatus.RUNNING]
+    elif wanted is not None:
+        stored = [RunStatus(wanted.value)]
+    runs: list[RunState] = []
+    page, offset = 1000, 0
+    while True:
+        batch = await store.list_runs(statuses=stored, limit=page, offset=offset)
+        runs.extend(r for r in batch if wanted is None or shown_status(r) is wanted)
+        if len(batch) < page or (limit and len(runs) >= limit):
+            break
+        offset += page
+    return runs[:limit] if limit else runs
+
+
+async def _cmd_list(location: str, args: argparse.Namespace) -> int:
+    try:
+        store = await open_store(location, create=False, read_only=location != ":memory:")
+    except DatabaseNotFoundError:
+        runs: list[RunState] = []
+    else:
+        try:
+            runs = await _all_runs(store, args.status, max(0, args.limit))
+        finally:
+            await store.close()
+    if args.json:
+        json.dump([run_summary(run) for run in runs], sys.stdout, indent=1)
+        print()
+        return 0
+    if not runs:
+        print("no runs yet: try 'nanoagent demo' or 'nanoagent run \"a goal\"'")
+        return 0
+    print(f"{'STATUS':<12}{'RUN':<14}{'PHASE':<11}{'TASKS':>7}{'ITER':>10}  GOAL")
+    for run in runs:
+        status = shown_status(run).value + ("*" if run.abort_requested_at else "")
+        tasks = f"{run.tasks_done}/{run.tasks_total}"
+        iters = f"{run.iteration}/{run.max_iterations}"
+        goal = " ".join(run.goal.split())
+        print(f"{status:<12}{run.run_id[:13]:<14}{run.phase.value:<11}{tasks:>7}{iters:>10}"
+              f"  {goal[:60]}")  # fmt: skip
+    return 0
+
+
+def _task_json(task: Task) -> dict[str, Any]:
+    return {
+        "id": task.id,
+        "description": task.description,
+        "status": task.status.value,
+        "priority": task.priority,
+        "attempts": task.attempts,
+        "result": task.result,
+        "error": task.error,
+    }
+
+
+def _event_json(event: Event) -> dict[str, Any]:
+    return {"id": event.id, "ts": event.ts.isoformat(), "kind": event.kind, "data": event.data}
+
+
+async def _cmd_show(location: str, args: argparse.Namespace) -> int:
+    run_id = check_run_id(args.run_id)
+    try:
+        store = await open_store(location, create=False, read_only=location != ":memory:")
+    except DatabaseNotFoundError:
+        raise RunNotFoundError(f"no run {run_id!r} (no database at {location})") from None
+    try:
+        run, tasks, results = await store.get_run_detail(run_id)
+        events: list[Event] = []
+        while True:
+            batch = await store.read_events(
+                run_id=run_id, after_id=events[-1].id if events else 0, limit=5000
+            )
+            events.extend(batch)
+            if len(batch) < 5000:
+                break
+    finally:
+        await store.close()
+    if args.json:
+        document = run_summary(run) | {
+            "tasks": [_task_json(task) for task in tasks],
+            "results": results,
+            "events": [_event_json(event) for event in events],
+            "result": run.result,
+            "error": run.error,
+        }
+        json.dump(document, sys.stdout, indent=1)
+        print()
+        return 0
+    summary = run_summary(run)
+    print(f"run {run.run_id}  {summary['status']}  {run.phase} iteration {run.iteration}"
+          f"/{run.max_iterations}  tasks {run.tasks_done}/{run.tasks_total}")  # fmt: skip
+    print(f"goal: {run.goal}")
+    print(f"agent: {run.agent} {json.dumps(run.agent_options)}")
+    if run.owner:
+        print(f"worker: pid {run.owner.pid} on {run.owner.host}")
+    for task in tasks:
+        mark = ">" if task.id == run.current_task_id and run.phase.value == "executing" else " "
+        print(f"{mark} {task.status.value:<9} {task.id} p{task.priority} a{task.attempts}"
+              f"  {task.description}")  # fmt: skip
+    if run.error:
+        print(f"error: {run.error}")
+    if run.result:
+        print(run.result)
+    return 0
+
+
+_COMMANDS: dict[str, Callable[[str, argparse.Namespace], Any]] = {
+    "run": _cmd_run,
+    "resume": _cmd_resume,
+    "abort": _cmd_abort,
+    "list": _cmd_list,
+    "show": _cmd_show,
+}

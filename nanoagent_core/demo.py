@@ -1,0 +1,90 @@
+"""``nanoagent demo``: real runs to watch, including a genuinely crashed one.
+
+Starts several demo runs as real detached workers (different goals, sizes and speeds; one
+whose task fails once and retries; one long enough to abort), then SIGKILLs one worker
+mid-run so that a crashed run is there to resume.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from nanoagent_core.errors import NanoagentError
+from nanoagent_core.launch import reap_workers, spawn_worker
+from nanoagent_core.models import RunState, utc_now
+from nanoagent_core.stores import open_store
+
+__all__ = ["DEMO_RUNS", "DemoRun", "start_demo_runs"]
+
+
+@dataclass(frozen=True)
+class DemoRun:
+    name: str
+    goal: str
+    options: dict[str, str]
+    max_iterations: int = 50
+    crash: bool = False  #: SIGKILL its worker once a task is done
+
+
+DEMO_RUNS = (
+    DemoRun("guide", "Write a field guide to durable agent loops",
+            {"tasks": "6", "delay": "1.5", "followups": "2"}),
+    DemoRun("bench", "Benchmark three SQLite journal modes",
+            {"tasks": "4", "delay": "1.0", "fail": "2"}),
+    DemoRun("survey", "Survey every open issue in the tracker and triage it",
+            {"tasks": "12", "delay": "5", "followups": "3"}),
+    DemoRun("notes", "Summarise the release notes", {"tasks": "3", "delay": "0.4"}),
+    DemoRun("migrate", "Draft the database migration plan",
+            {"tasks": "8", "delay": "1.2", "followups": "2"}, crash=True),
+)  # fmt: skip
+
+
+async def start_demo_runs(location: str, *, crash_timeout: float = 30.0) -> list[str]:
+    store = await open_store(location)
+    tag = secrets.token_hex(2)
+    ids: list[str] = []
+    crash_id: str | None = None
+    try:
+        for demo in DEMO_RUNS:
+            run_id = f"demo-{demo.name}-{tag}"
+            await store.create_run(
+                RunState(
+                    run_id=run_id,
+                    goal=demo.goal,
+                    max_iterations=demo.max_iterations,
+                    agent="demo",
+                    agent_options=demo.options,
+                    lease_expires_at=utc_now() + timedelta(seconds=10),
+                )
+            )
+            spawn_worker(location, run_id, new=True)
+            ids.append(run_id)
+            if demo.crash:
+                crash_id = run_id
+        if crash_id is not None:
+            await _crash_midway(store, crash_id, crash_timeout)
+    finally:
+        await store.close()
+    return ids
+
+
+async def _crash_midway(store: object, run_id: str, timeout: float) -> None:
+    from nanoagent_core.stores import AnyStore
+
+    assert isinstance(store, AnyStore)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = await store.get_run(run_id)
+        if run.owner is not None and run.tasks_done >= 2 and run.phase.value == "executing":
+            os.kill(run.owner.pid, signal.SIGKILL)
+            await asyncio.sleep(0.2)
+            reap_workers()
+            return
+        await asyncio.sleep(0.1)
+    raise NanoagentError(f"demo run {run_id} did not get going within {timeout:.0f}s")

@@ -1,0 +1,34 @@
+"""One line of text per event, for the command line and the dashboard's event log."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["describe_event"]
+
+_ORDER = ("iteration", "task_id", "attempt", "seconds", "reason", "error", "result", "description")
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    text = " ".join(str(value).split())
+    return text if len(text) <= 80 else text[:79] + "…"
+
+
+def describe_event(kind: str, data: Mapping[str, Any]) -> str:
+    """``kind key=value ...``, the most telling keys first; lists are counted."""
+    parts = [kind]
+    keys = [k for k in _ORDER if k in data] + sorted(k for k in data if k not in _ORDER)
+    for key in keys:
+        value = data[key]
+        if value is None or value in ([], {}):
+            continue
+        if isinstance(value, list):
+            parts.append(f"{key}={len(value)}")  # pyright: ignore[reportUnknownArgumentType]
+        elif isinstance(value, dict):
+            continue
+        else:
+            parts.append(f"{key}={_scalar(value)}")
+    return " ".join(parts)

@@ -1,0 +1,331 @@
+"""The checkpointed loop: planning -> executing -> reflecting -> done, one commit per step.
+
+Positions (phase, iteration, current task) and what happens from each:
+
+* ``planning``: ask the planner; commit the tasks together with the first task's start.
+* ``executing, i, T``: T's start (attempt n) is committed; run its body; commit its outcome,
+  its result and the next position (including the next task's start) in one transaction.
+  A worker that finds this position on resume starts attempt n + 1 first.
+* ``reflecting, i``: ask the reflector; commit new and cancelled tasks with the next position.
+* ``done``: the run has completed.
+
+A crash at any instant leaves the previous commit or the next one, never a mix. A task whose
+outcome committed is never executed again; an in-flight one runs again (at least once).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+from nanoagent_core.agents.base import Agent, ExecutionResult
+from nanoagent_core.errors import RunAbortedError
+from nanoagent_core.models import EventKind, Phase, RunState, RunStatus, Task, TaskStatus
+from nanoagent_core.protocols import ContextStore, NewEvent, Step, StepStore, TaskStore
+from nanoagent_core.rules import (
+    MAX_CANCELLED,
+    MAX_NEW_TASKS,
+    MAX_PLANNED_TASKS,
+    REFLECT_EVERY,
+    is_suspicious,
+    synthesize_result,
+    task_id_for,
+)
+
+__all__ = ["DEFAULT_MAX_FAILURES", "Loop", "LoopStore", "StepListener"]
+
+#: Failed attempts in a row after which a task fails and the run with it.
+DEFAULT_MAX_FAILURES = 3
+
+StepListener = Callable[[RunState, Step], None]
+
+
+class LoopStore(StepStore, TaskStore, ContextStore, Protocol):
+    """What the loop needs of a store."""
+
+
+def _preview(text: str, limit: int = 80) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class Loop:
+    """Drives one claimed run to its end. Cancel the task running :meth:`run` to stop it; the
+    caller records why (see worker.py)."""
+
+    def __init__(
+        self,
+        store: LoopStore,
+        run: RunState,
+        agent: Agent,
+        *,
+        max_failures: int = DEFAULT_MAX_FAILURES,
+        on_step: StepListener | None = None,
+    ) -> None:
+        self._store = store
+        self._run = run
+        self._epoch = run.epoch
+        self._agent = agent
+        self._max_failures = max_failures
+        self._on_step = on_step
+        self._tasks: dict[str, Task] = {}
+        self._results: dict[str, str] = {}
+        self._carry: dict[str, Task] = {}  # changes that ride with the next commit
+        self._restart_in_flight = False
+
+    @property
+    def state(self) -> RunState:
+        """The run as of the last commit."""
+        return self._run
+
+    async def run(self) -> RunState:
+        run_id = self._run.run_id
+        for task in await self._store.get_all_tasks(run_id):
+            if task.status is TaskStatus.FAILED:  # resuming a failed run: a fresh budget
+                task = task.model_copy(update={"status": TaskStatus.PENDING, "failures": 0})
+                self._carry[task.id] = task
+            self._tasks[task.id] = task
+        self._results = await self._store.get_all_results(run_id)
+        self._restart_in_flight = self._run.phase is Phase.EXECUTING
+        while self._run.status is RunStatus.RUNNING:
+            if self._run.abort_requested_at is not None:
+                raise RunAbortedError("abort requested")
+            phase = self._run.phase
+            if phase is Phase.PLANNING:
+                step = await self._plan()
+            elif phase is Phase.EXECUTING:
+                step = await self._execute()
+            elif phase is Phase.REFLECTING:
+                step = await self._reflect()
+            else:  # DONE while still running: only a hand-edited database gets here
+                step = self._finish(self._run.iteration, "done")
+            await self._commit(step)
+        return self._run
+
+    # -- phases ----------------------------------------------------------------------------
+
+    async def _plan(self) -> Step:
+        goal = self._run.goal
+        try:
+            descriptions = await self._agent.planner.plan(goal)
+        except Exception as exc:
+            return self._fail(f"planner failed: {type(exc).__name__}: {exc}")
+        cleaned = [d.strip() for d in descriptions if d.strip()][:MAX_PLANNED_TASKS]
+        if not cleaned:
+            return self._fail("unable to decompose goal: the planner returned no tasks")
+        added = self._add_tasks(cleaned)
+        planned = NewEvent(
+            kind=EventKind.PLANNED,
+            data={"tasks": [{"id": t.id, "description": _preview(t.description)} for t in added]},
+        )
+        return self._advance(0, [planned])
+
+    async def _execute(self) -> Step:
+        run = self._run
+        iteration = run.iteration
+        restart, self._restart_in_flight = self._restart_in_flight, False
+        task = self._tasks.get(run.current_task_id or "")
+        if task is None or task.status is not TaskStatus.PENDING:
+            return self._after_task(iteration, [])  # nothing runnable here: move on
+        if restart:
+            # The body may or may not have run before the worker died: run it again under
+            # the next attempt number, recorded before it starts.
+            task = self._started(task)
+            await self._commit(
+                Step(
+                    phase=Phase.EXECUTING,
+                    iteration=iteration,
+                    current_task_id=task.id,
+                    tasks=(task,),
+                    events=(self._start_event(task, iteration, resumed=True),),
+                )
+            )
+        key = f"{run.run_id}:{task.id}:{task.attempts}"
+        began = time.monotonic()
+        try:
+            outcome = await self._agent.executor.execute(task, dict(self._results), key)
+        except Exception as exc:
+            outcome = ExecutionResult(False, f"{type(exc).__name__}: {exc}")
+        seconds = round(time.monotonic() - began, 4)
+        base = {"task_id": task.id, "attempt": task.attempts, "iteration": iteration}
+        if outcome.success:
+            done = task.model_copy(
+                update={
+                    "status": TaskStatus.DONE,
+                    "result": outcome.output,
+                    "failures": 0,
+                    "error": None,
+                }
+            )
+            self._keep(done)
+            self._results[task.id] = outcome.output
+            event = NewEvent(
+                kind=EventKind.TASK_DONE,
+                data={**base, "seconds": seconds, "result": _preview(outcome.output)},
+            )
+            step = self._after_task(iteration, [event])
+            return step.model_copy(update={"results": {task.id: outcome.output}})
+        failures = task.failures + 1
+        gave_up = failures >= self._max_failures
+        failed = task.model_copy(
+            update={
+                "failures": failures,
+                "error": outcome.output,
+                "status": TaskStatus.FAILED if gave_up else TaskStatus.PENDING,
+            }
+        )
+        self._keep(failed)
+        event = NewEvent(
+            kind=EventKind.TASK_FAILED,
+            data={**base, "seconds": seconds, "error": outcome.output, "will_retry": not gave_up},
+        )
+        if gave_up:
+            error = f"task {task.id} failed {failures} attempts in a row: {outcome.output}"
+            return self._fail(error, [event], iteration=iteration, task_id=task.id)
+        return self._after_task(iteration, [event])
+
+    async def _reflect(self) -> Step:
+        iteration = self._run.iteration
+        done = [t for t in self._ordered() if t.status is TaskStatus.DONE]
+        pending = self._pending()
+        try:
+            reflection = await self._agent.reflector.reflect(self._run.goal, done, pending)
+        except Exception as exc:
+            return self._fail(f"reflector failed: {type(exc).__name__}: {exc}", iteration=iteration)
+        data: dict[str, object] = {"iteration": iteration, "done": reflection.done}
+        if reflection.gaps:
+            data["gaps"] = [_preview(gap) for gap in list(reflection.gaps)[:20]]
+        if reflection.done:
+            event = NewEvent(kind=EventKind.REFLECTED, data=data)
+            return self._finish(iteration, "reflection", [event])
+        wanted = [d.strip() for d in reflection.new_tasks if d.strip()][:MAX_NEW_TASKS]
+        accepted = [d for d in wanted if not is_suspicious(d)]
+        added = self._add_tasks(accepted)
+        cancelled: list[str] = []
+        ignored: list[str] = []
+        for task_id in list(reflection.cancel_ids)[:MAX_CANCELLED]:
+            task = self._tasks.get(task_id)
+            if task is None or task.status is not TaskStatus.PENDING:
+                ignored.append(task_id)
+                continue
+            self._keep(task.model_copy(update={"status": TaskStatus.CANCELLED}))
+            cancelled.append(task_id)
+        data.update(
+            added=[{"id": t.id, "description": _preview(t.description)} for t in added],
+            rejected=len(wanted) - len(accepted),
+            cancelled=cancelled,
+            ignored=ignored,
+        )
+        return self._advance(iteration, [NewEvent(kind=EventKind.REFLECTED, data=data)])
+
+    # -- positions -------------------------------------------------------------------------
+
+    def _after_task(self, iteration: int, events: list[NewEvent]) -> Step:
+        if iteration % REFLECT_EVERY == 0:
+            return Step(phase=Phase.REFLECTING, iteration=iteration, events=tuple(events))
+        return self._advance(iteration, events)
+
+    def _advance(self, iteration: int, events: list[NewEvent]) -> Step:
+        """The position after ``iteration`` is over: the next task's start, a reflection when
+        nothing is pending, or the end when max_iterations is reached."""
+        if iteration >= self._run.max_iterations:
+            return self._finish(iteration, "max_iterations", events)
+        iteration += 1
+        pending = self._pending()
+        if not pending:
+            return Step(phase=Phase.REFLECTING, iteration=iteration, events=tuple(events))
+        task = self._started(pending[0])
+        return Step(
+            phase=Phase.EXECUTING,
+            iteration=iteration,
+            current_task_id=task.id,
+            events=(*events, self._start_event(task, iteration)),
+        )
+
+    def _finish(self, iteration: int, reason: str, events: Iterable[NewEvent] = ()) -> Step:
+        done = [t for t in self._ordered() if t.status is TaskStatus.DONE]
+        result = synthesize_result(done)
+        end = NewEvent(
+            kind=EventKind.RUN_COMPLETED,
+            data={"reason": reason, "iteration": iteration, "tasks_done": len(done)},
+        )
+        return Step(
+            phase=Phase.DONE,
+            iteration=iteration,
+            events=(*events, end),
+            status=RunStatus.COMPLETED,
+            result=result,
+        )
+
+    def _fail(
+        self,
+        error: str,
+        events: Iterable[NewEvent] = (),
+        *,
+        iteration: int | None = None,
+        task_id: str | None = None,
+    ) -> Step:
+        run = self._run
+        at = run.iteration if iteration is None else iteration
+        end = NewEvent(
+            kind=EventKind.RUN_FAILED,
+            data={"error": error, "phase": run.phase.value, "iteration": at, "task_id": task_id},
+        )
+        return Step(
+            phase=run.phase,
+            iteration=at,
+            current_task_id=task_id if task_id is not None else run.current_task_id,
+            events=(*events, end),
+            status=RunStatus.FAILED,
+            error=error,
+        )
+
+    # -- tasks -----------------------------------------------------------------------------
+
+    def _ordered(self) -> list[Task]:
+        return sorted(self._tasks.values(), key=lambda task: task.seq)
+
+    def _pending(self) -> list[Task]:
+        pending = [t for t in self._tasks.values() if t.status is TaskStatus.PENDING]
+        return sorted(pending, key=lambda task: (-task.priority, task.seq))
+
+    def _keep(self, task: Task) -> None:
+        """Change a task in the mirror; the change rides with the next commit."""
+        self._tasks[task.id] = task
+        self._carry[task.id] = task
+
+    def _started(self, task: Task) -> Task:
+        started = task.model_copy(update={"attempts": task.attempts + 1})
+        self._keep(started)
+        return started
+
+    def _add_tasks(self, descriptions: Iterable[str]) -> list[Task]:
+        added: list[Task] = []
+        for description in descriptions:
+            seq = len(self._tasks)
+            task_id = task_id_for(self._run.goal, seq, description, self._tasks)
+            task = Task(id=task_id, description=description, seq=seq)
+            self._keep(task)
+            added.append(task)
+        return added
+
+    def _start_event(self, task: Task, iteration: int, *, resumed: bool = False) -> NewEvent:
+        data: dict[str, object] = {
+            "task_id": task.id,
+            "attempt": task.attempts,
+            "iteration": iteration,
+            "description": _preview(task.description),
+        }
+        if resumed:
+            data["resumed"] = True
+        return NewEvent(kind=EventKind.TASK_STARTED, data=data)
+
+    async def _commit(self, step: Step) -> None:
+        if self._carry:
+            step = step.model_copy(update={"tasks": tuple(self._carry.values())})
+        run = await self._store.commit_step(self._run.run_id, step, epoch=self._epoch)
+        self._carry.clear()
+        self._run = run
+        if self._on_step is not None:
+            self._on_step(run, step)

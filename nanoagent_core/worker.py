@@ -1,0 +1,222 @@
+"""A worker: claims a run, heartbeats, drives the loop, and records how it stopped.
+
+* Every ``heartbeat`` seconds it renews its lease (``3 * heartbeat``) and looks for an abort
+  request; a request cancels the in-flight body and the run is recorded ``aborted``.
+* SIGTERM / SIGINT cancel the current step; the run is recorded ``interrupted``.
+* A worker whose lease was lost (another worker claimed the run) stops at once and writes
+  nothing more: every write it makes is fenced by its epoch.
+
+Run detached as ``python -m nanoagent_core.worker --db PATH RUN_ID``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from enum import Enum
+from typing import Protocol
+
+from nanoagent_core.agents.registry import load_agent
+from nanoagent_core.errors import (
+    LeaseLostError,
+    NanoagentError,
+    RunAbortedError,
+    RunBusyError,
+)
+from nanoagent_core.loop import DEFAULT_MAX_FAILURES, Loop, LoopStore, StepListener
+from nanoagent_core.models import EventKind, RunState, RunStatus
+from nanoagent_core.procinfo import current_owner
+from nanoagent_core.protocols import LeaseStore, NewEvent, RunStore, Step
+from nanoagent_core.status import owner_gone
+
+__all__ = ["DEFAULT_HEARTBEAT", "WorkerStore", "drive", "resume_run"]
+
+DEFAULT_HEARTBEAT = 2.0
+
+
+class WorkerStore(LoopStore, LeaseStore, RunStore, Protocol):
+    """What a worker needs of a store."""
+
+
+class _Stop(Enum):
+    ABORT = "abort"
+    INTERRUPT = "interrupt"
+    LEASE_LOST = "lease lost"
+
+
+async def resume_run(
+    store: WorkerStore,
+    run_id: str,
+    *,
+    heartbeat: float = DEFAULT_HEARTBEAT,
+    max_failures: int = DEFAULT_MAX_FAILURES,
+    on_step: StepListener | None = None,
+    on_claim: StepListener | None = None,
+    handle_signals: bool = True,
+) -> RunState:
+    """Claim ``run_id`` and drive it to its end. A completed run is returned at once.
+
+    RunBusyError if a live worker holds it (or another resume won the race),
+    UnknownAgentError / ValidationError if its agent cannot be rebuilt (nothing is claimed).
+    """
+    run = await store.get_run(run_id)
+    if run.status is RunStatus.COMPLETED:
+        return run
+    gone = owner_gone(run)
+    if run.status is RunStatus.RUNNING and run.owner is not None and not gone:
+        raise RunBusyError(
+            f"run {run_id!r} is held by a live worker (pid {run.owner.pid} on {run.owner.host})"
+        )
+    agent = load_agent(run.agent, run.agent_options)
+    claimed = await store.claim_run(
+        run_id,
+        current_owner(),
+        expected_epoch=run.epoch,
+        lease_seconds=3 * heartbeat,
+        owner_gone=gone,
+    )
+    if on_claim is not None:
+        on_claim(claimed, Step(phase=claimed.phase, iteration=claimed.iteration))
+    loop = Loop(store, claimed, agent, max_failures=max_failures, on_step=on_step)
+    return await drive(store, loop, heartbeat=heartbeat, handle_signals=handle_signals)
+
+
+async def drive(
+    store: WorkerStore, loop: Loop, *, heartbeat: float, handle_signals: bool = True
+) -> RunState:
+    """Run ``loop`` with heartbeats, abort handling and signal handling."""
+    run_id, epoch = loop.state.run_id, loop.state.epoch
+    stops: list[_Stop] = []
+    loop_task = asyncio.ensure_future(loop.run())
+
+    def stop(reason: _Stop) -> None:
+        if not stops:
+            stops.append(reason)
+            loop_task.cancel()
+
+    beat = asyncio.ensure_future(_heartbeat(store, run_id, epoch, heartbeat, stop))
+    signals = _install_signals(stop) if handle_signals else []
+    failure: BaseException | None = None
+    try:
+        return await loop_task
+    except asyncio.CancelledError:
+        if not stops:  # cancelled from outside, not by us
+            raise
+    except RunAbortedError:
+        stops.append(_Stop.ABORT)
+    except LeaseLostError:
+        raise
+    except Exception as exc:
+        failure = exc
+    finally:
+        beat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beat
+        _remove_signals(signals)
+        if not loop_task.done():
+            loop_task.cancel()
+    if failure is not None:
+        return await _record_failure(store, run_id, epoch, failure)
+    reason = stops[0]
+    if reason is _Stop.LEASE_LOST:
+        raise LeaseLostError(f"lease on run {run_id!r} lost to another worker; stopped")
+    return await _record_stop(store, run_id, epoch, reason)
+
+
+async def _heartbeat(
+    store: WorkerStore,
+    run_id: str,
+    epoch: int,
+    interval: float,
+    stop: _StopFn,
+) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            run = await store.renew_lease(run_id, epoch=epoch, lease_seconds=3 * interval)
+        except LeaseLostError:
+            stop(_Stop.LEASE_LOST)
+            return
+        except NanoagentError:
+            continue  # e.g. the database is busy; the lease still has two beats to go
+        if run.abort_requested_at is not None:
+            stop(_Stop.ABORT)
+            return
+
+
+class _StopFn(Protocol):
+    def __call__(self, reason: _Stop, /) -> None: ...
+
+
+def _install_signals(stop: _StopFn) -> list[signal.Signals]:
+    loop = asyncio.get_running_loop()
+    installed: list[signal.Signals] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop, _Stop.INTERRUPT)
+        except (NotImplementedError, RuntimeError, ValueError):
+            continue
+        installed.append(sig)
+    return installed
+
+
+def _remove_signals(installed: list[signal.Signals]) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in installed:
+        loop.remove_signal_handler(sig)
+
+
+async def _record_stop(store: WorkerStore, run_id: str, epoch: int, reason: _Stop) -> RunState:
+    # Read the position back rather than trusting the loop's copy: a commit cancelled
+    # mid-flight may still have landed (it runs to its end on the connection's thread).
+    current = await store.get_run(run_id)
+    where = {
+        "phase": current.phase.value,
+        "iteration": current.iteration,
+        "task_id": current.current_task_id,
+    }
+    place = f"{current.phase} (iteration {current.iteration}"
+    place += f", task {current.current_task_id})" if current.current_task_id else ")"
+    if reason is _Stop.ABORT:
+        status, kind = RunStatus.ABORTED, EventKind.RUN_ABORTED
+        error = f"aborted on request during {place}"
+    else:
+        status, kind = RunStatus.INTERRUPTED, EventKind.RUN_INTERRUPTED
+        error = f"interrupted by a signal during {place}"
+    step = Step(
+        phase=current.phase,
+        iteration=current.iteration,
+        current_task_id=current.current_task_id,
+        status=status,
+        error=error,
+        events=(NewEvent(kind=kind, data={**where, "reason": error}),),
+    )
+    return await store.commit_step(run_id, step, epoch=epoch)
+
+
+async def _record_failure(
+    store: WorkerStore, run_id: str, epoch: int, failure: BaseException
+) -> RunState:
+    message = str(failure) if isinstance(failure, NanoagentError) else repr(failure)
+    try:
+        current = await store.get_run(run_id)
+        step = Step(
+            phase=current.phase,
+            iteration=current.iteration,
+            current_task_id=current.current_task_id,
+            status=RunStatus.FAILED,
+            error=message,
+            events=(NewEvent(kind=EventKind.RUN_FAILED, data={"error": message}),),
+        )
+        return await store.commit_step(run_id, step, epoch=epoch)
+    except NanoagentError:
+        raise failure from None
+
+
+if __name__ == "__main__":
+    import sys
+
+    from nanoagent_core.cli import main
+
+    sys.exit(main(["resume", "--quiet", *sys.argv[1:]]))
