@@ -6,6 +6,7 @@ two awaits, so each one is atomic with respect to other coroutines, as a transac
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -16,6 +17,7 @@ from nanoagent_core.errors import (
     RunExistsError,
     RunFinishedError,
     RunNotFoundError,
+    ValidationError,
 )
 from nanoagent_core.models import (
     Event,
@@ -33,6 +35,14 @@ from nanoagent_core.paths import MEMORY
 from nanoagent_core.protocols import NewEvent, Step
 
 __all__ = ["MemoryStore"]
+
+
+def _json_copy(event: NewEvent) -> dict[str, Any]:
+    try:
+        copied: dict[str, Any] = json.loads(json.dumps(event.data))
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"event {event.kind!r}: data is not JSON ({exc})") from None
+    return copied
 
 
 class MemoryStore:
@@ -71,17 +81,17 @@ class MemoryStore:
             )
         return run
 
+    def _new_events(self, run_id: str, now: datetime, events: Sequence[NewEvent]) -> list[Event]:
+        """The events as they will be stored (data through JSON, as the SQLite store keeps
+        it); raises before anything is stored."""
+        first = len(self._events) + 1
+        return [
+            Event(id=first + i, run_id=run_id, ts=now, kind=event.kind, data=_json_copy(event))
+            for i, event in enumerate(events)
+        ]
+
     def _emit(self, run_id: str, now: datetime, events: Sequence[NewEvent]) -> None:
-        for event in events:
-            self._events.append(
-                Event(
-                    id=len(self._events) + 1,
-                    run_id=run_id,
-                    ts=now,
-                    kind=event.kind,
-                    data=dict(event.data),
-                )
-            )
+        self._events.extend(self._new_events(run_id, now, events))
 
     def _put(self, run: RunState, **changes: Any) -> RunState:
         updated = run.model_copy(update=changes)
@@ -120,7 +130,9 @@ class MemoryStore:
         now = self._clock()
         self._tasks[run.run_id] = {}
         self._results[run.run_id] = {}
-        stored = run.model_copy(update={"created_at": now, "updated_at": now})
+        stored = run.model_copy(
+            update={"created_at": now, "updated_at": now, "tasks_total": 0, "tasks_done": 0}
+        )
         self._runs[run.run_id] = stored
         self._version += 1
         created = NewEvent(
@@ -199,7 +211,9 @@ class MemoryStore:
     async def save_result(self, run_id: str, task_id: str, result: str, *, epoch: int) -> None:
         run = self._fenced(run_id, epoch)
         if task_id not in self._tasks[run_id]:
-            raise RunNotFoundError(f"run {run_id!r} has no task {task_id!r}")
+            raise ValidationError(
+                    f"run {run_id!r} has no task {task_id!r}; a result needs its task"
+                )
         self._results[run_id][task_id] = result
         self._put(run, updated_at=self._clock())
 
@@ -224,6 +238,8 @@ class MemoryStore:
         self, *, after_id: int = 0, run_id: str | None = None, limit: int = 1000
     ) -> list[Event]:
         out: list[Event] = []
+        if limit <= 0:
+            return out
         for event in self._events[max(0, after_id) :]:
             if run_id is None or event.run_id == run_id:
                 out.append(event)
@@ -330,12 +346,15 @@ class MemoryStore:
         known = self._tasks[run_id]
         for task_id in step.results:
             if task_id not in known and all(task.id != task_id for task in step.tasks):
-                raise RunNotFoundError(f"run {run_id!r} has no task {task_id!r}")
+                raise ValidationError(
+                    f"run {run_id!r} has no task {task_id!r}; a result needs its task"
+                )
         now = self._clock()
+        events = self._new_events(run_id, now, step.events)
         for task in step.tasks:
             self._upsert_task(run_id, task)
         self._results[run_id].update(step.results)
-        self._emit(run_id, now, step.events)
+        self._events.extend(events)
         changes: dict[str, Any] = {
             "phase": step.phase,
             "iteration": step.iteration,

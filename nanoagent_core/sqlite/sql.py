@@ -212,6 +212,7 @@ SELECT_RESULTS = (
     "SELECT r.task_id, r.result FROM results r JOIN tasks t"
     " ON t.run_id = r.run_id AND t.task_id = r.task_id WHERE r.run_id = ? ORDER BY t.seq"
 )
+TASK_EXISTS = "SELECT 1 FROM tasks WHERE run_id = ? AND task_id = ?"
 TOUCH_RUN = "UPDATE runs SET updated_at = ? WHERE run_id = ? AND epoch = ?"
 
 # -- events --------------------------------------------------------------------------------

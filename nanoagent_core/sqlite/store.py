@@ -29,6 +29,7 @@ from nanoagent_core.errors import (
     RunFinishedError,
     RunNotFoundError,
     SchemaTooNewError,
+    ValidationError,
 )
 from nanoagent_core.models import (
     Event,
@@ -132,18 +133,39 @@ def _task_params(run_id: str, task: Task) -> dict[str, Any]:
     }
 
 
+def _event_data(event: NewEvent) -> str:
+    try:
+        return json.dumps(event.data)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"event {event.kind!r}: data is not JSON ({exc})") from None
+
+
 def _event_params(run_id: str, now: float, events: Iterable[NewEvent]) -> list[Row]:
-    return [(run_id, now, event.kind, json.dumps(event.data)) for event in events]
+    return [(run_id, now, event.kind, _event_data(event)) for event in events]
 
 
 def _fence_failure(conn: sqlite3.Connection, run_id: str, epoch: int) -> NanoagentError:
     row = conn.execute(sql.SELECT_EPOCH, (run_id,)).fetchone()
     if row is None:
         return RunNotFoundError(f"no run {run_id!r}")
+    if row[0] == epoch:  # the epoch is ours, but the run is no longer running
+        return LeaseLostError(
+            f"run {run_id!r} is no longer running; this worker no longer holds it"
+        )
     return LeaseLostError(
         f"lease on run {run_id!r} lost: epoch is {row[0]}, this worker holds {epoch};"
         " nothing was written"
     )
+
+
+def _check_tasks_exist(conn: sqlite3.Connection, run_id: str, task_ids: Iterable[str]) -> None:
+    """ValidationError for a result naming a task the run does not have (the foreign key
+    would refuse it too, but without saying which task)."""
+    for task_id in task_ids:
+        if conn.execute(sql.TASK_EXISTS, (run_id, task_id)).fetchone() is None:
+            raise ValidationError(
+                f"run {run_id!r} has no task {task_id!r}; a result needs its task"
+            )
 
 
 class SQLiteStore:
@@ -411,6 +433,7 @@ class SQLiteStore:
         def txn(conn: sqlite3.Connection) -> None:
             if conn.execute(sql.TOUCH_RUN, (now, run_id, epoch)).rowcount == 0:
                 raise _fence_failure(conn, run_id, epoch)
+            _check_tasks_exist(conn, run_id, [task_id])
             conn.execute(sql.UPSERT_RESULT, (run_id, task_id, result))
 
         await self._write(txn)
@@ -439,7 +462,7 @@ class SQLiteStore:
 
     async def append_event(self, run_id: str, event: NewEvent) -> Event:
         now = self._now()
-        data = json.dumps(event.data)
+        data = _event_data(event)
 
         def txn(conn: sqlite3.Connection) -> Event:
             if not conn.execute(sql.RUN_EXISTS, (run_id,)).fetchone():
@@ -448,7 +471,7 @@ class SQLiteStore:
                 sql.INSERT_EVENT_RETURNING, (run_id, now, event.kind, data)
             ).fetchone()
             return Event.model_construct(
-                id=event_id, run_id=run_id, ts=_dt(now), kind=event.kind, data=event.data
+                id=event_id, run_id=run_id, ts=_dt(now), kind=event.kind, data=json.loads(data)
             )
 
         return await self._write(txn)
@@ -458,9 +481,9 @@ class SQLiteStore:
     ) -> list[Event]:
         def read(conn: sqlite3.Connection) -> list[Event]:
             if run_id is None:
-                rows = conn.execute(sql.SELECT_EVENTS, (after_id, limit))
+                rows = conn.execute(sql.SELECT_EVENTS, (after_id, max(0, limit)))
             else:
-                rows = conn.execute(sql.SELECT_RUN_EVENTS, (run_id, after_id, limit))
+                rows = conn.execute(sql.SELECT_RUN_EVENTS, (run_id, after_id, max(0, limit)))
             return [_event_from_row(row) for row in rows]
 
         return await self._call(read)
@@ -582,9 +605,15 @@ class SQLiteStore:
         events = _event_params(run_id, now, step.events)
 
         def txn(conn: sqlite3.Connection) -> RunState:
+            # Fence first (the write lock is held, so the epoch cannot move before COMMIT):
+            # a stale or unknown run is reported as such, whatever else the step holds.
+            row = conn.execute(sql.SELECT_EPOCH, (run_id,)).fetchone()
+            if row is None or row[0] != epoch:
+                raise _fence_failure(conn, run_id, epoch)
             if tasks:
                 conn.executemany(sql.UPSERT_TASK, tasks)
             if results:
+                _check_tasks_exist(conn, run_id, [task_id for _, task_id, _ in results])
                 conn.executemany(sql.UPSERT_RESULT, results)
             if events:
                 conn.executemany(sql.INSERT_EVENT, events)
@@ -593,13 +622,7 @@ class SQLiteStore:
                 raise _fence_failure(conn, run_id, epoch)
             return _run_from_row(row)
 
-        try:
-            return await self._write(txn)
-        except DatabaseError as exc:
-            if "FOREIGN KEY" in str(exc):
-                # A step for a run that does not exist trips the foreign key before the fence.
-                await self.get_run(run_id)
-            raise
+        return await self._write(txn)
 
     # -- ChangeWatch -----------------------------------------------------------------------
 

@@ -609,3 +609,42 @@ def test_task_and_run_models_are_frozen() -> None:
     t: Task = task("x")
     with pytest.raises(Exception, match="frozen"):
         t.priority = 9  # pyright: ignore[reportAttributeAccessIssue]
+
+
+async def test_event_data_is_stored_as_json(store: Store) -> None:
+    run = await claimed(store)
+    data = {"pair": (1, 2), "text": "x"}
+    appended = await store.append_event("run-1", NewEvent(kind="note", data=data))
+    await store.commit_step(
+        "run-1",
+        Step(phase=Phase.EXECUTING, iteration=1, events=(NewEvent(kind="note", data=data),)),
+        epoch=run.epoch,
+    )
+    as_json = {"pair": [1, 2], "text": "x"}
+    assert appended.data == as_json
+    assert [e.data for e in (await store.read_events(run_id="run-1"))[-2:]] == [as_json] * 2
+
+
+async def test_event_data_that_is_not_json_is_refused(store: Store) -> None:
+    run = await claimed(store)
+    before = await snapshot(store, "run-1")
+    bad = NewEvent(kind="note", data={"when": object()})
+    with pytest.raises(ValidationError, match="not JSON"):
+        await store.append_event("run-1", bad)
+    with pytest.raises(ValidationError, match="not JSON"):
+        await store.commit_step(
+            "run-1",
+            Step(phase=Phase.EXECUTING, iteration=1, tasks=(task("a"),), events=(bad,)),
+            epoch=run.epoch,
+        )
+    assert await snapshot(store, "run-1") == before
+
+
+async def test_read_events_limit(store: Store) -> None:
+    await store.create_run(new_run())
+    for i in range(4):
+        await store.append_event("run-1", NewEvent(kind="note", data={"i": i}))
+    assert await store.read_events(limit=0) == []
+    assert await store.read_events(limit=-1) == []
+    assert [e.id for e in await store.read_events(limit=2)] == [1, 2]
+    assert [e.id for e in await store.read_events(run_id="run-1", after_id=3)] == [4, 5]
