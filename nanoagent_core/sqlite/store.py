@@ -8,6 +8,7 @@ committing or rolling back, on its thread).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sqlite3
@@ -62,6 +63,24 @@ def _dt(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, UTC)
 
 
+class _DamagedRowError(Exception):
+    """A row that SQLite read back fine but that holds what this code never writes (damage
+    inside a record): reported as a damaged database, never as a raw ValueError."""
+
+
+def _decoder(fn: Callable[[Row], T]) -> Callable[[Row], T]:
+    @functools.wraps(fn)
+    def decode(row: Row) -> T:
+        try:
+            return fn(row)
+        except (ValueError, TypeError, AttributeError) as exc:
+            detail = " ".join(str(exc).split())[:200]
+            raise _DamagedRowError(f"unreadable row: {detail}") from None
+
+    return decode
+
+
+@_decoder
 def _run_from_row(row: Row) -> RunState:
     (run_id, goal, max_iterations, agent, agent_options, phase, iteration, current_task_id,
      status, created_at, updated_at, finished_at, owner_host, owner_pid, owner_pid_started,
@@ -97,6 +116,7 @@ def _run_from_row(row: Row) -> RunState:
     )
 
 
+@_decoder
 def _task_from_row(row: Row) -> Task:
     task_id, description, status, priority, result, attempts, failures, error, seq = row
     return Task.model_construct(
@@ -112,6 +132,7 @@ def _task_from_row(row: Row) -> Task:
     )
 
 
+@_decoder
 def _event_from_row(row: Row) -> Event:
     event_id, run_id, ts, kind, data = row
     return Event.model_construct(
@@ -267,6 +288,10 @@ class SQLiteStore:
                 return fn(conn, *args)
             except sqlite3.Error as exc:
                 raise _translate(self._location, exc) from None
+            except _DamagedRowError as exc:
+                raise NotANanoagentDatabaseError(
+                    f"{self._location}: damaged database ({exc})"
+                ) from None
 
         return await self._db._execute(job)  # pyright: ignore[reportPrivateUsage, reportUnknownMemberType]
 
@@ -677,7 +702,16 @@ def _prepare(
     try:
         app_id, version, objects = conn.execute(sql.READ_HEADER).fetchone()
     except sqlite3.DatabaseError as exc:
-        raise NotANanoagentDatabaseError(f"{where}: not a nanoagent database ({exc})") from None
+        if _damaged(exc):
+            raise NotANanoagentDatabaseError(
+                f"{where}: not a nanoagent database ({exc})"
+            ) from None
+        # Not the file's fault (locked, or a WAL file whose -shm cannot be created in a
+        # read-only directory): say what SQLite said, not that the file is foreign.
+        hint = ""
+        if "readonly" in str(exc) or "unable to open" in str(exc):
+            hint = f"; is the directory writable? SQLite needs {where}-shm beside the file"
+        raise DatabaseError(f"{where}: cannot read the database ({exc}{hint})") from None
     if app_id != sql.APPLICATION_ID and (objects or app_id or version):
         raise NotANanoagentDatabaseError(
             f"{where}: a SQLite database of another application, not a nanoagent database"
@@ -703,15 +737,20 @@ def _prepare(
     conn.execute(f"PRAGMA synchronous = {synchronous}")
     conn.execute("PRAGMA journal_size_limit = 67108864")
     if version < sql.SCHEMA_VERSION:
-        _in_transaction(conn, "BEGIN IMMEDIATE", _migrate)
+        _in_transaction(conn, "BEGIN IMMEDIATE", _migrate, where)
     _integrity_probe(conn, where)
 
 
-def _migrate(conn: sqlite3.Connection) -> None:
+def _migrate(conn: sqlite3.Connection, where: str) -> None:
     # Re-read inside the write lock: another process may have migrated meanwhile.
     app_id, version, objects = conn.execute(sql.READ_HEADER).fetchone()
     if app_id != sql.APPLICATION_ID and objects:
-        raise NotANanoagentDatabaseError("not a nanoagent database")
+        raise NotANanoagentDatabaseError(f"{where}: not a nanoagent database")
+    if version > sql.SCHEMA_VERSION:
+        raise SchemaTooNewError(
+            f"{where}: schema version {version} is newer than this nanoagent understands"
+            f" ({sql.SCHEMA_VERSION}); upgrade nanoagent to open it"
+        )
     for target in range(version, sql.SCHEMA_VERSION):
         for statement in _statements(sql.MIGRATIONS[target]):
             conn.execute(statement)
@@ -745,10 +784,15 @@ def _create_private_file(path: Path) -> None:
     os.close(fd)
 
 
-def _translate(where: str, exc: sqlite3.Error) -> DatabaseError:
-    message = str(exc) or type(exc).__name__
-    if isinstance(exc, sqlite3.DatabaseError) and (
+def _damaged(exc: sqlite3.Error) -> bool:
+    message = str(exc)
+    return isinstance(exc, sqlite3.DatabaseError) and (
         "malformed" in message or "not a database" in message
-    ):
+    )
+
+
+def _translate(where: str, exc: sqlite3.Error) -> DatabaseError:
+    message = " ".join(str(exc).split()) or type(exc).__name__
+    if _damaged(exc):
         return NotANanoagentDatabaseError(f"{where}: damaged database ({message})")
     return DatabaseError(f"{where}: {message}")
