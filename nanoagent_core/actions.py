@@ -40,10 +40,18 @@ def new_run(
     max_iterations: int = 50,
     options: Mapping[str, str] | None = None,
     heartbeat: float = 2.0,
+    claim_grace: float | None = None,
 ) -> RunState:
-    """A validated new run (agent and options checked too); not stored yet."""
+    """A validated new run (agent and options checked too); not stored yet.
+
+    ``claim_grace``: how long the stored run waits for its worker to claim it before it shows
+    as crashed; by default long enough for a detached worker to start (CLAIM_GRACE). A run
+    that this very process claims next passes 0: if the process dies before claiming, the
+    run shows as crashed at once rather than ``running`` for the grace period.
+    """
     opts = dict(options or {})
     load_agent(agent, opts)  # an unknown agent or a bad option is refused before storing
+    grace = max(CLAIM_GRACE, 3 * heartbeat) if claim_grace is None else claim_grace
     return validated(
         RunState,
         run_id=check_run_id(run_id),
@@ -51,7 +59,7 @@ def new_run(
         max_iterations=max_iterations,
         agent=agent,
         agent_options=opts,
-        lease_expires_at=utc_now() + timedelta(seconds=max(CLAIM_GRACE, 3 * heartbeat)),
+        lease_expires_at=utc_now() + timedelta(seconds=grace),
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import sys
 import uuid
 from collections.abc import Callable, Sequence
@@ -45,6 +46,8 @@ EXIT_CODES = {
 }
 EXIT_UNKNOWN_RUN = 3
 EXIT_BUSY = 4
+#: The longest heartbeat interval ``--heartbeat`` takes, in seconds.
+MAX_HEARTBEAT = 3600.0
 
 Dashboard = Callable[[str], int]
 
@@ -109,7 +112,7 @@ def _build_parser() -> argparse.ArgumentParser:
 def _worker_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--heartbeat",
-        type=float,
+        type=_heartbeat_seconds,
         default=DEFAULT_HEARTBEAT,
         metavar="SECONDS",
         help="heartbeat interval; the lease lasts three of them",
@@ -119,6 +122,19 @@ def _worker_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="synchronous=FULL: commits survive power loss, at about 3x the cost",
     )
+
+
+def _heartbeat_seconds(text: str) -> float:
+    """A heartbeat interval: a finite number of seconds, more than 0 and at most an hour."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not (math.isfinite(value) and 0 < value <= MAX_HEARTBEAT):
+        raise argparse.ArgumentTypeError(
+            f"a heartbeat must be more than 0 and at most {MAX_HEARTBEAT:g} seconds, not {text!r}"
+        )
+    return value
 
 
 def main(argv: Sequence[str] | None = None, *, dashboard: Dashboard | None = None) -> int:
@@ -196,6 +212,7 @@ async def _cmd_run(location: str, args: argparse.Namespace) -> int:
         max_iterations=args.max_iterations,
         options=_parse_options(args.option),
         heartbeat=args.heartbeat,
+        claim_grace=None if args.detach else 0.0,  # in the foreground, this process claims it
     )
     store = await _open(location, create=True)
     try:

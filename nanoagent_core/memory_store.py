@@ -212,8 +212,8 @@ class MemoryStore:
         run = self._fenced(run_id, epoch)
         if task_id not in self._tasks[run_id]:
             raise ValidationError(
-                    f"run {run_id!r} has no task {task_id!r}; a result needs its task"
-                )
+                f"run {run_id!r} has no task {task_id!r}; a result needs its task"
+            )
         self._results[run_id][task_id] = result
         self._put(run, updated_at=self._clock())
 

@@ -10,6 +10,12 @@ Guarantees every implementation gives (the contract suite in tests/ checks them)
   returns everything committed after event ``n``.
 * ``claim_run`` is a compare-and-set on ``expected_epoch``: of several racing claims exactly
   one wins; the others raise RunBusyError.
+* A result must name a task of its run (already stored, or saved in the same step); one
+  that does not raises ValidationError and the whole step is refused.
+* Event data is stored as JSON: it reads back as JSON types (a tuple comes back a list);
+  data that is not JSON raises ValidationError before anything is written.
+* Cancelling the caller of a write never leaves half of it behind, but does not undo it
+  either: the write may still complete. After a cancellation, re-read to know which.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ __all__ = [
     "LeaseStore",
     "NewEvent",
     "RunStore",
+    "SnapshotStore",
     "Step",
     "StepStore",
     "Store",
@@ -174,6 +181,18 @@ class StepStore(Protocol):
         ...
 
 
+class SnapshotStore(Protocol):
+    """Reads a viewer makes together, each from one consistent snapshot."""
+
+    async def get_runs(self, run_ids: Sequence[str]) -> list[RunState]:
+        """The runs that exist among ``run_ids``, in that order (unknown ids are skipped)."""
+        ...
+
+    async def get_run_detail(self, run_id: str) -> tuple[RunState, list[Task], dict[str, str]]:
+        """The run, its tasks (insertion order) and its results. RunNotFoundError if none."""
+        ...
+
+
 class ChangeWatch(Protocol):
     async def change_token(self) -> int:
         """A cheap value that differs once anyone else has committed a change."""
@@ -181,7 +200,15 @@ class ChangeWatch(Protocol):
 
 
 class Store(
-    RunStore, TaskStore, ContextStore, EventStore, LeaseStore, StepStore, ChangeWatch, Protocol
+    RunStore,
+    TaskStore,
+    ContextStore,
+    EventStore,
+    LeaseStore,
+    StepStore,
+    SnapshotStore,
+    ChangeWatch,
+    Protocol,
 ):
     """Everything; what the command line and the dashboard open."""
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from nanoagent_core.errors import DatabaseError
 from nanoagent_core.memory_store import MemoryStore
 from nanoagent_core.paths import MEMORY
+from nanoagent_core.postgres import PostgresStore, is_postgres_location
 from nanoagent_core.sqlite import SQLiteStore, Synchronous
 
 __all__ = ["AnyStore", "open_store"]
 
-AnyStore = SQLiteStore | MemoryStore
+AnyStore = SQLiteStore | MemoryStore | PostgresStore
 
 
 async def open_store(
@@ -19,11 +19,14 @@ async def open_store(
     create: bool = True,
     synchronous: Synchronous = "NORMAL",
 ) -> AnyStore:
-    """A SQLite file path or ``:memory:`` (ephemeral, this process only)."""
+    """A SQLite file path, ``:memory:`` (ephemeral, this process only), or a
+    ``postgresql://`` URL (``?schema=NAME`` picks the schema; default ``nanoagent``).
+
+    ``synchronous`` is SQLite's: a PostgreSQL server's durability is its own setting."""
     if location == MEMORY:
         return MemoryStore()
-    if location.startswith(("postgres://", "postgresql://")):
-        raise DatabaseError(f"{location}: PostgreSQL is not supported yet; use a SQLite file path")
+    if is_postgres_location(location):
+        return await PostgresStore.open(location, read_only=read_only, create=create)
     return await SQLiteStore.open(
         location, read_only=read_only, create=create, synchronous=synchronous
     )

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
+import os
 import signal
 from enum import Enum
 from typing import Protocol
@@ -23,6 +25,7 @@ from nanoagent_core.errors import (
     NanoagentError,
     RunAbortedError,
     RunBusyError,
+    ValidationError,
 )
 from nanoagent_core.loop import DEFAULT_MAX_FAILURES, Loop, LoopStore, StepListener
 from nanoagent_core.models import EventKind, RunState, RunStatus
@@ -33,6 +36,12 @@ from nanoagent_core.status import owner_gone
 __all__ = ["DEFAULT_HEARTBEAT", "WorkerStore", "drive", "resume_run"]
 
 DEFAULT_HEARTBEAT = 2.0
+
+#: Test fault injector, never set in normal use: ``NANOAGENT_FAULT_KILL_AFTER_COMMIT=k`` makes
+#: the worker SIGKILL itself right after its k-th committed step (each step the loop commits
+#: counts: planning, a task's start or outcome, a reflection). tests/loop uses it to crash a
+#: worker at every checkpoint position.
+FAULT_KILL_AFTER_COMMIT = "NANOAGENT_FAULT_KILL_AFTER_COMMIT"
 
 
 class WorkerStore(LoopStore, LeaseStore, RunStore, Protocol):
@@ -60,6 +69,8 @@ async def resume_run(
     RunBusyError if a live worker holds it (or another resume won the race),
     UnknownAgentError / ValidationError if its agent cannot be rebuilt (nothing is claimed).
     """
+    if not (math.isfinite(heartbeat) and heartbeat > 0):
+        raise ValidationError(f"heartbeat must be a positive number of seconds, not {heartbeat!r}")
     run = await store.get_run(run_id)
     if run.status is RunStatus.COMPLETED:
         return run
@@ -69,6 +80,7 @@ async def resume_run(
             f"run {run_id!r} is held by a live worker (pid {run.owner.pid} on {run.owner.host})"
         )
     agent = load_agent(run.agent, run.agent_options)
+    on_step = _fault_injector(on_step)
     claimed = await store.claim_run(
         run_id,
         current_owner(),
@@ -80,6 +92,26 @@ async def resume_run(
         on_claim(claimed, Step(phase=claimed.phase, iteration=claimed.iteration))
     loop = Loop(store, claimed, agent, max_failures=max_failures, on_step=on_step)
     return await drive(store, loop, heartbeat=heartbeat, handle_signals=handle_signals)
+
+
+def _fault_injector(on_step: StepListener | None) -> StepListener | None:
+    """Test fault injector (see FAULT_KILL_AFTER_COMMIT): wraps ``on_step`` so that this
+    process kills itself with SIGKILL right after its k-th committed step."""
+    raw = os.environ.get(FAULT_KILL_AFTER_COMMIT)
+    if not raw:
+        return on_step
+    after = int(raw)
+    committed = 0
+
+    def listener(run: RunState, step: Step) -> None:
+        nonlocal committed
+        if on_step is not None:
+            on_step(run, step)
+        committed += 1
+        if committed >= after:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return listener
 
 
 async def drive(

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, TypeVar
+from urllib.parse import quote
 
 import aiosqlite
 
@@ -73,7 +74,7 @@ def _decoder(fn: Callable[[Row], T]) -> Callable[[Row], T]:
     def decode(row: Row) -> T:
         try:
             return fn(row)
-        except (ValueError, TypeError, AttributeError) as exc:
+        except (ValueError, TypeError, AttributeError, ArithmeticError, OSError) as exc:
             detail = " ".join(str(exc).split())[:200]
             raise _DamagedRowError(f"unreadable row: {detail}") from None
 
@@ -138,6 +139,20 @@ def _event_from_row(row: Row) -> Event:
     return Event.model_construct(
         id=event_id, run_id=run_id, ts=_dt(ts), kind=kind, data=json.loads(data)
     )
+
+
+@_decoder
+def _count_from_row(row: Row) -> tuple[RunStatus, int]:
+    status, count = row
+    return RunStatus(status), int(count)
+
+
+@_decoder
+def _result_from_row(row: Row) -> tuple[str, str]:
+    task_id, result = row
+    if not isinstance(task_id, str) or not isinstance(result, str):
+        raise TypeError(f"result row holds {type(task_id).__name__}, {type(result).__name__}")
+    return task_id, result
 
 
 def _task_params(run_id: str, task: Task) -> dict[str, Any]:
@@ -238,7 +253,8 @@ class SQLiteStore:
                     raise DatabaseNotFoundError(f"{where}: no database here")
                 _create_private_file(path)
         if read_only and where != MEMORY:
-            target, uri = f"file:{Path(where).resolve()}?mode=ro", True
+            # '?', '#' and '%' in a path are data, not URI syntax: quote them.
+            target, uri = f"file:{quote(str(Path(where).resolve()))}?mode=ro", True
         else:
             target, uri = where, False
         try:
@@ -400,7 +416,7 @@ class SQLiteStore:
 
     async def count_runs(self) -> dict[RunStatus, int]:
         def read(conn: sqlite3.Connection) -> dict[RunStatus, int]:
-            return {RunStatus(status): n for status, n in conn.execute(sql.COUNT_RUNS)}
+            return dict(_count_from_row(row) for row in conn.execute(sql.COUNT_RUNS))
 
         return await self._call(read)
 
@@ -465,7 +481,9 @@ class SQLiteStore:
 
     async def get_all_results(self, run_id: str) -> dict[str, str]:
         def read(conn: sqlite3.Connection) -> dict[str, str]:
-            return dict(conn.execute(sql.SELECT_RESULTS, (run_id,)).fetchall())
+            return dict(
+                _result_from_row(row) for row in conn.execute(sql.SELECT_RESULTS, (run_id,))
+            )
 
         return await self._call(read)
 
@@ -478,7 +496,7 @@ class SQLiteStore:
             if row is None:
                 raise RunNotFoundError(f"no run {run_id!r}")
             tasks = [_task_from_row(r) for r in conn.execute(sql.SELECT_TASKS, (run_id,))]
-            results = dict(conn.execute(sql.SELECT_RESULTS, (run_id,)).fetchall())
+            results = dict(_result_from_row(r) for r in conn.execute(sql.SELECT_RESULTS, (run_id,)))
             return _run_from_row(row), tasks, results
 
         return await self._read(read)
@@ -703,9 +721,7 @@ def _prepare(
         app_id, version, objects = conn.execute(sql.READ_HEADER).fetchone()
     except sqlite3.DatabaseError as exc:
         if _damaged(exc):
-            raise NotANanoagentDatabaseError(
-                f"{where}: not a nanoagent database ({exc})"
-            ) from None
+            raise NotANanoagentDatabaseError(f"{where}: not a nanoagent database ({exc})") from None
         # Not the file's fault (locked, or a WAL file whose -shm cannot be created in a
         # read-only directory): say what SQLite said, not that the file is foreign.
         hint = ""
@@ -732,6 +748,7 @@ def _prepare(
                 f"{where}: schema version {version} is older than {sql.SCHEMA_VERSION};"
                 " open it once read-write to migrate it"
             )
+        _integrity_probe(conn, where)
         return
     conn.execute("PRAGMA journal_mode = WAL")
     conn.execute(f"PRAGMA synchronous = {synchronous}")

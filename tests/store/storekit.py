@@ -203,9 +203,7 @@ def claim_worker(db: str, run_ids: list[str], barrier: Waitable, out: Putter) ->
             for run_id in run_ids:
                 barrier.wait(BARRIER_TIMEOUT)
                 try:
-                    run = await store.claim_run(
-                        run_id, owner, expected_epoch=0, lease_seconds=600
-                    )
+                    run = await store.claim_run(run_id, owner, expected_epoch=0, lease_seconds=600)
                 except RunBusyError:
                     out.put(("busy", run_id, os.getpid()))
                 else:

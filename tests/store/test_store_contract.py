@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from storekit import OTHER_OWNER, OWNER, FakeClock, new_run, snapshot, task
@@ -21,13 +22,13 @@ from nanoagent_core.models import EventKind, Phase, RunState, RunStatus, Task, T
 from nanoagent_core.protocols import NewEvent, Step, Store
 
 
-async def claimed(store: Store, run_id: str = "run-1", **fields: object) -> RunState:
+async def claimed(store: Store, run_id: str = "run-1", **fields: Any) -> RunState:
     await store.create_run(new_run(run_id, **fields))
     return await store.claim_run(run_id, OWNER, expected_epoch=0, lease_seconds=30)
 
 
-def finishing(status: RunStatus, **fields: object) -> Step:
-    return Step(phase=Phase.DONE, iteration=1, status=status, **fields)  # pyright: ignore[reportArgumentType]
+def finishing(status: RunStatus, **fields: Any) -> Step:
+    return Step(phase=Phase.DONE, iteration=1, status=status, **fields)
 
 
 # -- round trip --------------------------------------------------------------------------------
@@ -355,9 +356,7 @@ async def test_claim_of_completed_run_is_refused(store: Store) -> None:
 @pytest.mark.parametrize("status", [RunStatus.FAILED, RunStatus.ABORTED, RunStatus.INTERRUPTED])
 async def test_resumable_run_can_be_claimed_again(store: Store, status: RunStatus) -> None:
     run = await claimed(store)
-    ended = await store.commit_step(
-        "run-1", finishing(status, error="it broke"), epoch=run.epoch
-    )
+    ended = await store.commit_step("run-1", finishing(status, error="it broke"), epoch=run.epoch)
     assert (ended.status, ended.owner, ended.lease_expires_at, ended.error) == (
         status,
         None,
@@ -366,7 +365,11 @@ async def test_resumable_run_can_be_claimed_again(store: Store, status: RunStatu
     )
     assert (ended.finished_at is not None) == status.finished
     again = await store.claim_run("run-1", OTHER_OWNER, expected_epoch=run.epoch, lease_seconds=30)
-    assert (again.status, again.epoch, again.owner) == (RunStatus.RUNNING, run.epoch + 1, OTHER_OWNER)
+    assert (again.status, again.epoch, again.owner) == (
+        RunStatus.RUNNING,
+        run.epoch + 1,
+        OTHER_OWNER,
+    )
     assert (again.error, again.finished_at, again.abort_requested_at) == (None, None, None)
 
 
@@ -448,9 +451,7 @@ async def test_abort_unowned_fences_old_holder(store: Store, clock: FakeClock) -
     )
     before = await snapshot(store, "run-1")
     with pytest.raises(LeaseLostError):  # the zombie wakes up and tries to go on
-        await store.commit_step(
-            "run-1", Step(phase=Phase.REFLECTING, iteration=3), epoch=run.epoch
-        )
+        await store.commit_step("run-1", Step(phase=Phase.REFLECTING, iteration=3), epoch=run.epoch)
     with pytest.raises(RunFinishedError):
         await store.abort_unowned("run-1", expected_epoch=aborted.epoch, reason="again")
     assert await snapshot(store, "run-1") == before
@@ -583,7 +584,9 @@ async def test_every_refusal_is_a_nanoagent_error_of_one_line(store: Store) -> N
         store.get_run("bad id"),
         store.claim_run("run-1", OTHER_OWNER, expected_epoch=run.epoch, lease_seconds=1),
         store.save_task("run-1", task("t"), epoch=0),
-        store.commit_step("run-1", Step(phase=Phase.DONE, iteration=0, results={"q": "r"}), epoch=1),
+        store.commit_step(
+            "run-1", Step(phase=Phase.DONE, iteration=0, results={"q": "r"}), epoch=1
+        ),
         store.abort_unowned("run-1", expected_epoch=0, reason="x"),
     ]
     for attempt in attempts:
@@ -648,3 +651,35 @@ async def test_read_events_limit(store: Store) -> None:
     assert await store.read_events(limit=-1) == []
     assert [e.id for e in await store.read_events(limit=2)] == [1, 2]
     assert [e.id for e in await store.read_events(run_id="run-1", after_id=3)] == [4, 5]
+
+
+async def test_get_runs_keeps_order_and_skips_unknown(store: Store) -> None:
+    for run_id in ["a", "b", "c"]:
+        await store.create_run(new_run(run_id))
+    runs = await store.get_runs(["c", "nope", "a"])
+    assert [r.run_id for r in runs] == ["c", "a"]
+    assert runs == [await store.get_run("c"), await store.get_run("a")]
+    assert await store.get_runs([]) == []
+
+
+async def test_get_run_detail_matches_separate_reads(store: Store) -> None:
+    run = await claimed(store)
+    await store.commit_step(
+        "run-1",
+        Step(
+            phase=Phase.EXECUTING,
+            iteration=1,
+            tasks=(task("b", 2), task("a", 9)),
+            results={"a": "A", "b": "B"},
+        ),
+        epoch=run.epoch,
+    )
+    detail = await store.get_run_detail("run-1")
+    assert detail == (
+        await store.get_run("run-1"),
+        await store.get_all_tasks("run-1"),
+        await store.get_all_results("run-1"),
+    )
+    assert [t.id for t in detail[1]] == ["b", "a"]
+    with pytest.raises(RunNotFoundError):
+        await store.get_run_detail("nope")

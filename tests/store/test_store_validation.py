@@ -68,7 +68,7 @@ def test_invalid_priorities(value: int) -> None:
 
 def test_naive_datetimes_refused() -> None:
     with pytest.raises(ValidationError, match="timezone"):
-        validated(RunState, **run_fields(created_at=datetime(2026, 1, 1)))  # noqa: DTZ001
+        validated(RunState, **run_fields(created_at=datetime(2026, 1, 1)))
 
 
 def test_validation_message_is_one_clear_line() -> None:

@@ -1,0 +1,272 @@
+"""1. Step cost: the loop with a no-op agent at synchronous NORMAL and FULL, against the floor
+(plain sqlite3 in WAL, one transaction per step: insert one ~200-byte row, update one
+position row, same synchronous setting), measured interleaved in the same invocation."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.agent import AGENT_NAME, make_noop_agent
+from bench.common import Config, Goal, SectionResult, Stat, fmt, fmt_stat, paired_ratios
+from nanoagent_core.loop import Loop
+from nanoagent_core.models import RunState
+from nanoagent_core.procinfo import current_owner
+from nanoagent_core.protocols import Step
+from nanoagent_core.sqlite import SQLiteStore, Synchronous
+
+__all__ = ["LoopSample", "floor_steps_per_s", "loop_sample", "replay_sample", "run"]
+
+PAYLOAD = "x" * 200
+_SYNCS: tuple[Synchronous, ...] = ("NORMAL", "FULL")
+#: Floor, loop and replay alternate in this many chunks within each sample.
+CHUNKS = 4
+
+
+def floor_steps_per_s(path: Path, synchronous: Synchronous, steps: int) -> float:
+    """Steps per second of the floor: what one durable step costs with nothing on top."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA busy_timeout = 10000")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute(f"PRAGMA synchronous = {synchronous}")
+        conn.execute("PRAGMA journal_size_limit = 67108864")
+        conn.execute("CREATE TABLE steps (id INTEGER PRIMARY KEY, run_id TEXT, data TEXT)")
+        conn.execute("CREATE TABLE position (run_id TEXT PRIMARY KEY, step INTEGER)")
+        conn.execute("INSERT INTO position VALUES ('run', 0)")
+        began = time.perf_counter()
+        for step in range(1, steps + 1):
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("INSERT INTO steps (run_id, data) VALUES ('run', ?)", (PAYLOAD,))
+            conn.execute("UPDATE position SET step = ? WHERE run_id = 'run'", (step,))
+            conn.execute("COMMIT")
+        elapsed = time.perf_counter() - began
+    finally:
+        conn.close()
+    return steps / elapsed
+
+
+@dataclass(frozen=True)
+class LoopSample:
+    tasks: int
+    steps: int  #: commits made by the loop
+    seconds: float  #: time inside Loop.run only
+    recorded: tuple[tuple[str, tuple[Step, ...]], ...] = ()  #: (run id, steps) if asked
+
+    @property
+    def tasks_per_s(self) -> float:
+        return self.tasks / self.seconds
+
+    @property
+    def steps_per_s(self) -> float:
+        return self.steps / self.seconds
+
+
+async def loop_sample(
+    path: Path, synchronous: Synchronous, tasks_per_run: int, runs: int, *, record: bool = False
+) -> LoopSample:
+    """Drive ``runs`` runs of ``tasks_per_run`` no-op tasks each, one after another, through
+    the real Loop on a SQLiteStore; time only the loops."""
+    store = await SQLiteStore.open(path, synchronous=synchronous)
+    owner = current_owner()
+    total_tasks = total_steps = 0
+    seconds = 0.0
+    recorded: list[tuple[str, tuple[Step, ...]]] = []
+    try:
+        for number in range(runs):
+            run_id = f"step-{number}"
+            await store.create_run(
+                RunState(
+                    run_id=run_id, goal="bench", max_iterations=tasks_per_run, agent=AGENT_NAME
+                )
+            )
+            claimed = await store.claim_run(run_id, owner, expected_epoch=0, lease_seconds=600)
+            steps: list[Step] = []
+            loop = Loop(
+                store,
+                claimed,
+                make_noop_agent(tasks_per_run),
+                on_step=lambda _run, step, into=steps: into.append(step),
+            )
+            began = time.perf_counter()
+            final = await loop.run()
+            seconds += time.perf_counter() - began
+            if final.status.value != "completed" or final.tasks_done != tasks_per_run:
+                raise RuntimeError(f"bench run {run_id} ended {final.status}: {final.error}")
+            total_tasks += final.tasks_done
+            total_steps += len(steps)
+            if record:
+                recorded.append((run_id, tuple(steps)))
+    finally:
+        await store.close()
+    return LoopSample(total_tasks, total_steps, seconds, tuple(recorded))
+
+
+async def replay_sample(path: Path, synchronous: Synchronous, sample: LoopSample) -> LoopSample:
+    """Commit the steps a loop sample made, through the store alone (no loop, no agent): how
+    much of a step's cost is the store's (thread hop, SQL, decoding)."""
+    store = await SQLiteStore.open(path, synchronous=synchronous)
+    owner = current_owner()
+    steps_done = tasks = 0
+    seconds = 0.0
+    try:
+        for run_id, steps in sample.recorded:
+            await store.create_run(
+                RunState(run_id=run_id, goal="bench", max_iterations=10_000, agent=AGENT_NAME)
+            )
+            claimed = await store.claim_run(run_id, owner, expected_epoch=0, lease_seconds=600)
+            began = time.perf_counter()
+            final = claimed
+            for step in steps:
+                final = await store.commit_step(run_id, step, epoch=claimed.epoch)
+            seconds += time.perf_counter() - began
+            steps_done += len(steps)
+            tasks += final.tasks_done
+    finally:
+        await store.close()
+    return LoopSample(tasks, steps_done, seconds)
+
+
+def _merge(parts: list[LoopSample]) -> LoopSample:
+    return LoopSample(
+        sum(p.tasks for p in parts), sum(p.steps for p in parts), sum(p.seconds for p in parts)
+    )
+
+
+def run(cfg: Config, workdir: Path) -> SectionResult:
+    began = time.perf_counter()
+    workdir.mkdir(parents=True, exist_ok=True)
+    floor: dict[str, list[float]] = {s: [] for s in _SYNCS}
+    loops: dict[str, list[LoopSample]] = {s: [] for s in _SYNCS}
+    replays: dict[str, list[LoopSample]] = {s: [] for s in _SYNCS}
+    longs: list[LoopSample] = []
+    counter = 0
+
+    def fresh() -> Path:
+        nonlocal counter
+        counter += 1
+        return workdir / f"step-{counter}.db"
+
+    chunks = max(1, min(CHUNKS, cfg.short_runs))
+    for _ in range(cfg.repeats):
+        for sync in _SYNCS:
+            # Floor, loop and replay alternate in small chunks, so that a burst of disk or
+            # CPU load from elsewhere hits all three alike.
+            floor_seconds = 0.0
+            parts: list[LoopSample] = []
+            replayed: list[LoopSample] = []
+            for chunk in range(chunks):
+                steps = max(1, cfg.floor_steps // chunks)
+                floor_seconds += steps / floor_steps_per_s(fresh(), sync, steps)
+                runs = cfg.short_runs // chunks + (1 if chunk < cfg.short_runs % chunks else 0)
+                part = asyncio.run(
+                    loop_sample(fresh(), sync, cfg.short_run_tasks, runs, record=True)
+                )
+                parts.append(part)
+                replayed.append(asyncio.run(replay_sample(fresh(), sync, part)))
+            floor[sync].append(max(1, cfg.floor_steps // chunks) * chunks / floor_seconds)
+            loops[sync].append(_merge(parts))
+            replays[sync].append(_merge(replayed))
+        longs.append(asyncio.run(loop_sample(fresh(), "NORMAL", cfg.long_run_tasks, 1)))
+
+    rows: list[list[str]] = []
+    data: dict[str, Stat] = {}
+    for sync in _SYNCS:
+        fl = Stat.of(floor[sync])
+        lt = Stat.of(s.tasks_per_s for s in loops[sync])
+        ls = Stat.of(s.steps_per_s for s in loops[sync])
+        rp = Stat.of(s.steps_per_s for s in replays[sync])
+        data[f"floor_{sync}"] = fl
+        data[f"loop_tasks_{sync}"] = lt
+        data[f"loop_steps_{sync}"] = ls
+        data[f"replay_steps_{sync}"] = rp
+        data[f"ratio_tasks_{sync}"] = paired_ratios(
+            [s.tasks_per_s for s in loops[sync]], floor[sync]
+        )
+        data[f"ratio_steps_{sync}"] = paired_ratios(
+            [s.steps_per_s for s in loops[sync]], floor[sync]
+        )
+        per_task = Stat.of(1e6 / s.tasks_per_s for s in loops[sync])
+        per_step = Stat.of(1e6 / s.steps_per_s for s in loops[sync])
+        data[f"us_task_{sync}"] = per_task
+        short = f"{cfg.short_runs} runs x {cfg.short_run_tasks} tasks"
+        rows += [
+            [sync, "floor: plain sqlite3, 1 txn per step", "steps/s", *fmt_stat(fl)],
+            [sync, f"loop, {short}", "tasks/s", *fmt_stat(lt)],
+            [sync, f"loop, {short}", "us/task", *fmt_stat(per_task)],
+            [sync, f"loop, {short}", "commits/s", *fmt_stat(ls)],
+            [sync, f"loop, {short}", "us/commit", *fmt_stat(per_step)],
+            [sync, "store alone: same commits replayed", "commits/s", *fmt_stat(rp)],
+            [sync, "loop tasks/s / floor steps/s", "ratio", *fmt_stat(data[f"ratio_tasks_{sync}"])],
+            [
+                sync,
+                "loop commits/s / floor steps/s",
+                "ratio",
+                *fmt_stat(data[f"ratio_steps_{sync}"]),
+            ],
+        ]
+    lt_long = Stat.of(s.tasks_per_s for s in longs)
+    data["loop_tasks_long_NORMAL"] = lt_long
+    data["long_vs_short_NORMAL"] = paired_ratios(
+        [s.tasks_per_s for s in longs], [s.tasks_per_s for s in loops["NORMAL"]]
+    )
+    rows += [
+        ["NORMAL", f"loop, 1 run x {cfg.long_run_tasks} tasks", "tasks/s", *fmt_stat(lt_long)],
+        ["NORMAL", "long run / short runs", "ratio", *fmt_stat(data["long_vs_short_NORMAL"])],
+    ]
+    full_ratio = data["ratio_tasks_FULL"].median
+    normal_tasks = data["loop_tasks_NORMAL"].median
+
+    def split(sync: str) -> tuple[float, float, float]:
+        """us per step of the floor, us per commit of the loop, us per commit of the store."""
+        return (
+            1e6 / data[f"floor_{sync}"].median,
+            1e6 / data[f"loop_steps_{sync}"].median,
+            1e6 / data[f"replay_steps_{sync}"].median,
+        )
+
+    f_floor, f_loop, f_store = split("FULL")
+    n_floor, n_loop, n_store = split("NORMAL")
+    goals = [
+        Goal(
+            "1. loop at FULL vs floor",
+            ">= 70% of floor steps/s",
+            f"{full_ratio:.0%} (tasks/s); {data['ratio_steps_FULL'].median:.0%} (commits/s)",
+            full_ratio >= 0.70,
+            why=f"floor {f_floor:.0f} us/step; loop {f_loop:.0f} us/commit (the same commits"
+            f" through the store alone: {f_store:.0f}); a task is 4/3 commits, so even a free"
+            " loop tops out at 75%",
+        ),
+        Goal(
+            "1. loop at NORMAL",
+            ">= 2,000 tasks/s",
+            f"{fmt(normal_tasks)} tasks/s ({cfg.short_run_tasks}-task runs);"
+            f" {fmt(lt_long.median)} ({cfg.long_run_tasks}-task run)",
+            normal_tasks >= 2000 and lt_long.median >= 2000,
+            why=f"{n_loop:.0f} us/commit vs the floor's {n_floor:.0f}: store (thread hop, SQL,"
+            f" decoding) {n_store:.0f}, loop Python {n_loop - n_store:.0f}; a long run is"
+            f" {data['long_vs_short_NORMAL'].median:.2f}x as fast (work per step grows with"
+            " the run's tasks)",
+        ),
+    ]
+    notes = [
+        "Each task is one commit (its outcome, its result and the next task's start ride"
+        " together); every 3rd iteration adds a reflection commit (the seed's rule), so a"
+        " task costs 4/3 commits.",
+        f"Within each sample, floor, loop and replay alternate in {chunks} chunks; ratios"
+        " pair each sample's loop with its own floor.",
+        "'store alone' replays the very same steps through SQLiteStore.commit_step without the"
+        " loop: the gap between it and the loop is the loop's own Python work.",
+    ]
+    return SectionResult(
+        title="1. Step cost: no-op loop vs plain-sqlite3 floor",
+        headers=["sync", "what", "unit", "median", "min", "max"],
+        rows=rows,
+        goals=goals,
+        notes=notes,
+        seconds=time.perf_counter() - began,
+        data=data,
+    )

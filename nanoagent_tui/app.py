@@ -1,0 +1,261 @@
+"""The dashboard app: one poll loop feeding the screens, a ticker, and the run actions.
+
+``run_dashboard(location)`` is what ``nanoagent`` and ``nanoagent tui`` call. Tests build a
+:class:`DashboardApp` with a fixed clock and ``animate=False``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+from textual.app import App
+from textual.binding import Binding
+
+from nanoagent_core.agents.registry import agent_names
+from nanoagent_core.errors import NanoagentError
+from nanoagent_core.launch import reap_workers
+from nanoagent_core.models import RunState, utc_now
+from nanoagent_core.status import ShownStatus
+from nanoagent_tui import operations
+from nanoagent_tui.commands import RunCommands
+from nanoagent_tui.live import Filter, Health, LiveData, SortMode, Update
+from nanoagent_tui.screens.base import LiveScreen
+from nanoagent_tui.screens.detail import DetailScreen
+from nanoagent_tui.screens.dialogs import ConfirmScreen, HelpScreen
+from nanoagent_tui.screens.error import ErrorScreen
+from nanoagent_tui.screens.new_run import NewRunScreen
+from nanoagent_tui.screens.runs import RunsScreen
+from nanoagent_tui.widgets.top_bar import BarState
+
+__all__ = ["DashboardApp", "run_dashboard"]
+
+_SORTS = tuple(SortMode)
+
+
+class DashboardApp(App[int]):
+    """Watch the runs of one database live; resume, abort and start runs."""
+
+    TITLE = "nanoagent"
+    COMMANDS = App.COMMANDS | {RunCommands}
+    BINDINGS = [
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True, id="ctrl_quit"),
+    ]
+    CSS = """
+    Screen { background: $background; }
+    """
+
+    def __init__(
+        self,
+        location: str,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        animate: bool = True,
+        poll_interval: float = 0.25,
+        tick_interval: float = 0.5,
+        window: int = 500,
+        live: LiveData | None = None,
+    ) -> None:
+        super().__init__()
+        self.location = location
+        self.clock = clock
+        self.animated = animate
+        if not animate:
+            self.animation_level = "none"
+        self.poll_interval = poll_interval
+        self.tick_interval = tick_interval
+        self.live = live or LiveData(location, window=window)
+        self.sort = SortMode.ACTIVITY
+        self.pending_select: str | None = None  #: a run to put the cursor on once it shows
+        self.polls = 0  #: polls done (tests wait on it)
+        self.updates = 0  #: polls that found something
+        self._wake = asyncio.Event()
+        self._opened = False  #: the first load happened (the cursor was placed)
+
+    # -- life ------------------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        self.push_screen(RunsScreen())
+        self.run_worker(self._poll_loop(), group="poll", exclusive=True, name="poll")
+        self.set_interval(self.tick_interval, self._tick, name="tick")
+
+    async def on_unmount(self) -> None:
+        # Stop polling first: a query in flight finishes on the connection's thread, and the
+        # close is queued after it.
+        for worker in self.workers:
+            if worker.group == "poll":
+                worker.cancel()
+        await self.live.close()
+
+    async def _poll_loop(self) -> None:
+        """Poll, show, wait: the next poll starts only after the last one is done."""
+        while True:
+            update = await self.live.poll(self.clock())
+            self.polls += 1
+            if update is not None:
+                self.updates += 1
+                self._dispatch(update)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+            self._wake.clear()
+
+    def request_poll(self) -> None:
+        """Poll now rather than at the next interval (after a filter change or an action)."""
+        self._wake.set()
+
+    def _dispatch(self, update: Update) -> None:
+        if self.live.health is Health.BROKEN:
+            if not isinstance(self.screen, ErrorScreen):
+                self.push_screen(ErrorScreen(self.location, self.live.message))
+            return
+        if update.reloaded and not self._opened:
+            self._opened = True
+            self.pending_select = self._first_crashed()
+        with self.batch_update():
+            for screen in self.screen_stack:
+                if isinstance(screen, LiveScreen):
+                    screen.on_live(update)
+
+    def _tick(self) -> None:
+        reap_workers()
+        screen = self.screen
+        if isinstance(screen, LiveScreen):
+            with self.batch_update():
+                screen.on_tick()
+
+    def retry(self) -> None:
+        """From the error screen: open the database again."""
+        self.live = LiveData(self.location, window=self.live.window)
+        if isinstance(self.screen, ErrorScreen):
+            self.pop_screen()
+        self.run_worker(self._poll_loop(), group="poll", exclusive=True, name="poll")
+
+    # -- what the screens share ------------------------------------------------------------
+
+    def bar_state(self, view: str) -> BarState:
+        live = self.live
+        return BarState(
+            location=self.location,
+            health=live.health,
+            message=live.message,
+            waited=live.waited(),
+            counts=tuple(live.shown_counts(self.clock()).items()),
+            view=view,
+        )
+
+    def cycle_sort(self) -> None:
+        self.set_sort(_SORTS[(_SORTS.index(self.sort) + 1) % len(_SORTS)])
+
+    def set_sort(self, mode: SortMode) -> None:
+        self.sort = mode
+        for screen in self.screen_stack:
+            if isinstance(screen, RunsScreen):
+                screen.refresh_view()
+
+    def filter_status(self, status: str | None) -> None:
+        self.live.set_filter(Filter(self.live.filter.text, status))
+        self.request_poll()
+
+    def open_detail(self, run_id: str) -> None:
+        self.push_screen(DetailScreen(run_id))
+
+    def _first_crashed(self) -> str | None:
+        """On opening, the cursor starts on a crashed run if there is one: it is what needs a
+        person (press r)."""
+        for run, word in self.live.visible(self.clock(), self.sort):
+            if word == ShownStatus.CRASHED:
+                return run.run_id
+        return None
+
+    def _selected(self) -> RunState | None:
+        for screen in reversed(self.screen_stack):
+            if isinstance(screen, LiveScreen):
+                return screen.selected_run()
+        return None
+
+    # -- actions ---------------------------------------------------------------------------
+
+    def action_open(self) -> None:
+        run = self._selected()
+        if run is not None and not isinstance(self.screen, DetailScreen):
+            self.open_detail(run.run_id)
+
+    def action_filter(self) -> None:
+        for screen in self.screen_stack:
+            if isinstance(screen, RunsScreen):
+                while self.screen is not screen:
+                    self.pop_screen()
+                screen.action_filter()
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen())
+
+    def action_resume(self) -> None:
+        run = self._selected()
+        if run is None:
+            self.notify("Select a run first.", severity="warning")
+            return
+        why = operations.why_not_resumable(run, self.clock())
+        if why is not None:
+            self.notify(why, title="Nothing to resume", severity="warning")
+            return
+        self._act(f"Resume {run.run_id}", operations.resume(self.location, run.run_id))
+
+    def action_abort(self) -> None:
+        run = self._selected()
+        if run is None:
+            self.notify("Select a run first.", severity="warning")
+            return
+        why = operations.why_not_abortable(run, self.clock())
+        if why is not None:
+            self.notify(why, title="Nothing to abort", severity="warning")
+            return
+        run_id = run.run_id
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self._act(f"Abort {run_id}", operations.abort(self.location, run_id))
+
+        self.push_screen(
+            ConfirmScreen(
+                f"Abort run {run_id}?",
+                "A live worker stops at its next heartbeat and records where it stopped; "
+                "a run with no live worker is aborted at once. It can be resumed later.",
+            ),
+            answered,
+        )
+
+    def action_new_run(self) -> None:
+        def started(run_id: str | None) -> None:
+            if run_id is not None:
+                self.pending_select = run_id
+                self.request_poll()
+
+        self.push_screen(NewRunScreen(agent_names()), started)
+
+    async def start_run(self, run: RunState) -> str:
+        """Store ``run`` and start its detached worker (the new-run form calls this)."""
+        message = await operations.start(self.location, run)
+        self.request_poll()
+        return message
+
+    def _act(self, title: str, action: Awaitable[str]) -> None:
+        async def act() -> None:
+            try:
+                message = await action
+            except (NanoagentError, OSError) as exc:
+                self.notify(str(exc), title=f"{title} failed", severity="error", timeout=8)
+            else:
+                self.notify(message, title=title)
+            self.request_poll()
+
+        self.run_worker(act(), group="actions", name=title)
+
+
+def run_dashboard(location: str) -> int:
+    """Open the dashboard on ``location`` until the user quits; the exit status."""
+    app = DashboardApp(location)
+    app.run()
+    return app.return_code or 0

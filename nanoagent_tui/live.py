@@ -1,0 +1,492 @@
+"""The dashboard's live view of a database: what it polls, what it keeps, what changed.
+
+No Textual here. One :class:`LiveData` owns one read-only connection (short busy timeout) and
+is polled by one loop, so polls never overlap. An idle poll is one ``PRAGMA data_version``;
+after a change it reads only the events after the last one seen and fetches again only the
+runs those events touch (plus running runs whose cached lease is about to run out, since a
+heartbeat renews the lease without an event). The runs it keeps are bounded: the newest
+``window`` runs of the current filter plus every stored-running run, so the cost of a
+refresh does not grow with the number of runs in the database.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from pathlib import Path
+
+from nanoagent_core.errors import (
+    DatabaseError,
+    DatabaseNotFoundError,
+    NotANanoagentDatabaseError,
+    RunNotFoundError,
+    SchemaTooNewError,
+)
+from nanoagent_core.models import Event, EventKind, RunState, RunStatus, Task
+from nanoagent_core.paths import MEMORY
+from nanoagent_core.procinfo import owner_alive
+from nanoagent_core.sqlite import SQLiteStore
+from nanoagent_core.status import ShownStatus
+from nanoagent_tui.formatting import ABORTING, STATUS_ORDER, status_word
+
+__all__ = [
+    "LEASE_MARGIN",
+    "Detail",
+    "Filter",
+    "Health",
+    "LiveData",
+    "PollStats",
+    "SortMode",
+    "Update",
+    "open_viewer",
+]
+
+#: A running run whose cached lease ends within this many seconds is fetched again on the
+#: next change (its worker's heartbeat renewed it without writing an event).
+LEASE_MARGIN = 3.0
+#: A lease that ended longer ago than this is not looked at again until its run has an event.
+STALE_LEASE = 300.0
+#: Events read per query, and at most per poll (the rest wait for the next poll).
+EVENT_PAGE = 1000
+EVENTS_PER_POLL = 10_000
+#: Stored-running runs kept whatever the filter (they decide the running/crashed counts).
+RUNNING_CAP = 2000
+#: Events of the watched run kept for its log.
+DETAIL_EVENTS = 2000
+#: Seconds between attempts to open a database that is missing or not ready.
+REOPEN_EVERY = 1.0
+
+#: Event kinds after which a run's stored status may differ (the counts are recounted).
+STATUS_KINDS = frozenset(
+    {
+        EventKind.RUN_CREATED,
+        EventKind.RUN_CLAIMED,
+        EventKind.RUN_COMPLETED,
+        EventKind.RUN_FAILED,
+        EventKind.RUN_INTERRUPTED,
+        EventKind.RUN_ABORTED,
+    }
+)
+
+Opener = Callable[[str], Awaitable[SQLiteStore]]
+
+
+class Health(StrEnum):
+    STARTING = "starting"  #: nothing read yet
+    MISSING = "missing"  #: no database file (yet): the empty state, retried every second
+    LIVE = "live"  #: the last poll succeeded
+    WAITING = "waiting"  #: the database is busy or not ready; retrying
+    BROKEN = "broken"  #: not a nanoagent database, damaged, or too new: an error screen
+
+
+class SortMode(StrEnum):
+    ACTIVITY = "activity"  #: newest activity first
+    STATUS = "status"  #: needing attention first (crashed, aborting, running, failed, ...)
+    CREATED = "created"  #: newest first
+
+
+@dataclass(frozen=True)
+class Filter:
+    text: str = ""
+    status: str | None = None  #: a shown status word, or "aborting"
+
+    def stored(self) -> list[RunStatus] | None:
+        """The stored statuses that can show as ``status``."""
+        if self.status is None:
+            return None
+        if self.status in (ShownStatus.RUNNING, ShownStatus.CRASHED, ABORTING):
+            return [RunStatus.RUNNING]
+        return [RunStatus(self.status)]
+
+    def matches(self, run: RunState, word: str) -> bool:
+        if self.status is not None and word != self.status:
+            return False
+        if not self.text:
+            return True
+        needle = self.text.casefold()
+        return needle in run.run_id.casefold() or needle in run.goal.casefold()
+
+    @property
+    def active(self) -> bool:
+        return bool(self.text) or self.status is not None
+
+
+@dataclass(frozen=True)
+class Detail:
+    """One run with its tasks and results, read in one snapshot."""
+
+    run: RunState
+    tasks: tuple[Task, ...]
+    results: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Update:
+    """What one poll found."""
+
+    runs: tuple[RunState, ...] = ()  #: runs fetched again (changed or new)
+    events: tuple[Event, ...] = ()  #: new events, all runs, oldest first
+    reloaded: bool = False  #: the kept runs were loaded afresh (open, filter change)
+    health_changed: bool = False
+    detail: Detail | None = None  #: the watched run, fetched again
+    history: tuple[Event, ...] | None = None  #: the watched run's events, when (re)loaded
+
+
+@dataclass
+class PollStats:
+    """Counters for measuring what polls cost."""
+
+    idle: int = 0
+    refreshes: int = 0
+    loads: int = 0
+    last_refresh: float = 0.0  #: seconds the last refresh (not load) took
+    last_load: float = 0.0
+    fetched_runs: int = 0  #: runs fetched by the last refresh
+
+
+async def open_viewer(location: str, busy_timeout: float = 0.2) -> SQLiteStore:
+    """A read-only connection with a short busy timeout: a locked database makes a poll fail
+    fast (and retry) instead of freezing the screen."""
+    return await SQLiteStore.open(location, read_only=True, create=False, busy_timeout=busy_timeout)
+
+
+def _sort_key(mode: SortMode) -> Callable[[tuple[RunState, str]], tuple[float | int | str, ...]]:
+    if mode is SortMode.STATUS:
+        return lambda item: (
+            STATUS_ORDER.get(item[1], 9),
+            -item[0].updated_at.timestamp(),
+            item[0].run_id,
+        )
+    if mode is SortMode.CREATED:
+        return lambda item: (-item[0].created_at.timestamp(), item[0].run_id)
+    return lambda item: (-item[0].updated_at.timestamp(), item[0].run_id)
+
+
+@dataclass
+class _Cursor:
+    token: int | None = None
+    last_event: int = 0
+
+
+class LiveData:
+    """Polls one database and keeps a bounded, current picture of its runs."""
+
+    def __init__(
+        self,
+        location: str,
+        *,
+        window: int = 500,
+        opener: Opener | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.location = location
+        self.window = window
+        self.health = Health.STARTING
+        self.message = ""
+        self.waiting_since: float | None = None
+        self.counts: dict[RunStatus, int] = {}
+        self.runs: dict[str, RunState] = {}
+        self.filter = Filter()
+        self.truncated = False  #: more runs match the filter than the window holds
+        self.stats = PollStats()
+        self._opener: Opener = opener or open_viewer
+        self._monotonic = monotonic
+        self._store: SQLiteStore | None = None
+        self._cursor = _Cursor()
+        self._reload = True
+        self._watched: str | None = None
+        self._watch_pending = False
+        self._next_open = 0.0
+        self._floor = 0.0  #: updated_at of the oldest kept run, when the window is full
+
+    # -- what the screens ask -------------------------------------------------------------
+
+    def waited(self) -> float | None:
+        """Seconds spent waiting for a busy database, or None when not waiting."""
+        if self.waiting_since is None:
+            return None
+        return max(0.0, self._monotonic() - self.waiting_since)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def set_filter(self, new: Filter) -> None:
+        """Takes effect at the next poll (the runs are loaded again through SQL)."""
+        if new != self.filter:
+            self.filter = new
+            self._reload = True
+
+    def watch(self, run_id: str | None) -> None:
+        """Follow one run's tasks and events (the detail screen); None stops."""
+        self._watched = run_id
+        self._watch_pending = run_id is not None
+
+    def visible(self, now: datetime, sort: SortMode) -> list[tuple[RunState, str]]:
+        """The kept runs the filter lets through, in ``sort`` order, with their status word."""
+        rows = [
+            (run, word)
+            for run in self.runs.values()
+            if self.filter.matches(run, word := status_word(run, now))
+        ]
+        rows.sort(key=_sort_key(sort))
+        return rows
+
+    def shown_counts(self, now: datetime) -> dict[str, int]:
+        """Runs per shown status in the whole database (running split into running, aborting
+        and crashed from the kept stored-running runs)."""
+        counts = {status.value: n for status, n in self.counts.items() if n}
+        stored_running = counts.pop(RunStatus.RUNNING.value, 0)
+        split: dict[str, int] = {}
+        for run in self.runs.values():
+            if run.status is RunStatus.RUNNING:
+                word = status_word(run, now)
+                split[word] = split.get(word, 0) + 1
+        split_total = sum(split.values())
+        if stored_running > split_total:
+            split[ShownStatus.RUNNING] = split.get(ShownStatus.RUNNING, 0) + (
+                stored_running - split_total
+            )
+        counts.update({word: n for word, n in split.items() if n})
+        return dict(sorted(counts.items(), key=lambda item: STATUS_ORDER.get(item[0], 9)))
+
+    # -- polling --------------------------------------------------------------------------
+
+    async def poll(self, now: datetime) -> Update | None:
+        """One poll; None when nothing changed. Never raises for database trouble: it shows
+        in ``health`` and ``message``."""
+        if self.health is Health.BROKEN:
+            return None
+        if self._store is None:
+            if self._monotonic() < self._next_open:
+                return None
+            opened = await self._open()
+            if self._store is None:
+                return opened
+        try:
+            return await self._refresh(now)
+        except (NotANanoagentDatabaseError, SchemaTooNewError) as exc:
+            await self.close()
+            return self._set(Health.BROKEN, str(exc))
+        except DatabaseError as exc:
+            return self._set(Health.WAITING, str(exc))
+
+    async def close(self) -> None:
+        store, self._store = self._store, None
+        if store is not None:
+            await store.close()
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _set(self, health: Health, message: str = "") -> Update | None:
+        if health is Health.WAITING and self.health is not Health.WAITING:
+            self.waiting_since = self._monotonic()
+        elif health is not Health.WAITING:
+            self.waiting_since = None
+        changed = (health, message) != (self.health, self.message)
+        self.health, self.message = health, message
+        return Update(health_changed=True) if changed else None
+
+    async def _open(self) -> Update | None:
+        location = self.location
+        if location == MEMORY or location.startswith(("postgres://", "postgresql://")):
+            return self._set(
+                Health.BROKEN,
+                f"{location}: the dashboard shows a SQLite file that workers share; pass --db PATH",
+            )
+        self._next_open = self._monotonic() + REOPEN_EVERY
+        try:
+            self._store = await self._opener(location)
+        except DatabaseNotFoundError:
+            return self._set(Health.MISSING, f"{location}: no database here yet")
+        except (NotANanoagentDatabaseError, SchemaTooNewError) as exc:
+            return self._set(Health.BROKEN, str(exc))
+        except DatabaseError as exc:
+            if _empty_file(location):  # being created by a first run right now
+                return self._set(Health.MISSING, f"{location}: the database is being created")
+            return self._set(Health.WAITING, str(exc))
+        self._cursor = _Cursor()
+        self._reload = True
+        return None
+
+    async def _refresh(self, now: datetime) -> Update | None:
+        store = self._store
+        assert store is not None
+        token = await store.change_token()
+        if self._reload:
+            return await self._load(store, token)
+        watch_pending = self._watch_pending
+        if token == self._cursor.token and not watch_pending:
+            self.stats.idle += 1
+            if self.health is not Health.LIVE:
+                return self._set(Health.LIVE)
+            return None
+        began = time.perf_counter()
+        events, last, more = await self._new_events(store)
+        touched = {event.run_id for event in events}
+        touched.update(
+            run.run_id
+            for run in self.runs.values()
+            if run.status is RunStatus.RUNNING and _lease_ending(run, now)
+        )
+        runs = await store.get_runs(sorted(touched)) if touched else []
+        counts = (
+            await store.count_runs()
+            if any(event.kind in STATUS_KINDS for event in events)
+            else self.counts
+        )
+        detail, history = None, None
+        watched = self._watched
+        if watched is not None and (watch_pending or watched in touched):
+            detail = await _read_detail(store, watched)
+            if watch_pending:
+                history = await _read_history(store, watched)
+        # Everything was read: only now move the cursor (a failed poll is simply retried).
+        self._cursor = _Cursor(None if more else token, last)
+        self.counts = counts
+        self._absorb(runs, now)
+        if watch_pending and watched == self._watched:
+            self._watch_pending = False
+        health = self._set(Health.LIVE)
+        self.stats.refreshes += 1
+        self.stats.fetched_runs = len(runs)
+        self.stats.last_refresh = time.perf_counter() - began
+        return Update(
+            runs=tuple(runs),
+            events=tuple(events),
+            health_changed=health is not None,
+            detail=detail,
+            history=history,
+        )
+
+    async def _load(self, store: SQLiteStore, token: int) -> Update:
+        began = time.perf_counter()
+        last = await _last_event_id(store)
+        counts = await store.count_runs()
+        wanted = self.filter
+        window = await store.list_runs(
+            statuses=wanted.stored(), text=wanted.text or None, limit=self.window
+        )
+        running = await store.list_runs(statuses=[RunStatus.RUNNING], limit=RUNNING_CAP)
+        detail, history = None, None
+        watched = self._watched
+        if watched is not None:
+            detail = await _read_detail(store, watched)
+            history = await _read_history(store, watched)
+        self.runs = {run.run_id: run for run in running}
+        self.runs.update((run.run_id, run) for run in window)
+        self.truncated = len(window) >= self.window
+        self._floor = window[-1].updated_at.timestamp() if window else 0.0
+        self.counts = counts
+        self._cursor = _Cursor(token, last)
+        self._reload = False
+        self._watch_pending = False
+        self._set(Health.LIVE)
+        self.stats.loads += 1
+        self.stats.last_load = time.perf_counter() - began
+        return Update(reloaded=True, health_changed=True, detail=detail, history=history)
+
+    async def _new_events(self, store: SQLiteStore) -> tuple[list[Event], int, bool]:
+        """Events after the cursor: (events, new cursor, whether more are waiting)."""
+        events: list[Event] = []
+        last = self._cursor.last_event
+        while len(events) < EVENTS_PER_POLL:
+            batch = await store.read_events(after_id=last, limit=EVENT_PAGE)
+            events.extend(batch)
+            if batch:
+                last = batch[-1].id
+            if len(batch) < EVENT_PAGE:
+                return events, last, False
+        return events, last, True
+
+    def _absorb(self, runs: list[RunState], now: datetime) -> None:
+        """Keep fetched runs: those kept already, running ones, and others the filter lets
+        through that are newer than the oldest kept one (an old run that only got a note
+        stays out of a full window); then drop the oldest beyond the window."""
+        floor = self._floor if self.truncated else None
+        added = False
+        for run in runs:
+            if run.run_id in self.runs or run.status is RunStatus.RUNNING:
+                added = added or run.status is not RunStatus.RUNNING  # may have just ended
+                self.runs[run.run_id] = run
+            elif self.filter.matches(run, status_word(run, now)) and (
+                floor is None or run.updated_at.timestamp() >= floor
+            ):
+                self.runs[run.run_id] = run
+                added = True
+        if added:
+            self._trim()
+
+    def _trim(self) -> None:
+        spare = [run for run in self.runs.values() if run.status is not RunStatus.RUNNING]
+        excess = len(spare) - self.window
+        if excess > 0:
+            spare.sort(key=lambda run: (run.updated_at.timestamp(), run.run_id))
+            for run in spare[:excess]:
+                if run.run_id != self._watched:
+                    del self.runs[run.run_id]
+            self.truncated = True
+            self._floor = spare[excess].updated_at.timestamp()
+
+
+def _lease_ending(run: RunState, now: datetime) -> bool:
+    """Whether a heartbeat may have renewed this run's lease since it was read: its cached
+    lease ends soon (or ended lately) and its worker may be alive (a worker seen dead on this
+    host is crashed whatever its lease says; a run with no worker yet gets a claim event)."""
+    lease = run.lease_expires_at
+    if lease is None or run.owner is None or owner_alive(run.owner) is False:
+        return False
+    left = (lease - now).total_seconds()
+    return -STALE_LEASE < left < LEASE_MARGIN
+
+
+def _empty_file(location: str) -> bool:
+    try:
+        return Path(location).stat().st_size == 0
+    except OSError:
+        return False
+
+
+async def _last_event_id(store: SQLiteStore) -> int:
+    """The newest event id, found with O(log n) indexed probes (``id > k`` exists?)."""
+
+    async def after(k: int) -> bool:
+        return bool(await store.read_events(after_id=k, limit=1))
+
+    if not await after(0):
+        return 0
+    low, high = 0, 1
+    while await after(high):
+        low, high = high, high * 2
+    while high - low > 1:  # after(low) is true, after(high) is false
+        middle = (low + high) // 2
+        if await after(middle):
+            low = middle
+        else:
+            high = middle
+    return high
+
+
+async def _read_detail(store: SQLiteStore, run_id: str) -> Detail | None:
+    try:
+        run, tasks, results = await store.get_run_detail(run_id)
+    except RunNotFoundError:
+        return None
+    return Detail(run=run, tasks=tuple(tasks), results=results)
+
+
+async def _read_history(store: SQLiteStore, run_id: str) -> tuple[Event, ...]:
+    """The run's events (the newest DETAIL_EVENTS of them), oldest first."""
+    kept: list[Event] = []
+    last = 0
+    while True:
+        batch = await store.read_events(run_id=run_id, after_id=last, limit=5000)
+        kept.extend(batch)
+        if len(kept) > DETAIL_EVENTS:
+            del kept[: len(kept) - DETAIL_EVENTS]
+        if len(batch) < 5000:
+            return tuple(kept)
+        last = batch[-1].id

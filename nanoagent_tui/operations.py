@@ -1,0 +1,119 @@
+"""What the dashboard does to runs: resume, abort, start. No Textual here.
+
+Each opens its own short-lived read-write connection and goes through nanoagent_core.actions,
+the same fenced calls as the command line: an abort request (or an abort of a run no live
+worker holds), a resume claim made by a detached worker, a new run stored then taken up by a
+detached worker. Workers are started without a shell and outlive the dashboard.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import datetime
+
+from nanoagent_core.actions import abort_run, new_run, resume_detached, start_detached
+from nanoagent_core.errors import ValidationError
+from nanoagent_core.models import MAX_ITERATIONS, RunState
+from nanoagent_core.sqlite import SQLiteStore
+from nanoagent_core.status import RESUMABLE, ShownStatus
+from nanoagent_tui.formatting import ABORTING, status_word
+
+_PAIR_SEPARATOR = re.compile(r"\s+|,(?=[^,=\s]+=)")
+
+__all__ = [
+    "abort",
+    "build_run",
+    "parse_options",
+    "resume",
+    "start",
+    "why_not_abortable",
+    "why_not_resumable",
+]
+
+
+def why_not_resumable(run: RunState, now: datetime) -> str | None:
+    """None when resume takes the run up; otherwise why not, in one line."""
+    word = status_word(run, now)
+    if word in RESUMABLE:
+        return None
+    if word == ABORTING:
+        return f"{run.run_id} is being aborted; resume it once it shows aborted"
+    if word == ShownStatus.RUNNING:
+        worker = f" (pid {run.owner.pid} on {run.owner.host})" if run.owner else ""
+        return f"{run.run_id} is running{worker}: nothing to resume"
+    return f"{run.run_id} has completed: nothing to resume"
+
+
+def why_not_abortable(run: RunState, now: datetime) -> str | None:
+    word = status_word(run, now)
+    if word == ABORTING:
+        return f"{run.run_id}: abort already requested; its worker stops at its next heartbeat"
+    if run.status.finished:
+        return f"{run.run_id} has already finished ({word}): nothing to abort"
+    return None
+
+
+async def _open(location: str, *, create: bool = False) -> SQLiteStore:
+    return await SQLiteStore.open(location, create=create)
+
+
+async def resume(location: str, run_id: str) -> str:
+    """Start a detached worker that claims and resumes the run; says what happened."""
+    store = await _open(location)
+    try:
+        pid = await resume_detached(store, location, run_id)
+    finally:
+        await store.close()
+    return f"resuming {run_id} in worker pid {pid}"
+
+
+async def abort(location: str, run_id: str) -> str:
+    store = await _open(location)
+    try:
+        return await abort_run(store, run_id)
+    finally:
+        await store.close()
+
+
+async def start(location: str, run: RunState) -> str:
+    store = await _open(location, create=True)
+    try:
+        pid = await start_detached(store, location, run)
+    finally:
+        await store.close()
+    return f"started {run.run_id} in worker pid {pid}"
+
+
+def parse_options(text: str) -> dict[str, str]:
+    """``KEY=VALUE`` pairs separated by spaces or commas; a value may hold commas
+    (``fail=2,4 delay=0.1`` and ``tasks=3,delay=0.1`` both work)."""
+    options: dict[str, str] = {}
+    for part in _PAIR_SEPARATOR.split(text.strip()):
+        if not part:
+            continue
+        key, sep, value = part.partition("=")
+        if not sep or not key.strip():
+            raise ValidationError(f"options: use KEY=VALUE, not {part!r}")
+        options[key.strip()] = value.strip()
+    return options
+
+
+def build_run(goal: str, agent: str, max_iterations: str, options: str) -> RunState:
+    """A validated new run from the form's fields (ValidationError / UnknownAgentError)."""
+    raw = max_iterations.strip() or "50"
+    try:
+        iterations = int(raw)
+    except ValueError:
+        raise ValidationError(f"max iterations: a whole number, not {raw!r}") from None
+    if not 1 <= iterations <= MAX_ITERATIONS:
+        raise ValidationError(f"max iterations: between 1 and {MAX_ITERATIONS:,}")
+    if not goal.strip():
+        raise ValidationError("goal: say what the run should achieve")
+    return new_run(
+        uuid.uuid4().hex[:12],
+        goal.strip(),
+        agent=agent,
+        max_iterations=iterations,
+        options=parse_options(options),
+    )

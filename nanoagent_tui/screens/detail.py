@@ -1,0 +1,201 @@
+"""The detail screen of one run: what it is, where it is, its tasks and its events, live."""
+
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.widgets import DataTable, Footer, RichLog, Sparkline, Static
+
+from nanoagent_core.models import Event, EventKind, RunState
+from nanoagent_tui.formatting import in_flight, status_word, task_row
+from nanoagent_tui.live import Detail, Update
+from nanoagent_tui.screens.base import ACTION_BINDINGS, LiveScreen
+from nanoagent_tui.screens.detail_parts import (
+    durations_text,
+    event_line,
+    failure_text,
+    info_table,
+    phase_strip,
+    task_result,
+)
+from nanoagent_tui.widgets.keyed_table import KeyedTable
+from nanoagent_tui.widgets.run_columns import task_columns
+from nanoagent_tui.widgets.top_bar import TopBar
+
+__all__ = ["DetailScreen"]
+
+
+class DetailScreen(LiveScreen):
+    AUTO_FOCUS = "#tasks"
+    DEFAULT_CSS = """
+    DetailScreen #info { height: auto; padding: 0 1; }
+    DetailScreen #phases { height: 1; padding: 0 1; margin-top: 1; }
+    DetailScreen #failure { height: auto; max-height: 6; padding: 0 1; margin-top: 1;
+                            border-left: thick $error; display: none; }
+    DetailScreen #failure.shown { display: block; }
+    DetailScreen #middle { height: 1fr; min-height: 5; margin-top: 1; }
+    DetailScreen #tasks { width: 2fr; }
+    DetailScreen #result-box { width: 1fr; border-left: solid $panel-lighten-2; padding: 0 1; }
+    DetailScreen #bottom { height: 1fr; min-height: 4; }
+    DetailScreen #events { width: 2fr; border-top: solid $panel-lighten-2; overflow-x: hidden; }
+    DetailScreen.short #phases, DetailScreen.short #failure, DetailScreen.short #middle {
+        margin-top: 0;
+    }
+    DetailScreen.short #failure { max-height: 3; }
+    DetailScreen #durations { width: 1fr; border-top: solid $panel-lighten-2; padding: 0 1; }
+    DetailScreen #spark { height: 1fr; min-height: 1; max-height: 5; }
+    DetailScreen #loading { height: 1fr; padding: 2 4; color: $text-muted; }
+    DetailScreen.loaded #loading { display: none; }
+    DetailScreen #body { display: none; }
+    DetailScreen.loaded #body { display: block; }
+    """
+
+    BINDINGS = [
+        Binding("escape", "back", "Back", id="back", tooltip="Back to the runs"),
+        *ACTION_BINDINGS,
+    ]
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.detail: Detail | None = None
+        self.last_event = 0  #: the id of the last event shown
+        self.durations: list[float] = []  #: seconds of each finished task, oldest first
+        self._shown: tuple[object, ...] = ()
+        self._result_key: tuple[object, ...] | None = None
+        self._placed_cursor = False
+
+    def compose(self) -> ComposeResult:
+        yield TopBar()
+        yield Static(f"Loading {self.run_id}…", id="loading")
+        with Vertical(id="body"):
+            yield Static(id="info")
+            yield Static(id="phases")
+            yield Static(id="failure")
+            with Horizontal(id="middle"):
+                yield KeyedTable(id="tasks")
+                with VerticalScroll(id="result-box"):
+                    yield Static(id="result")
+            with Horizontal(id="bottom"):
+                yield RichLog(id="events", max_lines=2000, wrap=False, auto_scroll=True)
+                with Vertical(id="durations"):
+                    yield Static(id="durations-label")
+                    yield Sparkline([], id="spark")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.dash.live.watch(self.run_id)
+        self.dash.request_poll()
+        self._refresh_bar()
+
+    def on_unmount(self) -> None:
+        self.dash.live.watch(None)
+
+    def action_back(self) -> None:
+        self.dismiss()
+
+    def selected_run(self) -> RunState | None:
+        return None if self.detail is None else self.detail.run
+
+    # -- live ------------------------------------------------------------------------------
+
+    def on_live(self, update: Update) -> None:
+        if update.history is not None:
+            self._reset_events(update.history)
+        if update.detail is not None:
+            self.detail = update.detail
+            self.add_class("loaded")
+        elif update.history is not None and self.detail is None:
+            self.query_one("#loading", Static).update(f"No run {self.run_id} in this database.")
+        mine = [e for e in update.events if e.run_id == self.run_id and e.id > self.last_event]
+        if mine:
+            self._add_events(mine)
+        self._draw()
+
+    def on_tick(self) -> None:
+        self._draw()
+
+    def on_resize(self) -> None:
+        self.set_class(self.size.height < 36, "short")
+        self._shown = ()
+        self._draw()
+
+    # -- drawing ---------------------------------------------------------------------------
+
+    def _refresh_bar(self) -> None:
+        self.query_one(TopBar).show(self.bar_state(f"run {self.run_id}"))
+
+    def _draw(self) -> None:
+        self._refresh_bar()
+        detail = self.detail
+        if detail is None:
+            return
+        run = detail.run
+        now = self.dash.clock()
+        word = status_word(run, now)
+        width = self.size.width
+        shown = (detail, word, width, now.replace(microsecond=0))
+        if shown == self._shown:
+            return
+        self._shown = shown
+        short = self.has_class("short")
+        self.query_one("#info", Static).update(info_table(run, word, now, width, short=short))
+        self.query_one("#phases", Static).update(phase_strip(run, word, width))
+        failure = failure_text(run, word, detail.tasks)
+        box = self.query_one("#failure", Static)
+        box.set_class(failure is not None, "shown")
+        if failure is not None:
+            box.update(failure)
+        self._draw_tasks(detail)
+
+    def _draw_tasks(self, detail: Detail) -> None:
+        table = self.query_one("#tasks", KeyedTable)
+        flying = in_flight(detail.run)
+        table.set_columns(task_columns(max(40, table.size.width or self.size.width * 2 // 3)))
+        table.sync([(task.id, task_row(task, flying)) for task in detail.tasks])
+        if not self._placed_cursor and detail.tasks:
+            self._placed_cursor = True
+            failing = [t.id for t in detail.tasks if t.status.value == "failed"]
+            target = flying or (failing[0] if failing else None)
+            if target is not None:
+                table.move_to(target)
+        self._show_result(table.cursor_key)
+
+    @on(DataTable.RowHighlighted, "#tasks")
+    def _task_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._show_result(event.row_key.value)
+
+    def _show_result(self, task_id: str | None) -> None:
+        detail = self.detail
+        if detail is None:
+            return
+        task = next((t for t in detail.tasks if t.id == task_id), None)
+        key = (task, detail.results.get(task_id or ""), in_flight(detail.run))
+        if key == self._result_key:
+            return
+        self._result_key = key
+        self.query_one("#result", Static).update(
+            task_result(task, detail.results, in_flight(detail.run))
+        )
+
+    def _reset_events(self, history: tuple[Event, ...]) -> None:
+        log = self.query_one("#events", RichLog)
+        log.clear()
+        self.durations = []
+        self.last_event = 0
+        self._add_events(list(history))
+
+    def _add_events(self, events: list[Event]) -> None:
+        log = self.query_one("#events", RichLog)
+        for event in events:
+            log.write(event_line(event))
+            if event.kind == EventKind.TASK_DONE and isinstance(
+                event.data.get("seconds"), int | float
+            ):
+                self.durations.append(float(event.data["seconds"]))
+        self.last_event = events[-1].id
+        # Tenths of a second: the sparkline spans min..max, so noise would look like a spike.
+        self.query_one("#spark", Sparkline).data = [round(s, 1) for s in self.durations[-200:]]
+        self.query_one("#durations-label", Static).update(durations_text(self.durations))

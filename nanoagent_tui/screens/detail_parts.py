@@ -1,0 +1,215 @@
+"""The pieces of text the detail screen shows (Rich only; built from models and a "now")."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from nanoagent_core.eventtext import describe_event
+from nanoagent_core.models import Event, Phase, RunState, Task, TaskStatus
+from nanoagent_core.status import ShownStatus
+from nanoagent_tui.formatting import (
+    ABORTING,
+    ago,
+    clip,
+    duration,
+    in_flight,
+    progress_text,
+    span,
+    status_text,
+    worker_text,
+)
+
+__all__ = [
+    "durations_text",
+    "event_line",
+    "failure_text",
+    "info_table",
+    "phase_strip",
+    "task_result",
+]
+
+_PHASES = (Phase.PLANNING, Phase.EXECUTING, Phase.REFLECTING, Phase.DONE)
+_LIT = {
+    ShownStatus.RUNNING.value: "bold black on green",
+    ABORTING: "bold black on yellow",
+    ShownStatus.CRASHED.value: "bold white on red",
+    ShownStatus.INTERRUPTED.value: "bold black on yellow",
+    ShownStatus.COMPLETED.value: "bold black on green",
+    ShownStatus.FAILED.value: "bold white on red",
+    ShownStatus.ABORTED.value: "bold white on magenta",
+}
+_EVENT_STYLE = {
+    "task_done": "green",
+    "task_failed": "red",
+    "task_started": "cyan",
+    "run_failed": "bold red",
+    "run_aborted": "magenta",
+    "abort_requested": "yellow",
+    "run_interrupted": "yellow",
+    "run_completed": "bold green",
+    "run_claimed": "blue",
+}
+
+
+def _clock(moment: datetime | None, day: datetime | None = None) -> str:
+    """Local date and time; the time alone when ``day`` is the same date."""
+    if moment is None:
+        return "—"
+    local = moment.astimezone()
+    if day is not None and local.date() == day.astimezone().date():
+        return local.strftime("%H:%M:%S")
+    return local.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def info_table(run: RunState, word: str, now: datetime, width: int, *, short: bool) -> Table:
+    """Goal, status, ids, agent and options, worker, times (one line each; the goal may take
+    two unless ``short``)."""
+    grid = Table.grid(padding=(0, 1))
+    grid.add_column(style="bright_black", no_wrap=True, width=6)
+    grid.add_column(ratio=1, no_wrap=short, overflow="ellipsis")
+    room = max(20, width - 10)
+    goal = clip(run.goal, room if short else 2 * room)
+    grid.add_row("goal", Text(goal, style="bold"))
+    status = Text(no_wrap=True, overflow="ellipsis")
+    status.append_text(status_text(word))
+    status.append("   run ", style="bright_black")
+    status.append(run.run_id, style="cyan")
+    status.append("   epoch ", style="bright_black")
+    status.append(str(run.epoch))
+    grid.add_row("status", status)
+    options = " ".join(f"{key}={value}" for key, value in sorted(run.agent_options.items()))
+    agent = Text(no_wrap=True, overflow="ellipsis")
+    agent.append(run.agent, style="bold")
+    agent.append(f"  {options}", style="bright_black")
+    grid.add_row("agent", agent)
+    worker = Text(worker_text(run), no_wrap=True, overflow="ellipsis")
+    if run.owner is not None:
+        worker.append(f"   heartbeat {ago(now, run.heartbeat_at)}", style="bright_black")
+        if run.lease_expires_at is not None:
+            left = (run.lease_expires_at - now).total_seconds()
+            lease = (
+                f"lease {span(left)} left"
+                if left > 0
+                else f"lease ended {ago(now, run.lease_expires_at)}"
+            )
+            worker.append(f"   {lease}", style="bright_black")
+    grid.add_row("worker", worker)
+    times = Text(no_wrap=True, overflow="ellipsis")
+    times.append("created ", style="bright_black")
+    times.append(_clock(run.created_at))
+    times.append(" · updated ", style="bright_black")
+    times.append(f"{_clock(run.updated_at, run.created_at)} ({ago(now, run.updated_at)})")
+    if run.finished_at is not None:
+        times.append(" · finished ", style="bright_black")
+        times.append(_clock(run.finished_at, run.created_at))
+    grid.add_row("times", times)
+    return grid
+
+
+def phase_strip(run: RunState, word: str, width: int = 160) -> Text:
+    """planning → executing → reflecting → done, the current one lit; iteration and tasks."""
+    strip = Text(no_wrap=True, overflow="ellipsis")
+    current = _PHASES.index(run.phase)
+    for index, phase in enumerate(_PHASES):
+        if index:
+            strip.append(" → ", style="bright_black")
+        if index == current:
+            strip.append(f" {phase.value} ", style=_LIT.get(word, "reverse"))
+        elif index < current:
+            strip.append(phase.value, style="green")
+        else:
+            strip.append(phase.value, style="bright_black")
+    gap = "   " if width >= 100 else "  "
+    strip.append(f"{gap}iteration {run.iteration}/{run.max_iterations}{gap}tasks ")
+    strip.append_text(
+        progress_text(run.tasks_done, run.tasks_total, width=10 if width >= 100 else 5)
+    )
+    return strip
+
+
+def failure_text(run: RunState, word: str, tasks: tuple[Task, ...]) -> Text | None:
+    """What went wrong (a failed run's error and failing task; a crashed run's in-flight
+    task; an aborted or interrupted run's stopping point), or None."""
+    by_id = {task.id: task for task in tasks}
+    if word == ShownStatus.CRASHED:
+        text = Text()
+        text.append("✖ crashed: ", style="bold red")
+        who = f"worker {worker_text(run)}" if run.owner else "no worker claimed it"
+        text.append(f"{who} is gone or its lease ran out; ")
+        text.append("r resumes it", style="bold")
+        flying = by_id.get(in_flight(run) or "")
+        if flying is not None:
+            text.append(
+                f"\n▶ in flight: task {flying.id} (attempt {flying.attempts}) ", style="cyan"
+            )
+            text.append(clip(flying.description, 200))
+        return text
+    if word == ABORTING:
+        text = Text()
+        text.append("◐ abort requested", style="bold yellow")
+        text.append(f" {_clock(run.abort_requested_at)}; the worker stops at its next heartbeat")
+        return text
+    if word == ShownStatus.FAILED:
+        text = Text()
+        text.append("✘ failed: ", style="bold red")
+        text.append(run.error or "no error recorded")
+        failing = [task for task in tasks if task.status is TaskStatus.FAILED]
+        if not failing and run.current_task_id in by_id:
+            failing = [by_id[run.current_task_id or ""]]
+        for task in failing[:3]:
+            text.append(f"\nfailing task {task.id}", style="bold red")
+            text.append(f" (attempts {task.attempts}): {clip(task.description, 160)}")
+            if task.error:
+                text.append("\n  last error: ", style="red")
+                text.append(clip(task.error, 300))
+        return text
+    if word in (ShownStatus.ABORTED, ShownStatus.INTERRUPTED) and run.error:
+        style = "bold magenta" if word == ShownStatus.ABORTED else "bold yellow"
+        return Text.assemble((f"{status_text(word).plain}: ", style), run.error)
+    return None
+
+
+def task_result(
+    task: Task | None, results: Mapping[str, str], flying: str | None
+) -> RenderableType:
+    """The selected task in full: description, status, attempts, result or last error."""
+    if task is None:
+        return Text("no task selected", style="bright_black")
+    head = Text.assemble(
+        (task.id, "bold cyan"),
+        f"  {task.status.value}",
+        ("  ▶ in flight" if task.id == flying else "", "bold cyan"),
+        (f"  priority {task.priority}  attempts {task.attempts}", "bright_black"),
+    )
+    parts: list[RenderableType] = [head, Text(task.description), Text("")]
+    result = results.get(task.id, task.result)
+    if result:
+        parts += [Text("result", style="bold"), Text(result)]
+    if task.error:
+        parts += [Text("last error", style="bold red"), Text(task.error, style="red")]
+    if not result and not task.error:
+        parts.append(Text("no result yet", style="bright_black"))
+    return Group(*parts)
+
+
+def event_line(event: Event) -> Text:
+    stamp = event.ts.astimezone().strftime("%H:%M:%S")
+    line = Text.assemble((f"{stamp} ", "bright_black"))
+    line.append(describe_event(event.kind, event.data), style=_EVENT_STYLE.get(event.kind, ""))
+    return line
+
+
+def durations_text(seconds: list[float]) -> Text:
+    if not seconds:
+        return Text("task durations: none finished yet", style="bright_black")
+    mean = sum(seconds) / len(seconds)
+    return Text.assemble(
+        ("task durations ", "bold"),
+        (f"({len(seconds)})\n", "bright_black"),
+        f"last {duration(seconds[-1])} · mean {duration(mean)} · max {duration(max(seconds))}",
+    )

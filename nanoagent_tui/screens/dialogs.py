@@ -1,0 +1,133 @@
+"""Small modal screens: the confirmation before an abort, and the help."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Static
+
+from nanoagent_core.status import ShownStatus
+from nanoagent_tui.formatting import ABORTING, status_text
+
+__all__ = ["ConfirmScreen", "HelpScreen"]
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """Yes or no: y / enter on Yes, n / escape."""
+
+    DEFAULT_CSS = """
+    ConfirmScreen { align: center middle; }
+    ConfirmScreen > Vertical {
+        width: 64; max-width: 95%; height: auto;
+        border: thick $warning; background: $surface; padding: 1 2;
+    }
+    ConfirmScreen #question { text-style: bold; }
+    ConfirmScreen #explain { color: $text-muted; margin-top: 1; }
+    ConfirmScreen Horizontal { height: auto; margin-top: 1; align-horizontal: right; }
+    ConfirmScreen Button { margin-left: 2; }
+    """
+
+    BINDINGS = [
+        Binding("y", "answer(True)", "Yes", id="yes"),
+        Binding("n", "answer(False)", "No", id="no"),
+        Binding("escape", "answer(False)", "Cancel", id="cancel", show=False),
+    ]
+
+    def __init__(self, question: str, explain: str = "") -> None:
+        super().__init__()
+        self.question = question
+        self.explain = explain
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static(self.question, id="question", markup=False)
+            if self.explain:
+                yield Static(self.explain, id="explain", markup=False)
+            with Horizontal():
+                yield Button("No (n)", id="no")
+                yield Button("Yes (y)", id="yes", variant="warning")
+
+    def on_mount(self) -> None:
+        self.query_one("#no", Button).focus()
+
+    def action_answer(self, answer: bool) -> None:
+        self.dismiss(answer)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.dismiss(event.button.id == "yes")
+
+
+_KEYS = (
+    ("enter", "open the selected run's detail"),
+    ("escape", "back to the runs / clear the filter"),
+    ("r", "resume the selected run (crashed, interrupted, failed or aborted)"),
+    ("a", "abort the selected run (asks first)"),
+    ("n", "start a new run"),
+    ("/", "filter runs by part of their id or goal"),
+    ("f", "show one status only (press again for the next)"),
+    ("s", "sort by activity, status or age"),
+    ("ctrl+p", "command palette: every action by name"),
+    ("?", "this help"),
+    ("q", "quit; workers keep running"),
+)
+
+_STATUSES = (
+    (ShownStatus.RUNNING.value, "a live worker holds the run"),
+    (ABORTING, "abort requested; the worker stops at its next heartbeat"),
+    (ShownStatus.CRASHED.value, "its worker died or its lease ran out: press r"),
+    (ShownStatus.INTERRUPTED.value, "stopped by a signal; resumable"),
+    (ShownStatus.FAILED.value, "a task failed every attempt; resumable"),
+    (ShownStatus.ABORTED.value, "stopped on request; resumable"),
+    (ShownStatus.COMPLETED.value, "finished"),
+)
+
+
+def help_text() -> Table:
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(no_wrap=True)
+    grid.add_column()
+    grid.add_row(Text("Keys", style="bold underline"), "")
+    for key, what in _KEYS:
+        grid.add_row(Text(key, style="bold cyan"), what)
+    grid.add_row("", "")
+    grid.add_row(Text("Statuses", style="bold underline"), "")
+    for word, what in _STATUSES:
+        grid.add_row(status_text(word), what)
+    grid.add_row("", "")
+    grid.add_row(
+        "",
+        Text(
+            "The dashboard updates by itself. It writes nothing but abort requests, resume "
+            "claims and the runs you start.",
+            style="bright_black",
+        ),
+    )
+    return grid
+
+
+class HelpScreen(ModalScreen[None]):
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > VerticalScroll {
+        width: 84; max-width: 95%; height: auto; max-height: 90%;
+        border: thick $accent; background: $surface; padding: 1 2;
+    }
+    """
+
+    BINDINGS = [
+        Binding("escape", "close", "Close", id="close"),
+        Binding("question_mark", "close", "Close", show=False),
+        Binding("q", "close", "Close", show=False),
+    ]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Static(help_text())
+
+    def action_close(self) -> None:
+        self.dismiss()

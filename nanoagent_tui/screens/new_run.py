@@ -1,0 +1,129 @@
+"""The new-run form: goal, agent, max iterations, options; starts a detached worker."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, cast
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Select, Static
+
+from nanoagent_core.errors import NanoagentError
+from nanoagent_core.models import RunState
+from nanoagent_tui.operations import build_run
+
+if TYPE_CHECKING:
+    from nanoagent_tui.app import DashboardApp
+
+__all__ = ["NewRunScreen"]
+
+
+class NewRunScreen(ModalScreen[str | None]):
+    """Dismissed with the new run's id once its worker started, or None."""
+
+    DEFAULT_CSS = """
+    NewRunScreen { align: center middle; }
+    NewRunScreen > Vertical {
+        width: 76; max-width: 98%; height: auto; max-height: 98%;
+        border: thick $accent; background: $surface; padding: 0 2;
+    }
+    NewRunScreen #title { text-style: bold; margin-bottom: 1; }
+    NewRunScreen Label { margin-top: 0; color: $text-muted; }
+    NewRunScreen Input, NewRunScreen Select { margin-bottom: 0; }
+    NewRunScreen #row { height: auto; }
+    NewRunScreen #row > Vertical { height: auto; width: 1fr; }
+    NewRunScreen #form-error { color: $error; height: auto; min-height: 1; }
+    NewRunScreen #buttons { height: auto; align-horizontal: right; }
+    NewRunScreen Button { margin-left: 2; }
+    """
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="cancel")]
+
+    def __init__(self, agents: list[str]) -> None:
+        super().__init__()
+        self.agents = agents
+
+    @property
+    def dash(self) -> DashboardApp:
+        return cast("DashboardApp", self.app)
+
+    def compose(self) -> ComposeResult:
+        blink = self.dash.animated
+        default = "demo" if "demo" in self.agents else self.agents[0] if self.agents else None
+        with Vertical():
+            yield Static("New run", id="title")
+            yield Label("goal")
+            goal = Input(placeholder="what the run should achieve", id="goal")
+            goal.cursor_blink = blink
+            yield goal
+            with Horizontal(id="row"):
+                with Vertical():
+                    yield Label("agent")
+                    yield Select(
+                        [(name, name) for name in self.agents],
+                        value=default if default is not None else Select.NULL,
+                        allow_blank=default is None,
+                        id="agent",
+                    )
+                with Vertical():
+                    yield Label("max iterations")
+                    iterations = Input("50", id="iterations", type="integer")
+                    iterations.cursor_blink = blink
+                    yield iterations
+            yield Label("options (KEY=VALUE, separated by spaces)")
+            options = Input(placeholder="e.g. tasks=5 delay=0.5 fail=2", id="options")
+            options.cursor_blink = blink
+            yield options
+            yield Static("", id="form-error", markup=False)
+            with Horizontal(id="buttons"):
+                yield Button("Cancel", id="cancel")
+                yield Button("Start", id="start", variant="primary")
+
+    def on_mount(self) -> None:
+        self.query_one("#goal", Input).focus()
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel(self) -> None:
+        self.dismiss(None)
+
+    @on(Button.Pressed, "#start")
+    @on(Input.Submitted)
+    def _submit(self) -> None:
+        agent = self._agent()
+        try:
+            run = build_run(
+                self.query_one("#goal", Input).value,
+                agent,
+                self.query_one("#iterations", Input).value,
+                self.query_one("#options", Input).value,
+            )
+        except NanoagentError as exc:
+            self.show_error(str(exc))
+            return
+        self.show_error("")
+        self.query_one("#start", Button).disabled = True
+        self._start(run)
+
+    def _agent(self) -> str:
+        value = cast("Select[str]", self.query_one("#agent")).value
+        return value if isinstance(value, str) else ""
+
+    def show_error(self, message: str) -> None:
+        self.query_one("#form-error", Static).update(message)
+
+    @work(group="new-run", exclusive=True)
+    async def _start(self, run: RunState) -> None:
+        try:
+            message = await self.dash.start_run(run)
+        except (NanoagentError, OSError) as exc:
+            self.show_error(str(exc))
+            self.query_one("#start", Button).disabled = False
+            return
+        self.dash.notify(message, title="New run")
+        self.dismiss(run.run_id)

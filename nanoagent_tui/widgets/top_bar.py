@@ -1,0 +1,89 @@
+"""The bar at the top of every screen: the database, a live indicator, runs per status."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import Static
+
+from nanoagent_tui.formatting import status_text
+from nanoagent_tui.live import Health
+
+__all__ = ["BarState", "TopBar", "counts_text", "live_text"]
+
+
+@dataclass(frozen=True)
+class BarState:
+    location: str
+    health: Health
+    message: str = ""
+    waited: float | None = None  #: seconds spent waiting for a busy database
+    counts: tuple[tuple[str, int], ...] = ()
+    view: str = ""  #: what the list shows (filter, sort, window)
+
+
+def live_text(state: BarState) -> Text:
+    health = state.health
+    if health is Health.LIVE:
+        return Text("● live", style="bold green")
+    if health is Health.WAITING:
+        reason = state.message.removeprefix(f"{state.location}: ")
+        waited = f" {int(state.waited)}s" if state.waited is not None else ""
+        return Text(f"◌ waiting{waited}: {reason}", style="bold yellow")
+    if health is Health.MISSING:
+        return Text("○ no database yet", style="bright_black")
+    if health is Health.BROKEN:
+        return Text("✖ cannot read the database", style="bold red")
+    return Text("… opening", style="bright_black")
+
+
+class TopBar(Static):
+    DEFAULT_CSS = """
+    TopBar {
+        height: 2;
+        background: $panel;
+        color: $text;
+        padding: 0 1;
+    }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._state: tuple[BarState, int] | None = None
+
+    def show(self, state: BarState) -> None:
+        width = self.size.width
+        if (state, width) == self._state:
+            return
+        self._state = (state, width)
+        grid = Table.grid(expand=True)
+        grid.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
+        grid.add_column(justify="right", no_wrap=True)
+        title = Text.assemble(("nanoagent ", "bold"), (state.location, "cyan"))
+        right = Text(f"{state.view}   " if state.view else "", style="bright_black")
+        right.append_text(live_text(state))
+        grid.add_row(title, right)
+        grid.add_row(counts_text(state, compact=0 < width < 120), "")
+        self.update(grid)
+
+
+def counts_text(state: BarState, *, compact: bool) -> Text:
+    """``2 ● running  1 ✖ crashed ...``; compact: ``●2 ✖ crashed 1 ...`` (crashed keeps its
+    word so that it stands out at any width)."""
+    counts = Text(no_wrap=True, overflow="ellipsis")
+    for word, number in state.counts:
+        if counts:
+            counts.append("  " if not compact else " ")
+        label = status_text(word)
+        if compact and word != "crashed":
+            glyph = label.plain.split(" ", 1)[0]
+            counts.append(f"{glyph}{number}", style=label.style)
+            continue
+        counts.append(str(number), style="bold")
+        counts.append(" ")
+        counts.append_text(label)
+    if not state.counts and state.health is Health.LIVE:
+        counts.append("no runs", style="bright_black")
+    return counts

@@ -1,0 +1,100 @@
+"""Smoke test of the benchmarks: each section runs at tiny sizes and gives well-formed numbers.
+
+Speed is not checked here (timing goals live in bench/, not in tests)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from bench import concurrency, crash, dashboard, live, scale, step_cost
+from bench.common import Config, SectionResult, Stat, fmt
+from bench.report import machine, markdown_table, render
+
+TINY = Config.tiny()
+
+
+def _well_formed(result: SectionResult) -> None:
+    assert result.rows, result.title
+    for row in result.rows:
+        assert len(row) <= len(result.headers), row
+    for key, stat in result.data.items():
+        assert stat.n >= 1, key
+        for value in stat.values:
+            assert math.isfinite(value), (key, value)
+            assert value >= 0, (key, value)
+        assert stat.low <= stat.median <= stat.high, key
+    assert result.seconds > 0
+
+
+def test_step_cost(tmp_path: Path) -> None:
+    result = step_cost.run(TINY, tmp_path)
+    _well_formed(result)
+    for sync in ("NORMAL", "FULL"):
+        assert result.data[f"floor_{sync}"].median > 0
+        assert result.data[f"loop_tasks_{sync}"].n == TINY.repeats
+        assert result.data[f"loop_steps_{sync}"].median > result.data[f"loop_tasks_{sync}"].median
+    assert [g.met for g in result.goals] != [None, None]
+
+
+def test_concurrency_has_no_errors(tmp_path: Path) -> None:
+    result = concurrency.run(TINY, tmp_path)
+    _well_formed(result)
+    assert result.data["errors"].high == 0
+    assert result.data["tasks_per_s"].median > 0
+
+
+def test_scale_side_by_side(tmp_path: Path) -> None:
+    result = scale.run(TINY, tmp_path)
+    _well_formed(result)
+    small, big = (runs for runs, _ in TINY.scale_sizes)
+    for key in ("idle_poll", "refresh", "first_page", "list_all", "list_50"):
+        assert result.data[f"{key}_{small}"].median > 0
+        assert result.data[f"{key}_{big}"].median > 0
+    assert len(result.headers) == 3 + len(TINY.scale_sizes)
+
+
+def test_crash_and_resume(tmp_path: Path) -> None:
+    result = crash.run(TINY, tmp_path)
+    _well_formed(result)
+    assert result.data["detect_ms"].n == 2 * TINY.crash_repeats
+    assert result.data["resume_fg_ms"].median > 0
+    assert result.data["resume_bg_ms"].median > 0
+
+
+def test_live_latency(tmp_path: Path) -> None:
+    result = live.run(TINY, tmp_path)
+    _well_formed(result) if result.data else None
+    if not dashboard.available():
+        assert result.goals[0].met is None
+        return
+    latency = result.data["latency_ms"]
+    assert latency.n >= TINY.live_events
+
+
+def test_report_renders(tmp_path: Path) -> None:
+    section = SectionResult(
+        title="x", headers=["what", "median"], rows=[["a", fmt(1234.5)]], data={}
+    )
+    text = render(
+        command="python -m bench",
+        label="tiny",
+        facts=machine(tmp_path),
+        sections=[section],
+        total_seconds=1.0,
+    )
+    assert "1,234" in text
+    assert "SQLite" in text
+    assert "CPU" in text
+    assert markdown_table(["a", "b"], [["x", "1"]]).count("\n") == 2
+
+
+@pytest.mark.parametrize(
+    ("values", "median", "p95"), [((1.0, 2.0, 3.0), 2.0, 3.0), ((5.0,), 5.0, 5.0)]
+)
+def test_stat(values: tuple[float, ...], median: float, p95: float) -> None:
+    stat = Stat.of(values)
+    assert stat.median == median
+    assert stat.quantile(0.95) == p95

@@ -1,0 +1,223 @@
+"""kill -9 of real worker processes on a real SQLite file, then resume.
+
+(a) At every checkpoint position: the worker SIGKILLs itself right after its k-th commit
+    (the NANOAGENT_FAULT_KILL_AFTER_COMMIT test fault injector), for every k of a clean run.
+(b) At random instants: SIGKILL of a ``nanoagent run`` process after a random delay.
+
+Each resumed run must end with the same ``show --json`` tasks (all fields but attempts, which
+may be higher), results and result as an uninterrupted run of the same goal and options, and
+the demo agent's body-start journal must show that no task whose outcome committed ran
+again (see loopkit.check_journal).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import signal
+import time
+from collections import Counter
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+from loopkit import (
+    JSONDoc,
+    acli,
+    ashow_json,
+    assert_same_final,
+    check_journal,
+    commit_count,
+    gather_all,
+    option_args,
+    read_journal,
+    start_cli,
+)
+
+from nanoagent_core.sqlite import SQLiteStore
+from nanoagent_core.worker import FAULT_KILL_AFTER_COMMIT, resume_run
+
+GOAL = "Recover from every crash"
+KILLED = -signal.SIGKILL
+
+#: name -> (demo options, max iterations). "retries": two tasks fail their first attempt,
+#: three reflections, ends when reflection says done. "cut-short": ends at max_iterations.
+CONFIGS: dict[str, tuple[dict[str, str], int]] = {
+    "retries": ({"tasks": "4", "followups": "2", "fail": "2,5", "delay": "0.02"}, 50),
+    "cut-short": ({"tasks": "5", "followups": "1", "delay": "0.02"}, 4),
+}
+
+
+def run_args(
+    db: str, run_id: str, options: Mapping[str, str], max_iterations: int, log: Path
+) -> list[str]:
+    return [
+        "run",
+        GOAL,
+        "--db",
+        db,
+        "--run-id",
+        run_id,
+        "--max-iterations",
+        str(max_iterations),
+        *option_args({**options, "log": str(log)}),
+    ]
+
+
+async def clean_run(
+    db: str,
+    run_id: str,
+    options: Mapping[str, str],
+    max_iterations: int,
+    log: Path,
+    env: dict[str, str],
+) -> JSONDoc:
+    result = await acli(*run_args(db, run_id, options, max_iterations, log), env=env)
+    assert result.code == 0, result
+    doc = await ashow_json(db, run_id)
+    assert doc["status"] == "completed"
+    check_journal(doc, read_journal(log, run_id), "clean run")
+    # a run that never crashed started each attempt's body once, and nothing else
+    assert sorted(read_journal(log, run_id)) == sorted(
+        (task["id"], attempt) for task in doc["tasks"] for attempt in range(1, task["attempts"] + 1)
+    )
+    return doc
+
+
+# -- (a) every checkpoint position -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("config", sorted(CONFIGS))
+async def test_kill_after_every_commit_then_resume_matches_a_clean_run(
+    db: str, tmp_path: Path, env: dict[str, str], config: str
+) -> None:
+    options, max_iterations = CONFIGS[config]
+    clean = await clean_run(db, "clean", options, max_iterations, tmp_path / "clean.log", env)
+    positions = commit_count(clean)
+    assert positions >= 6
+
+    async def trial(k: int) -> None:
+        run_id, log = f"kill-after-{k}", tmp_path / f"k{k}.log"
+        faulty = {**env, FAULT_KILL_AFTER_COMMIT: str(k)}
+        killed = await acli(*run_args(db, run_id, options, max_iterations, log), env=faulty)
+        assert killed.code == KILLED, (k, killed)
+        crashed = await ashow_json(db, run_id)
+        # it died right after its k-th commit: exactly k commits are in the database
+        assert commit_count(crashed) == k, k
+        assert crashed["status"] == ("completed" if k == positions else "crashed"), k
+
+        resumed = await acli("resume", run_id, "--db", db, env=env)
+        assert resumed.code == 0, (k, resumed)
+        doc = await ashow_json(db, run_id)
+        assert_same_final(doc, clean, f"killed after commit {k}")
+        check_journal(doc, read_journal(log, run_id), f"killed after commit {k}")
+        claims = [e for e in doc["events"] if e["kind"] == "run_claimed"]
+        assert len(claims) == (1 if k == positions else 2), k
+
+    gate = asyncio.Semaphore(3)
+
+    async def gated(k: int) -> None:
+        async with gate:
+            await trial(k)
+
+    await gather_all(*(gated(k) for k in range(1, positions + 1)))
+
+
+# -- (b) random instants -----------------------------------------------------------------------
+
+
+RANDOM_OPTIONS = {"tasks": "4", "followups": "2", "fail": "3", "delay": "0.03"}
+
+
+async def random_kills(
+    db: str, tmp_path: Path, env: dict[str, str], *, kills: int, lanes: int, seed: int
+) -> None:
+    """Run trials until ``kills`` SIGKILLs have landed on a worker in mid-run; check each."""
+    rng = random.Random(seed)
+    # the window of instants: from the run being stored to the end of a clean run's process
+    timed = await start_cli(*run_args(db, "timed", RANDOM_OPTIONS, 50, tmp_path / "t.log"), env=env)
+    assert timed.stdout is not None
+    await asyncio.wait_for(timed.stdout.readline(), 30)
+    began = time.monotonic()
+    await timed.communicate()
+    window = time.monotonic() - began
+    assert timed.returncode == 0
+    clean = await clean_run(db, "clean", RANDOM_OPTIONS, 50, tmp_path / "clean.log", env)
+    positions = commit_count(clean)
+    landed: Counter[int] = Counter()  # mid-run kills: crash position (commits made) -> trials
+    late = 0  # kills that landed after the run had completed (process still exiting)
+    missed = 0  # the process had exited before the kill
+    trials = 0
+    store = await SQLiteStore.open(db)
+
+    async def trial(n: int, delay: float) -> None:
+        nonlocal missed, late
+        run_id, log = f"rnd-{n}", tmp_path / f"rnd-{n}.log"
+        proc = await start_cli(*run_args(db, run_id, RANDOM_OPTIONS, 50, log), env=env)
+        assert proc.stdout is not None
+        first = await asyncio.wait_for(proc.stdout.readline(), 30)
+        assert first.startswith(b"run "), first  # the run is stored: the clock starts
+        await asyncio.sleep(delay)
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGKILL)
+        await proc.communicate()
+        if proc.returncode != KILLED:
+            assert proc.returncode == 0, (run_id, proc.returncode)
+            missed += 1  # it had finished already: not a crash trial
+            return
+        crashed = await ashow_json(db, run_id)
+        if crashed["status"] == "completed":
+            late += 1  # still checked below, but not counted as a crash trial
+        else:
+            assert crashed["status"] == "crashed", (run_id, crashed["status"])
+            landed[commit_count(crashed)] += 1
+        if n % 4 == 0:  # some through the command, most in this process (cheaper)
+            resumed = await acli("resume", run_id, "--db", db, env=env)
+            assert resumed.code == 0, (run_id, resumed)
+        else:
+            final = await resume_run(store, run_id, handle_signals=False)
+            assert final.status.value == "completed", (run_id, final.error)
+        doc = await ashow_json(db, run_id)
+        assert_same_final(doc, clean, run_id)
+        check_journal(doc, read_journal(log, run_id), run_id)
+
+    failures: list[BaseException] = []
+
+    async def lane() -> None:
+        """Trials one after another until enough kills landed or any trial failed (the
+        other lanes then finish their current trial and stop)."""
+        nonlocal trials
+        while not failures and sum(landed.values()) < kills:
+            trials += 1
+            try:
+                assert trials <= 2 * kills, f"only {sum(landed.values())} of {trials} landed"
+                await trial(trials, rng.uniform(0, window))
+            except BaseException as exc:
+                failures.append(exc)
+
+    try:
+        await gather_all(*(lane() for _ in range(lanes)))
+    finally:
+        await store.close()
+    if failures:
+        raise failures[0]
+    spread = dict(sorted(landed.items()))
+    print(
+        f"\nrandom kills: {sum(landed.values())} landed mid-run in {trials} trials (seed {seed},"
+        f" window {window:.2f}s; {late} after completion, {missed} after exit);"
+        f" crash position -> trials: {spread}"
+    )
+    # the instants really were spread over the run: many distinct crash positions
+    assert len(landed) >= min(positions, 6), spread
+
+
+async def test_kill_at_random_instants_then_resume_matches_a_clean_run(
+    db: str, tmp_path: Path, env: dict[str, str]
+) -> None:
+    await random_kills(db, tmp_path, env, kills=50, lanes=4, seed=random.randrange(2**32))
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+async def test_many_more_random_kills(db: str, tmp_path: Path, env: dict[str, str]) -> None:
+    await random_kills(db, tmp_path, env, kills=500, lanes=4, seed=random.randrange(2**32))

@@ -1,0 +1,61 @@
+"""Fixtures of the PostgreSQL tests.
+
+They need a server: ``NANOAGENT_TEST_POSTGRES`` names it (CI sets it, and then a server that
+does not answer FAILS every test). Unset, 127.0.0.1:5432 is tried once and, if nothing
+answers, every test here is skipped with the reason. Each test gets a schema of its own,
+dropped afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import psycopg
+import pytest
+from pgkit import URL_ENV, drop_schema, new_schema_name, server_url, with_schema
+
+from nanoagent_core.postgres import PostgresStore
+
+
+@pytest.fixture(scope="session")
+def pg_url() -> str:
+    """The server's URL (without a schema)."""
+    url, required = server_url()
+    try:
+        with psycopg.connect(url, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        reason = " ".join(str(exc).split())[:200]
+        if required:
+            pytest.fail(f"{URL_ENV}={url} is set but the server does not answer: {reason}")
+        pytest.skip(
+            f"no PostgreSQL server at {url} ({reason}); set {URL_ENV} to a server's URL to run"
+            " these tests"
+        )
+    return url
+
+
+@pytest.fixture
+def schema(pg_url: str) -> Iterator[str]:
+    """A fresh schema name for this test; the schema is dropped afterwards."""
+    name = new_schema_name()
+    try:
+        yield name
+    finally:
+        drop_schema(pg_url, name)
+
+
+@pytest.fixture
+def location(pg_url: str, schema: str) -> str:
+    """The URL a worker process opens: the server plus ``?schema=`` of this test."""
+    return with_schema(pg_url, schema)
+
+
+@pytest.fixture
+async def store(location: str) -> AsyncIterator[PostgresStore]:
+    """A store on this test's schema, judging time by the database's clock."""
+    opened = await PostgresStore.open(location, retry_seconds=5.0)
+    try:
+        yield opened
+    finally:
+        await opened.close()

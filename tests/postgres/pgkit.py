@@ -1,0 +1,316 @@
+"""Helpers of the PostgreSQL tests: the server's URL, per-test schemas, plain SQL, the
+``nanoagent`` command in a subprocess, and worker functions for child processes.
+
+A plain module (tests/ is not a package): pytest puts this directory on ``sys.path`` and
+children started with the ``spawn`` method inherit it. No connection crosses a process: each
+child opens its own store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, LiteralString, Protocol, TypeVar
+
+import psycopg
+
+from nanoagent_core.errors import RunBusyError
+from nanoagent_core.models import Owner, Phase, RunState, Task, TaskStatus, validated
+from nanoagent_core.postgres import PostgresStore
+from nanoagent_core.protocols import NewEvent, Step
+
+#: Set by CI: the tests must run (and fail if the server does not answer).
+URL_ENV = "NANOAGENT_TEST_POSTGRES"
+#: Tried when the variable is unset; the tests are skipped if nothing answers there.
+DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+BARRIER_TIMEOUT = 60.0
+T = TypeVar("T")
+
+
+def server_url() -> tuple[str, bool]:
+    """``(url, required)``."""
+    url = os.environ.get(URL_ENV, "").strip()
+    return (url, True) if url else (DEFAULT_URL, False)
+
+
+def new_schema_name() -> str:
+    return f"nanotest_{uuid.uuid4().hex[:12]}"
+
+
+def with_schema(url: str, schema: str) -> str:
+    return f"{url}{'&' if '?' in url else '?'}schema={schema}"
+
+
+def sql_rows(url: str, query: LiteralString, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    """Run one statement on a fresh autocommit connection; its rows (or [])."""
+    with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+        cur = conn.execute(query, params)
+        return cur.fetchall() if cur.description is not None else []
+
+
+def drop_schema(url: str, schema: str) -> None:
+    sql_rows(url, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')  # pyright: ignore[reportArgumentType]
+
+
+def terminate_backends(url: str, application_name: str) -> int:
+    """pg_terminate_backend every session whose application_name is given; how many."""
+    rows = sql_rows(
+        url,
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+        " WHERE application_name = %s AND pid <> pg_backend_pid()",
+        (application_name,),
+    )
+    return int(rows[0][0])
+
+
+def new_run(run_id: str, goal: str = "write a haiku", **fields: Any) -> RunState:
+    return validated(RunState, run_id=run_id, goal=goal, max_iterations=10_000, **fields)
+
+
+def cli(
+    args: Sequence[str],
+    *,
+    host: str | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 60.0,
+) -> subprocess.CompletedProcess[str]:
+    """``nanoagent ARGS`` in a subprocess (the console script's module), as host ``host``."""
+    return subprocess.run(
+        [sys.executable, "-m", "nanoagent_tui.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=child_env(host, env),
+        check=False,
+    )
+
+
+def child_env(host: str | None, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("NANOAGENT_DB", None)
+    if host is not None:
+        env["NANOAGENT_HOST"] = host
+    env.update(extra or {})
+    return env
+
+
+def start_worker(
+    location: str, run_id: str, *, host: str, heartbeat: float
+) -> subprocess.Popen[str]:
+    """``python -m nanoagent_core.worker`` for ``run_id`` as host ``host``; its exit code
+    can be waited for (unlike a ``--detach`` worker, which is not our child)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "nanoagent_core.worker", "--db", location,
+         "--heartbeat", str(heartbeat), run_id],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_env(host),
+    )  # fmt: skip
+
+
+async def wait_for(
+    probe: Callable[[], Any], *, timeout: float = 20.0, every: float = 0.02, what: str = ""
+) -> Any:
+    """Await ``probe()`` until it returns something truthy; that value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or probe}")
+        await asyncio.sleep(every)
+
+
+# -- worker functions for child processes (spawn start method) -------------------------------
+
+
+class Waitable(Protocol):
+    def wait(self, timeout: float | None = None) -> Any: ...
+
+
+class Settable(Protocol):
+    def is_set(self) -> bool: ...
+
+
+class Putter(Protocol):
+    def put(self, obj: Any) -> None: ...
+
+
+def step_for(i: int) -> Step:
+    """Step ``i`` of a writer: one finished task, its result and one event, all together."""
+    tid = f"t{i:04d}"
+    return Step(
+        phase=Phase.EXECUTING,
+        iteration=i + 1,
+        current_task_id=tid,
+        tasks=(Task(id=tid, description=f"task {i}", status=TaskStatus.DONE, attempts=1),),
+        results={tid: f"result {i}"},
+        events=(NewEvent(kind="task_done", data={"task_id": tid, "i": i}),),
+    )
+
+
+def _child(out: Putter, tag: str, main: Callable[[], Any]) -> None:
+    try:
+        out.put(("ok", tag, asyncio.run(main())))
+    except BaseException:
+        out.put(("error", tag, traceback.format_exc()))
+
+
+def commit_worker(location: str, run_id: str, steps: int, barrier: Waitable, out: Putter) -> None:
+    """Create and claim ``run_id``, then commit ``steps`` steps to it, one transaction each."""
+
+    async def main() -> int:
+        store = await PostgresStore.open(location)
+        try:
+            await store.create_run(new_run(run_id))
+            run = await store.claim_run(
+                run_id,
+                Owner(host="test-host", pid=os.getpid(), pid_started=0.0),
+                expected_epoch=0,
+                lease_seconds=600,
+            )
+            barrier.wait(BARRIER_TIMEOUT)
+            for i in range(steps):
+                await store.commit_step(run_id, step_for(i), epoch=run.epoch)
+            return steps
+        finally:
+            await store.close()
+
+    _child(out, run_id, main)
+
+
+def reader_worker(location: str, barrier: Waitable, stop: Settable, out: Putter) -> None:
+    """Follow the event log by id until told to stop (then drain it): every id must come
+    exactly once, in order, with no gap; every listed run must be self-consistent."""
+
+    async def main() -> dict[str, Any]:
+        store = await PostgresStore.open(location, read_only=True)
+        last_id = 0
+        seen = 0
+        reads_while_writing = 0
+        problems: list[str] = []
+        try:
+            barrier.wait(BARRIER_TIMEOUT)
+            while True:
+                stopping = stop.is_set()
+                for run in await store.list_runs(limit=1000):
+                    if not run.tasks_total == run.tasks_done == run.iteration:
+                        problems.append(
+                            f"{run.run_id}: iteration {run.iteration} but tasks "
+                            f"{run.tasks_total}/{run.tasks_done}"
+                        )
+                while True:
+                    batch = await store.read_events(after_id=last_id, limit=300)
+                    if not batch:
+                        break
+                    ids = [event.id for event in batch]
+                    if ids != list(range(last_id + 1, last_id + 1 + len(ids))):
+                        problems.append(f"after event {last_id} came {ids[:5]}...")
+                    last_id = ids[-1]
+                    seen += len(ids)
+                reads_while_writing += not stopping
+                if stopping:
+                    break
+        finally:
+            await store.close()
+        return {
+            "seen": seen,
+            "last_id": last_id,
+            "reads_while_writing": reads_while_writing,
+            "problems": problems[:20],
+        }
+
+    _child(out, "reader", main)
+
+
+def claim_worker(location: str, run_ids: list[str], barrier: Waitable, out: Putter) -> None:
+    """For each run, wait for every racer at the barrier, then try to claim it at epoch 0."""
+
+    async def main() -> list[tuple[str, str, int]]:
+        store = await PostgresStore.open(location)
+        owner = Owner(host=f"host-{os.getpid()}", pid=os.getpid(), pid_started=0.0)
+        outcomes: list[tuple[str, str, int]] = []
+        try:
+            for run_id in run_ids:
+                barrier.wait(BARRIER_TIMEOUT)
+                try:
+                    run = await store.claim_run(run_id, owner, expected_epoch=0, lease_seconds=600)
+                except RunBusyError:
+                    outcomes.append(("busy", run_id, 0))
+                else:
+                    outcomes.append(("won", run_id, run.epoch))
+        finally:
+            await store.close()
+        return outcomes
+
+    _child(out, str(os.getpid()), main)
+
+
+def open_worker(location: str, name: str, barrier: Waitable, out: Putter) -> None:
+    """Wait for every racer, then open (create and migrate) the schema and create a run."""
+
+    async def main() -> str:
+        barrier.wait(BARRIER_TIMEOUT)
+        store = await PostgresStore.open(location)
+        try:
+            await store.create_run(new_run(name))
+        finally:
+            await store.close()
+        return name
+
+    _child(out, name, main)
+
+
+class Proxy:
+    """A TCP relay in front of the server, in this event loop: ``stop()`` cuts every
+    connection and refuses new ones (the server seems down), ``start()`` brings it back on
+    the same port (the server seems restarted). The real server is never touched."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self._target = (host, port)
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self.port = 0
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+        await asyncio.sleep(0)
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self._target)
+        except OSError:
+            writer.transport.abort()
+            return
+        self._writers.update((writer, up_writer))
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                dst.transport.abort()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        self._writers.difference_update((writer, up_writer))

@@ -1,0 +1,209 @@
+"""Opening: the schema, its numbered migrations, refusals, and ``open_store`` wiring."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from typing import Any
+
+import pytest
+from pgkit import drop_schema, new_run, new_schema_name, open_worker, sql_rows, with_schema
+
+from nanoagent_core.errors import (
+    DatabaseError,
+    DatabaseNotFoundError,
+    NotANanoagentDatabaseError,
+    SchemaTooNewError,
+)
+from nanoagent_core.postgres import SCHEMA_VERSION, PostgresStore
+from nanoagent_core.stores import open_store
+
+
+def tables(pg_url: str, schema: str) -> list[str]:
+    rows = sql_rows(
+        pg_url,
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = %s"
+        " ORDER BY table_name",
+        (schema,),
+    )
+    return [row[0] for row in rows]
+
+
+def info(pg_url: str, schema: str) -> list[tuple[Any, ...]]:
+    return sql_rows(pg_url, f'SELECT application, version FROM "{schema}".schema_info')  # pyright: ignore[reportArgumentType]
+
+
+def state(pg_url: str, schema: str) -> list[tuple[Any, ...]]:
+    """Everything in the schema that a write could change."""
+    rows = sql_rows(
+        pg_url,
+        "SELECT c.relname, c.relkind, c.reltuples FROM pg_class c"
+        " JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s ORDER BY 1",
+        (schema,),
+    )
+    if "schema_info" in tables(pg_url, schema):
+        rows += info(pg_url, schema)
+    if "counters" in tables(pg_url, schema):
+        rows += sql_rows(pg_url, f'SELECT * FROM "{schema}".counters')  # pyright: ignore[reportArgumentType]
+    return rows
+
+
+async def test_fresh_schema_is_created_at_the_current_version(pg_url: str, schema: str) -> None:
+    store = await PostgresStore.open(pg_url, schema=schema)
+    await store.close()
+    assert tables(pg_url, schema) == [
+        "counters", "events", "results", "runs", "schema_info", "tasks",
+    ]  # fmt: skip
+    assert info(pg_url, schema) == [("nanoagent", SCHEMA_VERSION)]
+
+
+async def test_reopening_keeps_data_and_migrates_nothing(
+    location: str, pg_url: str, schema: str
+) -> None:
+    store = await PostgresStore.open(location)
+    await store.create_run(new_run("kept"))
+    await store.close()
+    before = state(pg_url, schema)
+    store = await PostgresStore.open(location)
+    try:
+        assert (await store.get_run("kept")).run_id == "kept"
+    finally:
+        await store.close()
+    assert state(pg_url, schema) == before
+
+
+async def test_old_schema_is_migrated_and_read_only_refuses_to(pg_url: str, schema: str) -> None:
+    """A schema at version 0 (the version table alone), as a nanoagent before migration 1
+    would have left it: a viewer refuses it; a read-write open migrates it."""
+    sql_rows(pg_url, f'CREATE SCHEMA "{schema}"')  # pyright: ignore[reportArgumentType]
+    sql_rows(
+        pg_url,
+        f'CREATE TABLE "{schema}".schema_info (singleton boolean PRIMARY KEY DEFAULT true'  # pyright: ignore[reportArgumentType]
+        " CHECK (singleton), application text NOT NULL, version integer NOT NULL)",
+    )
+    sql_rows(pg_url, f"INSERT INTO \"{schema}\".schema_info VALUES (true, 'nanoagent', 0)")  # pyright: ignore[reportArgumentType]
+    with pytest.raises(DatabaseError, match="older"):
+        await PostgresStore.open(pg_url, schema=schema, read_only=True)
+    assert tables(pg_url, schema) == ["schema_info"]
+    store = await PostgresStore.open(pg_url, schema=schema)
+    try:
+        await store.create_run(new_run("r"))
+    finally:
+        await store.close()
+    assert info(pg_url, schema) == [("nanoagent", SCHEMA_VERSION)]
+
+
+@pytest.mark.parametrize("read_only", [False, True])
+async def test_newer_schema_is_refused_and_nothing_written(
+    pg_url: str, schema: str, read_only: bool
+) -> None:
+    store = await PostgresStore.open(pg_url, schema=schema)
+    await store.create_run(new_run("r"))
+    await store.close()
+    sql_rows(pg_url, f'UPDATE "{schema}".schema_info SET version = {SCHEMA_VERSION + 1}')  # pyright: ignore[reportArgumentType]
+    before = state(pg_url, schema)
+    with pytest.raises(SchemaTooNewError, match="newer") as raised:
+        await PostgresStore.open(pg_url, schema=schema, read_only=read_only)
+    assert "\n" not in str(raised.value)
+    assert state(pg_url, schema) == before
+
+
+async def test_schema_of_another_application_is_refused_untouched(pg_url: str, schema: str) -> None:
+    sql_rows(pg_url, f'CREATE SCHEMA "{schema}"')  # pyright: ignore[reportArgumentType]
+    sql_rows(pg_url, f'CREATE TABLE "{schema}".runs (id int)')  # pyright: ignore[reportArgumentType]
+    with pytest.raises(NotANanoagentDatabaseError, match="not nanoagent"):
+        await PostgresStore.open(pg_url, schema=schema)
+    assert tables(pg_url, schema) == ["runs"]
+
+
+async def test_a_database_with_other_tables_is_fine(pg_url: str, schema: str) -> None:
+    """Another application's tables of the same names, in its own schema, are never read
+    or written: the database is shared."""
+    foreign = new_schema_name()
+    try:
+        sql_rows(pg_url, f'CREATE SCHEMA "{foreign}"')  # pyright: ignore[reportArgumentType]
+        for table in ("runs", "events", "tasks", "schema_info", "counters"):
+            sql_rows(pg_url, f'CREATE TABLE "{foreign}".{table} (x text)')  # pyright: ignore[reportArgumentType]
+        sql_rows(pg_url, f"INSERT INTO \"{foreign}\".runs VALUES ('theirs')")  # pyright: ignore[reportArgumentType]
+        store = await PostgresStore.open(pg_url, schema=schema)
+        try:
+            await store.create_run(new_run("ours"))
+            assert [r.run_id for r in await store.list_runs()] == ["ours"]
+        finally:
+            await store.close()
+        assert sql_rows(pg_url, f'SELECT x FROM "{foreign}".runs') == [("theirs",)]  # pyright: ignore[reportArgumentType]
+    finally:
+        drop_schema(pg_url, foreign)
+
+
+@pytest.mark.parametrize("mode", ["read_only", "no_create"])
+async def test_missing_schema_without_create_is_not_found(
+    pg_url: str, schema: str, mode: str
+) -> None:
+    with pytest.raises(DatabaseNotFoundError, match=schema):
+        await PostgresStore.open(
+            pg_url, schema=schema, read_only=mode == "read_only", create=mode != "no_create"
+        )
+    assert sql_rows(pg_url, "SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)) == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://postgres@127.0.0.1:1/test",
+        "postgresql://nobody-here@127.0.0.1:5432/test",
+        "postgresql://postgres@127.0.0.1:5432/no_such_database_here",
+    ],
+    ids=["no-server", "no-user", "no-database"],
+)
+async def test_unreachable_database_is_one_clear_line(url: str, pg_url: str) -> None:
+    if "127.0.0.1:5432" not in pg_url and ":1/" not in url:
+        pytest.skip("needs the server at 127.0.0.1:5432")
+    started = time.monotonic()
+    with pytest.raises(DatabaseError, match="cannot connect") as raised:
+        await PostgresStore.open(url, connect_timeout=2)
+    message = str(raised.value)
+    assert "\n" not in message
+    assert "Traceback" not in message
+    assert time.monotonic() - started < 5
+
+
+async def test_open_store_takes_postgres_urls(location: str) -> None:
+    for url in (location, location.replace("postgresql://", "postgres://", 1)):
+        store = await open_store(url)
+        try:
+            assert isinstance(store, PostgresStore)
+            assert store.location == url
+            await store.count_runs()
+        finally:
+            await store.close()
+
+
+def test_concurrent_first_open_from_several_processes(pg_url: str, schema: str) -> None:
+    """Six processes open the same fresh schema at once: the advisory lock serializes the
+    migration; every one opens it and writes."""
+    location = with_schema(pg_url, schema)
+    ctx = multiprocessing.get_context("spawn")
+    n = 6
+    barrier = ctx.Barrier(n)
+    out = ctx.Queue()
+    procs = [
+        ctx.Process(target=open_worker, args=(location, f"opener-{i}", barrier, out))
+        for i in range(n)
+    ]
+    for proc in procs:
+        proc.start()
+    try:
+        outcomes = [out.get(timeout=60) for _ in procs]
+    finally:
+        for proc in procs:
+            proc.join(timeout=30)
+            if proc.is_alive():
+                proc.kill()
+    errors = [detail for kind, _, detail in outcomes if kind != "ok"]
+    assert errors == []
+    assert info(pg_url, schema) == [("nanoagent", SCHEMA_VERSION)]
+    rows = sql_rows(pg_url, f'SELECT run_id FROM "{schema}".runs ORDER BY run_id')  # pyright: ignore[reportArgumentType]
+    assert [r[0] for r in rows] == [f"opener-{i}" for i in range(n)]
+    ids = sql_rows(pg_url, f'SELECT id FROM "{schema}".events ORDER BY id')  # pyright: ignore[reportArgumentType]
+    assert [r[0] for r in ids] == list(range(1, n + 1))
