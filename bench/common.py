@@ -54,7 +54,7 @@ class Config:
     scale_sizes: tuple[tuple[int, int], ...] = ((10_000, 100_000), (100_000, 1_000_000))
     poll_samples: int = 50
     list_repeats: int = 5
-    screen_repeats: int = 5
+    screen_repeats: int = 10  #: dashboard rounds: one app per database per round
     # 5. crash and resume
     crash_repeats: int = 5
     label: str = "full"

@@ -429,7 +429,7 @@ class PostgresStore:
             kwargs=kwargs,
             configure=configure,
             timeout=connect_timeout,
-            reconnect_timeout=24 * 3600.0,
+            reconnect_timeout=2.0,  # then a new attempt at the next demand: no long back-off
             name=f"nanoagent:{schema}",
         )
         await pool.open(wait=False)
@@ -625,7 +625,6 @@ class PostgresStore:
         self, body: Callable[[_Txn], Awaitable[T]], begin: LiteralString | None, deadline: float
     ) -> T:
         import psycopg
-        from psycopg.pq import TransactionStatus
         from psycopg_pool import PoolTimeout
 
         wait = max(0.1, min(self._connect_timeout, deadline - time.monotonic()))
@@ -642,10 +641,7 @@ class PostgresStore:
                             await conn.execute("COMMIT")  # nothing was written
                         return out
                     except BaseException:
-                        status = conn.info.transaction_status
-                        if status in (TransactionStatus.INTRANS, TransactionStatus.INERROR):
-                            with contextlib.suppress(psycopg.Error):
-                                await conn.execute("ROLLBACK")
+                        await _abandon(conn)
                         raise
                 except psycopg.Error as exc:
                     if not _retryable(exc, conn):
@@ -1245,6 +1241,30 @@ async def _inspect(
             f" ({sql.SCHEMA_VERSION}); upgrade nanoagent to open it"
         )
     return version
+
+
+async def _abandon(conn: AsyncConnection[Row]) -> None:
+    """Undo an unfinished transaction; a connection left mid-protocol (a cancelled
+    pipeline, a query in flight) or that cannot roll back is closed, so the pool drops it
+    rather than hand it out with stale results."""
+    import psycopg
+    from psycopg.pq import PipelineStatus, TransactionStatus
+
+    if conn.closed:
+        return
+    status = conn.info.transaction_status
+    if conn.pgconn.pipeline_status != PipelineStatus.OFF or status not in (
+        TransactionStatus.IDLE,
+        TransactionStatus.INTRANS,
+        TransactionStatus.INERROR,
+    ):
+        await conn.close()
+        return
+    if status != TransactionStatus.IDLE:
+        try:
+            await conn.execute("ROLLBACK")
+        except psycopg.Error:
+            await conn.close()
 
 
 def _retryable(exc: BaseException, conn: AsyncConnection[Row]) -> bool:

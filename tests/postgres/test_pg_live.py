@@ -119,19 +119,21 @@ async def test_a_lost_commit_answer_is_settled_by_the_server(
     of the transaction (pg_xact_status): if it committed, that is the answer (not done
     twice); if not, the transaction runs again (done once)."""
     await store.create_run(new_run("r"))
-    real_execute = psycopg.AsyncConnection.execute
+    real_execute = psycopg.AsyncClientCursor.execute
     armed = [True]
 
-    async def execute(self: psycopg.AsyncConnection[Any], query: Any, *args: Any, **kw: Any) -> Any:
-        if query == "COMMIT" and armed[0]:
+    async def execute(
+        self: psycopg.AsyncClientCursor[Any], query: Any, *args: Any, **kw: Any
+    ) -> Any:
+        if str(query).endswith("COMMIT") and armed[0]:  # the write's last message
             armed[0] = False
             if landed:
                 await real_execute(self, query, *args, **kw)
-            await self.close()
+            await self.connection.close()
             raise psycopg.OperationalError("server closed the connection unexpectedly")
         return await real_execute(self, query, *args, **kw)
 
-    monkeypatch.setattr(psycopg.AsyncConnection, "execute", execute)
+    monkeypatch.setattr(psycopg.AsyncClientCursor, "execute", execute)
     event = await store.append_event("r", NewEvent(kind="note", data={"once": True}))
     assert not armed[0]
     notes = [e for e in await store.read_events() if e.kind == "note"]
