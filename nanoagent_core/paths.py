@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 from nanoagent_core.errors import PathNotAllowedError
@@ -12,9 +13,10 @@ __all__ = ["MEMORY", "check_allowed", "default_db_path", "resolve_db_location"]
 MEMORY = ":memory:"
 
 
-def default_db_path() -> Path:
+def default_db_path(env: Mapping[str, str] | None = None) -> Path:
     """``$XDG_DATA_HOME/nanoagent/nanoagent.db``, or under ``~/.local/share`` when unset."""
-    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    environ = os.environ if env is None else env
+    data_home = environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
     return Path(data_home) / "nanoagent" / "nanoagent.db"
 
 
@@ -34,11 +36,11 @@ def check_allowed(location: str, allowed_dir: str | Path | None) -> str:
     return location
 
 
-def resolve_db_location(explicit: str | None, env: dict[str, str] | None = None) -> str:
+def resolve_db_location(explicit: str | None, env: Mapping[str, str] | None = None) -> str:
     """``--db`` if given, else ``NANOAGENT_DB``, else the default path; guarded by
     ``NANOAGENT_ALLOWED_DIR`` when that is set."""
     environ = os.environ if env is None else env
-    location = explicit or environ.get("NANOAGENT_DB") or str(default_db_path())
+    location = explicit or environ.get("NANOAGENT_DB") or str(default_db_path(environ))
     if location.startswith("postgres://") or location.startswith("postgresql://"):
         return location
     if location != MEMORY:

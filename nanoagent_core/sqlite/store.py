@@ -743,6 +743,9 @@ def _prepare(
             raise DatabaseError(f"bad pragma name {name!r}")
         conn.execute(f"PRAGMA {name} = {int(value) if isinstance(value, int) else repr(value)}")
     if read_only:
+        if version == 0 and not objects:
+            # An empty file (being created by another process right now): nothing here yet.
+            raise DatabaseNotFoundError(f"{where}: no nanoagent database here yet")
         if version < sql.SCHEMA_VERSION:
             raise DatabaseError(
                 f"{where}: schema version {version} is older than {sql.SCHEMA_VERSION};"
