@@ -314,14 +314,12 @@ async def _all_runs(store: AnyStore, status: str | None, limit: int) -> list[Run
         stored = [RunStatus.RUNNING]
     elif wanted is not None:
         stored = [RunStatus(wanted.value)]
-    runs: list[RunState] = []
-    page, offset = 1000, 0
-    while True:
-        batch = await store.list_runs(statuses=stored, limit=page, offset=offset)
-        runs.extend(r for r in batch if wanted is None or shown_status(r) is wanted)
-        if len(batch) < page or (limit and len(runs) >= limit):
-            break
-        offset += page
+    # One query, no OFFSET paging (each page would sort the table again). Stored "running"
+    # splits into running and crashed, so those are filtered here before the limit applies.
+    derived = wanted in (ShownStatus.RUNNING, ShownStatus.CRASHED)
+    fetch = 1 << 62 if derived or not limit else limit
+    batch = await store.list_runs(statuses=stored, limit=fetch)
+    runs = [r for r in batch if not derived or shown_status(r) is wanted]
     return runs[:limit] if limit else runs
 
 
@@ -336,7 +334,8 @@ async def _cmd_list(location: str, args: argparse.Namespace) -> int:
         finally:
             await store.close()
     if args.json:
-        json.dump([run_summary(run) for run in runs], sys.stdout, indent=1)
+        # Compact: the C encoder (an indent falls back to the pure-Python one).
+        json.dump([run_summary(run) for run in runs], sys.stdout)
         print()
         return 0
     if not runs:

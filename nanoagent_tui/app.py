@@ -13,6 +13,7 @@ from datetime import datetime
 
 from textual.app import App
 from textual.binding import Binding
+from textual.css.query import NoMatches
 
 from nanoagent_core.agents.registry import agent_names
 from nanoagent_core.errors import NanoagentError
@@ -53,7 +54,7 @@ class DashboardApp(App[int]):
         *,
         clock: Callable[[], datetime] = utc_now,
         animate: bool = True,
-        poll_interval: float = 0.25,
+        poll_interval: float = 0.1,
         tick_interval: float = 0.5,
         window: int = 500,
         live: LiveData | None = None,
@@ -121,9 +122,12 @@ class DashboardApp(App[int]):
     def _tick(self) -> None:
         reap_workers()
         screen = self.screen
-        if isinstance(screen, LiveScreen):
-            with self.batch_update():
-                screen.on_tick()
+        if isinstance(screen, LiveScreen) and self.is_running:
+            try:
+                with self.batch_update():
+                    screen.on_tick()
+            except NoMatches:
+                return  # a tick that fired while the app shuts its screens down
 
     def retry(self) -> None:
         """From the error screen: open the database again."""

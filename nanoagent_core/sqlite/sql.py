@@ -73,6 +73,11 @@ MIGRATIONS: tuple[str, ...] = (
     ) STRICT;
     CREATE INDEX events_by_run ON events (run_id, id);
     """,
+    # 2: insertion order within a run by index, so a new task's seq (max + 1) and the
+    # ordered task list no longer scan all of the run's tasks.
+    """
+    CREATE INDEX tasks_by_seq ON tasks (run_id, seq);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -494,3 +494,43 @@ async def test_synchronous_full_and_busy_timeout_applied(db_path: Path) -> None:
     finally:
         await store.close()
     assert pragmas == [2, 2500, 1, "wal"]
+
+
+async def test_migration_chain_matches_fresh_schema_and_keeps_data(tmp_path: Path) -> None:
+    """A database at version 1 with a run in it migrates to the current version with its
+    data intact, and ends with exactly the schema a fresh database gets."""
+    old = tmp_path / "old.db"
+    conn = sqlite3.connect(old)
+    conn.executescript(schema.MIGRATIONS[0])
+    conn.execute("PRAGMA user_version = 1")
+    conn.execute(schema.SET_APPLICATION_ID)
+    conn.execute(
+        "INSERT INTO runs (run_id, goal, max_iterations, agent, phase, status, created_at,"
+        " updated_at) VALUES ('kept', 'a goal', 5, 'demo', 'planning', 'interrupted', 1.0, 1.0)"
+    )
+    conn.commit()
+    conn.close()
+
+    store = await SQLiteStore.open(old)
+    try:
+        kept = await store.get_run("kept")
+    finally:
+        await store.close()
+    assert (kept.goal, kept.status.value) == ("a goal", "interrupted")
+
+    fresh = tmp_path / "fresh.db"
+    await (await SQLiteStore.open(fresh)).close()
+
+    def shape(path: Path) -> tuple[int, list[tuple[str, str, str]]]:
+        db = sqlite3.connect(path)
+        try:
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            rows = db.execute(
+                "SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name"
+            ).fetchall()
+        finally:
+            db.close()
+        return version, rows
+
+    assert shape(old) == shape(fresh)
+    assert shape(fresh)[0] == SCHEMA_VERSION >= 2
