@@ -12,6 +12,7 @@ import functools
 import json
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -753,12 +754,28 @@ def _prepare(
             )
         _integrity_probe(conn, where)
         return
-    conn.execute("PRAGMA journal_mode = WAL")
+    _enter_wal(conn, busy_timeout)
     conn.execute(f"PRAGMA synchronous = {synchronous}")
     conn.execute("PRAGMA journal_size_limit = 67108864")
     if version < sql.SCHEMA_VERSION:
         _in_transaction(conn, "BEGIN IMMEDIATE", _migrate, where)
     _integrity_probe(conn, where)
+
+
+def _enter_wal(conn: sqlite3.Connection, busy_timeout: float) -> None:
+    """Switch to WAL (a no-op once the file is WAL). Leaving rollback-journal mode needs an
+    exclusive lock for which SQLite does not always call the busy handler (several processes
+    opening one new file at once got "database is locked" at once), so retry until the busy
+    timeout."""
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.005)
 
 
 def _migrate(conn: sqlite3.Connection, where: str) -> None:
