@@ -12,8 +12,14 @@ Event ids: every write ends with :data:`FINISH_WRITE`, which takes the row lock 
 single ``counters`` row, allocates the transaction's event ids from it, inserts the events
 and notifies listeners. The row lock serializes event-appending transactions until COMMIT,
 so ids are gap-free (a rolled-back transaction gives its ids back) and commit in id order:
-a reader that has seen id N has seen every lower id. It is taken last, so it is held only
-for that one statement and the COMMIT.
+a reader that has seen id N has seen every lower id. It is taken last and travels in one
+simple-protocol message with the COMMIT, so it is held for that statement and the COMMIT
+only, never while the server waits for the client (a busy or descheduled worker).
+
+Why a counter row and not a sequence: a sequence hands out numbers outside transactions, so
+a rolled-back write leaves a gap and two writers can commit out of order (id 6 visible
+before id 5). An advisory transaction lock would serialize the same way; the row also holds
+``changes``, the count a reader polls when it cannot listen.
 """
 
 from __future__ import annotations
@@ -152,6 +158,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         "INSERT INTO {schema}.counters (last_event_id, changes) VALUES (0, 0)",
     ),
+    # 2: insertion order within a run by index, so a new task's seq (max + 1) and the
+    # ordered task list no longer scan all of the run's tasks (as SQLite's migration 2).
+    ("CREATE INDEX tasks_by_seq ON {schema}.tasks (run_id, seq)",),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -167,8 +176,8 @@ CONFIGURE_SESSION = "SET TIME ZONE 'UTC'; SET idle_in_transaction_session_timeou
 CURRENT_XID = "SELECT pg_current_xact_id()::text"
 
 #: Allocate ``%(n)s`` event ids under the counters row lock, insert the events, count the
-#: change, notify listeners; returns the last id and the time stamped. Sent together with
-#: COMMIT, so the lock is held for one server-side execution, never a client round trip.
+#: change, notify listeners; returns the last id and the time stamped. Sent in one message
+#: with COMMIT, so the lock is held for server-side work only.
 FINISH_WRITE = (
     "WITH c AS ("
     "  UPDATE {schema}.counters SET last_event_id = last_event_id + %(n)s,"

@@ -3,8 +3,10 @@
 * One schema of its own (``nanoagent``, or ``?schema=NAME`` in the URL), versioned by
   numbered migrations applied under an advisory lock; a newer schema is refused unwritten.
 * Every write is one transaction on a pooled connection (psycopg 3, psycopg_pool), fenced
-  by the run's epoch, and ends with the statement that allocates event ids under the lock
-  of the ``counters`` row and notifies listeners (see sql.py for why ids are gap-free).
+  by the run's epoch; a step takes two round trips: its statements (prepared, in pipeline
+  mode), then one message holding the statement that allocates event ids under the lock of
+  the ``counters`` row and notifies listeners, and COMMIT (sql.py says why ids are
+  gap-free).
 * Leases are judged by the database's clock: claims and renewals compute expiry in SQL.
 * A lost connection is retried within ``retry_seconds``: before COMMIT nothing was written,
   so the transaction runs again; a COMMIT whose answer was lost is settled by asking the
@@ -1027,9 +1029,10 @@ class PostgresStore:
     # -- StepStore -------------------------------------------------------------------------
 
     async def commit_step(self, run_id: str, step: Step, *, epoch: int) -> RunState:
-        """Two round trips: the fence (the run row locked until COMMIT) with the check of
-        results naming tasks the step does not carry; then every write, the event ids and
-        the COMMIT."""
+        """Two round trips. First, in one pipeline of prepared statements: the fence (the
+        run row locked until COMMIT), the tasks, the results and the new position. Then the
+        event ids and COMMIT (see :meth:`_commit`). A stale or unknown run, or a result
+        naming a task the run does not have, rolls everything back and says so."""
         ending = step.status is not None and step.status is not RunStatus.RUNNING
         params = {
             "run_id": run_id,
@@ -1044,41 +1047,59 @@ class PostgresStore:
             "release": ending,
             "count_tasks": bool(step.tasks),
         }
-        tasks = [_task_params(run_id, task) for task in step.tasks]
         carried = {task.id for task in step.tasks}
         unknown = [task_id for task_id in step.results if task_id not in carried]
-        result_ids = list(step.results)
-        results = {
-            "run_id": run_id,
-            "task_ids": result_ids,
-            "texts": [step.results[task_id] for task_id in result_ids],
-        }
+        statements: list[_Stmt] = [(sql.LOCK_EPOCH, {"run_id": run_id})]
+        if step.tasks:
+            statements.append((sql.UPSERT_TASK, [_task_params(run_id, t) for t in step.tasks]))
+        if step.results:
+            result_ids = list(step.results)
+            texts = [step.results[task_id] for task_id in result_ids]
+            statements.append(
+                (sql.UPSERT_RESULTS, {"run_id": run_id, "task_ids": result_ids, "texts": texts})
+            )
+        statements.append((sql.FINISH_STEP, params))
         events = _encoded(step.events)
 
         async def txn(t: _Txn) -> RunState:
-            # Fence first, locking the run row until COMMIT so the epoch cannot move: a
-            # stale or unknown run is reported as such, whatever else the step holds.
-            checks: list[_Stmt] = [(sql.LOCK_EPOCH, {"run_id": run_id})]
-            if unknown:
-                checks.append((sql.MISSING_TASK, {"run_id": run_id, "task_ids": unknown}))
-            fence, *missing = await self._batch(t, checks)
+            import psycopg
+
+            try:
+                fence, *_, finish = await self._batch(t, statements)
+            except psycopg.Error:
+                if _retryable_state(t.conn):
+                    raise
+                # Refused by the server (a foreign key, bad data): say why in our terms.
+                await _abandon(t.conn)
+                refusal = await self._step_refusal(t, run_id, epoch, unknown)
+                if refusal is not None:
+                    raise refusal from None
+                raise
             row = await fence.fetchone()
-            if row is None or row[0] != epoch:
+            finished = await finish.fetchone()
+            if row is None or row[0] != epoch or finished is None:
                 raise await self._fence_failure(t, run_id, epoch)
-            if missing and (absent := await missing[0].fetchone()) is not None:
-                raise ValidationError(
-                    f"run {run_id!r} has no task {absent[0]!r}; a result needs its task"
-                )
-            writes: list[_Stmt] = []
-            if tasks:
-                writes.append((sql.UPSERT_TASK, tasks))
-            if result_ids:
-                writes.append((sql.UPSERT_RESULTS, results))
-            writes.append((sql.FINISH_STEP, params))
-            *_, finished = await self._commit(t, run_id, events, writes)
-            return _run_from_row(finished[0])  # the run row is locked and its epoch is ours
+            await self._commit(t, run_id, events)
+            return _run_from_row(finished)
 
         return await self._write(txn, self._reread(run_id))
+
+    async def _step_refusal(
+        self, t: _Txn, run_id: str, epoch: int, unknown: list[str]
+    ) -> NanoagentError | None:
+        """Why a step the server refused was refused, if it is ours to say: a stale or
+        unknown run, or a result naming a task the run does not have (asked after the
+        rollback, outside any transaction)."""
+        row = await self._one(t, sql.SELECT_EPOCH, {"run_id": run_id})
+        if row is None or row[0] != epoch:
+            return await self._fence_failure(t, run_id, epoch)
+        if unknown:
+            absent = await self._one(t, sql.MISSING_TASK, {"run_id": run_id, "task_ids": unknown})
+            if absent is not None:
+                return ValidationError(
+                    f"run {run_id!r} has no task {absent[0]!r}; a result needs its task"
+                )
+        return None
 
     def _reread(self, run_id: str) -> Callable[[str], Awaitable[RunState]]:
         """What a write whose COMMIT landed (answer lost) returns: the run as it now is."""
@@ -1241,6 +1262,11 @@ async def _inspect(
             f" ({sql.SCHEMA_VERSION}); upgrade nanoagent to open it"
         )
     return version
+
+
+def _retryable_state(conn: AsyncConnection[Row]) -> bool:
+    """Whether the connection itself failed (as opposed to the server refusing a statement)."""
+    return conn.closed or conn.broken
 
 
 async def _abandon(conn: AsyncConnection[Row]) -> None:

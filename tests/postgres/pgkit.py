@@ -16,7 +16,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, LiteralString, Protocol, TypeVar
+from typing import Any, LiteralString, Protocol, TypeVar, cast
 
 import psycopg
 
@@ -48,15 +48,16 @@ def with_schema(url: str, schema: str) -> str:
     return f"{url}{'&' if '?' in url else '?'}schema={schema}"
 
 
-def sql_rows(url: str, query: LiteralString, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-    """Run one statement on a fresh autocommit connection; its rows (or [])."""
+def sql_rows(url: str, query: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    """Run one statement (test SQL, names already quoted) on a fresh autocommit connection;
+    its rows (or [])."""
     with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
-        cur = conn.execute(query, params)
+        cur = conn.execute(cast(LiteralString, query), params)
         return cur.fetchall() if cur.description is not None else []
 
 
 def drop_schema(url: str, schema: str) -> None:
-    sql_rows(url, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')  # pyright: ignore[reportArgumentType]
+    sql_rows(url, f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
 
 
 def terminate_backends(url: str, application_name: str) -> int:

@@ -18,7 +18,7 @@ import pytest
 from pgkit import cli, start_worker, terminate_backends, wait_for
 
 from nanoagent_core.actions import new_run
-from nanoagent_core.models import Owner, Phase, RunState, RunStatus
+from nanoagent_core.models import Owner, Phase, RunState, RunStatus, utc_now
 from nanoagent_core.postgres import PostgresStore
 from nanoagent_core.status import ShownStatus, shown_status
 
@@ -80,9 +80,11 @@ async def test_killed_remote_worker_shows_crashed_and_resumes_elsewhere_identica
     killed = time.monotonic()
 
     monkeypatch.setenv("NANOAGENT_HOST", "host-b")  # this process now looks from host-b
-    seen = await store.get_run("crash")
-    # From another host the pid tells nothing: the run is running until its lease expires.
-    assert shown_status(seen) is ShownStatus.RUNNING
+    seen, now = await store.get_run("crash"), utc_now()
+    assert seen.lease_expires_at is not None
+    if seen.lease_expires_at > now:
+        # From another host the pid tells nothing: running until the lease expires.
+        assert shown_status(seen, now) is ShownStatus.RUNNING
 
     async def crashed() -> bool:
         return shown_status(await store.get_run("crash")) is ShownStatus.CRASHED

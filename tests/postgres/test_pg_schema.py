@@ -30,7 +30,7 @@ def tables(pg_url: str, schema: str) -> list[str]:
 
 
 def info(pg_url: str, schema: str) -> list[tuple[Any, ...]]:
-    return sql_rows(pg_url, f'SELECT application, version FROM "{schema}".schema_info')  # pyright: ignore[reportArgumentType]
+    return sql_rows(pg_url, f'SELECT application, version FROM "{schema}".schema_info')
 
 
 def state(pg_url: str, schema: str) -> list[tuple[Any, ...]]:
@@ -44,7 +44,7 @@ def state(pg_url: str, schema: str) -> list[tuple[Any, ...]]:
     if "schema_info" in tables(pg_url, schema):
         rows += info(pg_url, schema)
     if "counters" in tables(pg_url, schema):
-        rows += sql_rows(pg_url, f'SELECT * FROM "{schema}".counters')  # pyright: ignore[reportArgumentType]
+        rows += sql_rows(pg_url, f'SELECT * FROM "{schema}".counters')
     return rows
 
 
@@ -75,13 +75,13 @@ async def test_reopening_keeps_data_and_migrates_nothing(
 async def test_old_schema_is_migrated_and_read_only_refuses_to(pg_url: str, schema: str) -> None:
     """A schema at version 0 (the version table alone), as a nanoagent before migration 1
     would have left it: a viewer refuses it; a read-write open migrates it."""
-    sql_rows(pg_url, f'CREATE SCHEMA "{schema}"')  # pyright: ignore[reportArgumentType]
+    sql_rows(pg_url, f'CREATE SCHEMA "{schema}"')
     sql_rows(
         pg_url,
-        f'CREATE TABLE "{schema}".schema_info (singleton boolean PRIMARY KEY DEFAULT true'  # pyright: ignore[reportArgumentType]
+        f'CREATE TABLE "{schema}".schema_info (singleton boolean PRIMARY KEY DEFAULT true'
         " CHECK (singleton), application text NOT NULL, version integer NOT NULL)",
     )
-    sql_rows(pg_url, f"INSERT INTO \"{schema}\".schema_info VALUES (true, 'nanoagent', 0)")  # pyright: ignore[reportArgumentType]
+    sql_rows(pg_url, f"INSERT INTO \"{schema}\".schema_info VALUES (true, 'nanoagent', 0)")
     with pytest.raises(DatabaseError, match="older"):
         await PostgresStore.open(pg_url, schema=schema, read_only=True)
     assert tables(pg_url, schema) == ["schema_info"]
@@ -100,7 +100,7 @@ async def test_newer_schema_is_refused_and_nothing_written(
     store = await PostgresStore.open(pg_url, schema=schema)
     await store.create_run(new_run("r"))
     await store.close()
-    sql_rows(pg_url, f'UPDATE "{schema}".schema_info SET version = {SCHEMA_VERSION + 1}')  # pyright: ignore[reportArgumentType]
+    sql_rows(pg_url, f'UPDATE "{schema}".schema_info SET version = {SCHEMA_VERSION + 1}')
     before = state(pg_url, schema)
     with pytest.raises(SchemaTooNewError, match="newer") as raised:
         await PostgresStore.open(pg_url, schema=schema, read_only=read_only)
@@ -109,8 +109,8 @@ async def test_newer_schema_is_refused_and_nothing_written(
 
 
 async def test_schema_of_another_application_is_refused_untouched(pg_url: str, schema: str) -> None:
-    sql_rows(pg_url, f'CREATE SCHEMA "{schema}"')  # pyright: ignore[reportArgumentType]
-    sql_rows(pg_url, f'CREATE TABLE "{schema}".runs (id int)')  # pyright: ignore[reportArgumentType]
+    sql_rows(pg_url, f'CREATE SCHEMA "{schema}"')
+    sql_rows(pg_url, f'CREATE TABLE "{schema}".runs (id int)')
     with pytest.raises(NotANanoagentDatabaseError, match="not nanoagent"):
         await PostgresStore.open(pg_url, schema=schema)
     assert tables(pg_url, schema) == ["runs"]
@@ -121,17 +121,17 @@ async def test_a_database_with_other_tables_is_fine(pg_url: str, schema: str) ->
     or written: the database is shared."""
     foreign = new_schema_name()
     try:
-        sql_rows(pg_url, f'CREATE SCHEMA "{foreign}"')  # pyright: ignore[reportArgumentType]
+        sql_rows(pg_url, f'CREATE SCHEMA "{foreign}"')
         for table in ("runs", "events", "tasks", "schema_info", "counters"):
-            sql_rows(pg_url, f'CREATE TABLE "{foreign}".{table} (x text)')  # pyright: ignore[reportArgumentType]
-        sql_rows(pg_url, f"INSERT INTO \"{foreign}\".runs VALUES ('theirs')")  # pyright: ignore[reportArgumentType]
+            sql_rows(pg_url, f'CREATE TABLE "{foreign}".{table} (x text)')
+        sql_rows(pg_url, f"INSERT INTO \"{foreign}\".runs VALUES ('theirs')")
         store = await PostgresStore.open(pg_url, schema=schema)
         try:
             await store.create_run(new_run("ours"))
             assert [r.run_id for r in await store.list_runs()] == ["ours"]
         finally:
             await store.close()
-        assert sql_rows(pg_url, f'SELECT x FROM "{foreign}".runs') == [("theirs",)]  # pyright: ignore[reportArgumentType]
+        assert sql_rows(pg_url, f'SELECT x FROM "{foreign}".runs') == [("theirs",)]
     finally:
         drop_schema(pg_url, foreign)
 
@@ -203,7 +203,63 @@ def test_concurrent_first_open_from_several_processes(pg_url: str, schema: str) 
     errors = [detail for kind, _, detail in outcomes if kind != "ok"]
     assert errors == []
     assert info(pg_url, schema) == [("nanoagent", SCHEMA_VERSION)]
-    rows = sql_rows(pg_url, f'SELECT run_id FROM "{schema}".runs ORDER BY run_id')  # pyright: ignore[reportArgumentType]
+    rows = sql_rows(pg_url, f'SELECT run_id FROM "{schema}".runs ORDER BY run_id')
     assert [r[0] for r in rows] == [f"opener-{i}" for i in range(n)]
-    ids = sql_rows(pg_url, f'SELECT id FROM "{schema}".events ORDER BY id')  # pyright: ignore[reportArgumentType]
+    ids = sql_rows(pg_url, f'SELECT id FROM "{schema}".events ORDER BY id')
     assert [r[0] for r in ids] == list(range(1, n + 1))
+
+
+def shape(pg_url: str, schema: str) -> list[tuple[Any, ...]]:
+    """Columns, indexes and constraints of a schema, with its name taken out."""
+    columns = sql_rows(
+        pg_url,
+        "SELECT table_name, column_name, data_type, column_default, is_nullable"
+        " FROM information_schema.columns WHERE table_schema = %s ORDER BY 1, 2",
+        (schema,),
+    )
+    indexes = sql_rows(
+        pg_url,
+        "SELECT tablename, indexname, replace(indexdef, %s, 'S') FROM pg_indexes"
+        " WHERE schemaname = %s ORDER BY 1, 2",
+        (f"{schema}.", schema),
+    )
+    constraints = sql_rows(
+        pg_url,
+        "SELECT c.conname, replace(pg_get_constraintdef(c.oid), %s, 'S') FROM pg_constraint c"
+        " JOIN pg_namespace n ON n.oid = c.connamespace WHERE n.nspname = %s ORDER BY 1",
+        (f"{schema}.", schema),
+    )
+    return [*columns, *indexes, *constraints]
+
+
+async def test_migration_chain_matches_fresh_schema_and_keeps_data(
+    pg_url: str, schema: str
+) -> None:
+    """A schema at version 1 with a run in it migrates to the current version with its data
+    intact, and ends with exactly the schema a fresh one gets."""
+    from nanoagent_core.postgres import sql as pg_sql
+
+    def run(statement: str) -> None:
+        sql_rows(pg_url, pg_sql.render(statement, schema))
+
+    for statement in (*pg_sql.BOOTSTRAP, *pg_sql.MIGRATIONS[0]):
+        run(statement)
+    run("UPDATE {schema}.schema_info SET version = 1")
+    run(
+        "INSERT INTO {schema}.runs (run_id, goal, max_iterations, agent, phase, status,"
+        " created_at, updated_at) VALUES ('kept', 'a goal', 5, 'demo', 'planning',"
+        " 'interrupted', now(), now())"
+    )
+    store = await PostgresStore.open(pg_url, schema=schema)
+    try:
+        kept = await store.get_run("kept")
+    finally:
+        await store.close()
+    assert (kept.goal, kept.status.value) == ("a goal", "interrupted")
+    fresh = new_schema_name()
+    try:
+        await (await PostgresStore.open(pg_url, schema=fresh)).close()
+        assert info(pg_url, schema) == info(pg_url, fresh) == [("nanoagent", SCHEMA_VERSION)]
+        assert shape(pg_url, schema) == shape(pg_url, fresh)
+    finally:
+        drop_schema(pg_url, fresh)
