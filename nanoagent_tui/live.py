@@ -27,6 +27,7 @@ from nanoagent_core.errors import (
 )
 from nanoagent_core.models import Event, EventKind, RunState, RunStatus, Task
 from nanoagent_core.paths import MEMORY
+from nanoagent_core.postgres import PostgresStore, is_postgres_location
 from nanoagent_core.procinfo import owner_alive
 from nanoagent_core.sqlite import SQLiteStore
 from nanoagent_core.status import ShownStatus
@@ -71,7 +72,9 @@ STATUS_KINDS = frozenset(
     }
 )
 
-Opener = Callable[[str], Awaitable[SQLiteStore]]
+#: The stores a dashboard can watch: a SQLite file, or a PostgreSQL database.
+ViewerStore = SQLiteStore | PostgresStore
+Opener = Callable[[str], Awaitable[ViewerStore]]
 
 
 class Health(StrEnum):
@@ -147,9 +150,14 @@ class PollStats:
     fetched_runs: int = 0  #: runs fetched by the last refresh
 
 
-async def open_viewer(location: str, busy_timeout: float = 0.2) -> SQLiteStore:
-    """A read-only connection with a short busy timeout: a locked database makes a poll fail
-    fast (and retry) instead of freezing the screen."""
+async def open_viewer(location: str, busy_timeout: float = 0.2) -> ViewerStore:
+    """A read-only store that fails fast: a locked SQLite file (short busy timeout) or an
+    unreachable PostgreSQL server (short retry window) makes a poll fail and retry instead of
+    freezing the screen. PostgreSQL pushes changes (LISTEN/NOTIFY), so idle polls stay local."""
+    if is_postgres_location(location):
+        return await PostgresStore.open(
+            location, read_only=True, create=False, retry_seconds=busy_timeout
+        )
     return await SQLiteStore.open(location, read_only=True, create=False, busy_timeout=busy_timeout)
 
 
@@ -194,7 +202,7 @@ class LiveData:
         self.stats = PollStats()
         self._opener: Opener = opener or open_viewer
         self._monotonic = monotonic
-        self._store: SQLiteStore | None = None
+        self._store: ViewerStore | None = None
         self._cursor = _Cursor()
         self._reload = True
         self._watched: str | None = None
@@ -292,10 +300,10 @@ class LiveData:
 
     async def _open(self) -> Update | None:
         location = self.location
-        if location == MEMORY or location.startswith(("postgres://", "postgresql://")):
+        if location == MEMORY:
             return self._set(
                 Health.BROKEN,
-                f"{location}: the dashboard shows a SQLite file that workers share; pass --db PATH",
+                f"{location}: the dashboard shows a database that workers share; pass --db PATH",
             )
         self._next_open = self._monotonic() + REOPEN_EVERY
         try:
@@ -362,7 +370,7 @@ class LiveData:
             history=history,
         )
 
-    async def _load(self, store: SQLiteStore, token: int) -> Update:
+    async def _load(self, store: ViewerStore, token: int) -> Update:
         began = time.perf_counter()
         last = await _last_event_id(store)
         counts = await store.count_runs()
@@ -389,7 +397,7 @@ class LiveData:
         self.stats.last_load = time.perf_counter() - began
         return Update(reloaded=True, health_changed=True, detail=detail, history=history)
 
-    async def _new_events(self, store: SQLiteStore) -> tuple[list[Event], int, bool]:
+    async def _new_events(self, store: ViewerStore) -> tuple[list[Event], int, bool]:
         """Events after the cursor: (events, new cursor, whether more are waiting)."""
         events: list[Event] = []
         last = self._cursor.last_event
@@ -450,7 +458,7 @@ def _empty_file(location: str) -> bool:
         return False
 
 
-async def _last_event_id(store: SQLiteStore) -> int:
+async def _last_event_id(store: ViewerStore) -> int:
     """The newest event id, found with O(log n) indexed probes (``id > k`` exists?)."""
 
     async def after(k: int) -> bool:
@@ -470,7 +478,7 @@ async def _last_event_id(store: SQLiteStore) -> int:
     return high
 
 
-async def _read_detail(store: SQLiteStore, run_id: str) -> Detail | None:
+async def _read_detail(store: ViewerStore, run_id: str) -> Detail | None:
     try:
         run, tasks, results = await store.get_run_detail(run_id)
     except RunNotFoundError:
@@ -478,7 +486,7 @@ async def _read_detail(store: SQLiteStore, run_id: str) -> Detail | None:
     return Detail(run=run, tasks=tuple(tasks), results=results)
 
 
-async def _read_history(store: SQLiteStore, run_id: str) -> tuple[Event, ...]:
+async def _read_history(store: ViewerStore, run_id: str) -> tuple[Event, ...]:
     """The run's events (the newest DETAIL_EVENTS of them), oldest first."""
     kept: list[Event] = []
     last = 0

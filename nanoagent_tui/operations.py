@@ -15,8 +15,8 @@ from datetime import datetime
 from nanoagent_core.actions import abort_run, new_run, resume_detached, start_detached
 from nanoagent_core.errors import ValidationError
 from nanoagent_core.models import MAX_ITERATIONS, RunState
-from nanoagent_core.sqlite import SQLiteStore
 from nanoagent_core.status import RESUMABLE, ShownStatus
+from nanoagent_core.stores import AnyStore, open_store
 from nanoagent_tui.formatting import ABORTING, status_word
 
 _PAIR_SEPARATOR = re.compile(r"\s+|,(?=[^,=\s]+=)")
@@ -54,8 +54,8 @@ def why_not_abortable(run: RunState, now: datetime) -> str | None:
     return None
 
 
-async def _open(location: str, *, create: bool = False) -> SQLiteStore:
-    return await SQLiteStore.open(location, create=create)
+async def _open(location: str, *, create: bool = False) -> AnyStore:
+    return await open_store(location, create=create)
 
 
 async def resume(location: str, run_id: str) -> str:
