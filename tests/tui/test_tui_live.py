@@ -19,13 +19,13 @@ from tuikit import EVERY_STATUS, NOW, FakeClock, Seed, seed_database, seed_run
 from nanoagent_core.models import EventKind, RunStatus
 from nanoagent_core.protocols import NewEvent
 from nanoagent_core.sqlite import SQLiteStore
-from nanoagent_tui.live import Filter, Health, LiveData, SortMode, open_viewer
+from nanoagent_tui.live import Filter, Health, LiveData, SortMode, ViewerStore, open_viewer
 
 
 class Counting:
     """Forwards to a store and counts the calls (and the run ids given to get_runs)."""
 
-    def __init__(self, store: SQLiteStore) -> None:
+    def __init__(self, store: ViewerStore) -> None:
         self.store = store
         self.calls: Counter[str] = Counter()
         self.fetched: list[list[str]] = []
