@@ -1,6 +1,8 @@
 """``uv run python -m bench``: every section, printed as a table and written to
 bench/RESULTS.md. ``--quick`` runs small sizes as a smoke check (and writes no file unless
-``--out`` is given); ``--sections 1,4`` runs some sections only."""
+``--out`` is given); ``--sections 1,4`` runs some sections only. Sections 1-3 also measure
+PostgreSQL (``--pg URL``, default ``NANOAGENT_BENCH_PG`` or a local server; ``--pg none``
+leaves it out; with no server answering, its rows say "skipped: no server")."""
 
 from __future__ import annotations
 
@@ -12,9 +14,10 @@ import tempfile
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
-from bench import concurrency, crash, dashboard, live, scale, step_cost
+from bench import concurrency, crash, dashboard, live, pg, scale, step_cost
 from bench.common import Config, SectionResult
 from bench.report import machine, render
 
@@ -35,8 +38,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="where to write the Markdown table")
     parser.add_argument("--workdir", type=Path, help="where the database files go")
     parser.add_argument("--keep", action="store_true", help="keep the database files")
+    parser.add_argument(
+        "--pg",
+        metavar="URL",
+        help=f"PostgreSQL server for sections 1-3 (default {pg.DEFAULT_URL}); 'none': leave out",
+    )
     args = parser.parse_args(argv)
     cfg = Config.quick() if args.quick else Config.full()
+    if args.pg is not None:
+        cfg = replace(cfg, pg_url=None if args.pg.strip().lower() in ("", "none") else args.pg)
     chosen = [s.strip() for s in args.sections.split(",") if s.strip()]
     unknown = [s for s in chosen if s not in SECTIONS]
     if unknown:
@@ -46,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     began = time.perf_counter()
     facts = machine(workdir)
+    facts.append(("PostgreSQL", pg.server_facts(cfg.pg_url)))
     results: list[SectionResult] = []
     failed = 0
     try:
@@ -76,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
     command = "uv run python -m bench" + (" --quick" if args.quick else "")
     if args.sections != "1,2,3,4,5":
         command += f" --sections {args.sections}"
+    if args.pg is not None:
+        command += f" --pg {pg.shown(args.pg)}"
     text = render(
         command=command,
         label=cfg.label,

@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from bench.pg import default_url
+
 __all__ = [
     "REPO_ROOT",
     "Config",
@@ -57,6 +59,9 @@ class Config:
     screen_repeats: int = 10  #: dashboard rounds: one app per database per round
     # 5. crash and resume
     crash_repeats: int = 5
+    # PostgreSQL (sections 1-3): the server, or None to leave it out
+    pg_url: str | None = field(default_factory=default_url)
+    pg_conc_repeats: int = 2  #: samples of 16 x 500 on PostgreSQL (each ~25 s here)
     label: str = "full"
 
     @classmethod
@@ -79,6 +84,7 @@ class Config:
             list_repeats=3,
             screen_repeats=3,
             crash_repeats=3,
+            pg_conc_repeats=1,
             label="quick",
         )
 
@@ -101,6 +107,7 @@ class Config:
             list_repeats=1,
             screen_repeats=1,
             crash_repeats=1,
+            pg_conc_repeats=1,
             label="tiny",
         )
 

@@ -1,4 +1,5 @@
-"""2. Concurrency: N worker processes x M no-op tasks each, all on one database file.
+"""2. Concurrency: N worker processes x M no-op tasks each, all on one database file; then
+the same on PostgreSQL (one throwaway schema per sample).
 
 Each process claims its own run before the clock starts; then all are released at once.
 Throughput is all tasks over (last worker's end - release). An error is any worker that
@@ -15,6 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import pg
 from bench.agent import AGENT_NAME
 from bench.common import (
     Config,
@@ -28,9 +30,9 @@ from bench.common import (
 )
 from bench.common import python_command as py
 from nanoagent_core.models import RunState, RunStatus
-from nanoagent_core.sqlite import SQLiteStore
+from nanoagent_core.stores import open_store
 
-__all__ = ["ConcurrencySample", "concurrency_sample", "run"]
+__all__ = ["ConcurrencySample", "concurrency_sample", "pg_samples", "run"]
 
 
 @dataclass(frozen=True)
@@ -46,8 +48,8 @@ class ConcurrencySample:
         return self.tasks / self.seconds if self.seconds > 0 else 0.0
 
 
-async def _create_runs(db: Path, ids: list[str], tasks: int) -> None:
-    store = await SQLiteStore.open(db)
+async def _create_runs(db: Path | str, ids: list[str], tasks: int) -> None:
+    store = await open_store(str(db))
     try:
         for run_id in ids:
             await store.create_run(
@@ -57,8 +59,8 @@ async def _create_runs(db: Path, ids: list[str], tasks: int) -> None:
         await store.close()
 
 
-async def _check_runs(db: Path, ids: list[str], tasks: int) -> list[str]:
-    store = await SQLiteStore.open(db)
+async def _check_runs(db: Path | str, ids: list[str], tasks: int) -> list[str]:
+    store = await open_store(str(db))
     problems: list[str] = []
     try:
         for run_id in ids:
@@ -71,8 +73,9 @@ async def _check_runs(db: Path, ids: list[str], tasks: int) -> list[str]:
 
 
 def concurrency_sample(
-    db: Path, procs: int, tasks: int, timeout: float = 300.0
+    db: Path | str, procs: int, tasks: int, timeout: float = 300.0
 ) -> ConcurrencySample:
+    """``procs`` workers on ``db`` (a SQLite file or a PostgreSQL URL with its schema)."""
     ids = [f"conc-{n:02d}" for n in range(procs)]
     asyncio.run(_create_runs(db, ids, tasks))
     env = child_env()
@@ -128,6 +131,40 @@ def concurrency_sample(
     return ConcurrencySample(procs * tasks, seconds, errors, tuple(messages), startup)
 
 
+def pg_samples(cfg: Config, url: str) -> tuple[list[ConcurrencySample], list[ConcurrencySample]]:
+    """(N processes, 1 process) samples on PostgreSQL, each on a fresh throwaway schema."""
+    samples: list[ConcurrencySample] = []
+    singles: list[ConcurrencySample] = []
+    for n in range(cfg.pg_conc_repeats):
+        with pg.throwaway_schema(url, f"single{n}") as location:
+            singles.append(concurrency_sample(location, 1, cfg.tasks_per_proc))
+        with pg.throwaway_schema(url, f"conc{n}") as location:
+            samples.append(concurrency_sample(location, cfg.procs, cfg.tasks_per_proc))
+    return samples, singles
+
+
+def _rows(
+    label: str, samples: list[ConcurrencySample], singles: list[ConcurrencySample], tasks: int
+) -> tuple[list[list[str]], dict[str, Stat]]:
+    rate = Stat.of(s.tasks_per_s for s in samples)
+    errors = Stat.of(s.errors for s in samples)
+    wall = Stat.of(s.seconds for s in samples)
+    startup = Stat.of(s.startup for s in samples)
+    single = Stat.of(s.tasks_per_s for s in singles)
+    ratio = paired_ratios([s.tasks_per_s for s in samples], [s.tasks_per_s for s in singles])
+    store = label.split(":", 1)[0]
+    rows = [
+        [label, "tasks/s (all processes)", *fmt_stat(rate)],
+        [label, "seconds, release to last end", *fmt_stat(wall)],
+        [label, "errors per sample", *fmt_stat(errors)],
+        [label, "seconds to start and claim (not timed)", *fmt_stat(startup)],
+        [f"{store}: baseline, 1 process x {tasks} tasks", "tasks/s", *fmt_stat(single)],
+        [f"{store}: N processes / 1 process", "tasks/s ratio", *fmt_stat(ratio)],
+    ]
+    data = {"tasks_per_s": rate, "errors": errors, "single_tasks_per_s": single, "ratio": ratio}
+    return rows, data
+
+
 def run(cfg: Config, workdir: Path) -> SectionResult:
     began = time.perf_counter()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -136,43 +173,68 @@ def run(cfg: Config, workdir: Path) -> SectionResult:
     for n in range(cfg.conc_repeats):
         singles.append(concurrency_sample(workdir / f"single-{n}.db", 1, cfg.tasks_per_proc))
         samples.append(concurrency_sample(workdir / f"conc-{n}.db", cfg.procs, cfg.tasks_per_proc))
-    rate = Stat.of(s.tasks_per_s for s in samples)
-    errors = Stat.of(s.errors for s in samples)
-    wall = Stat.of(s.seconds for s in samples)
-    startup = Stat.of(s.startup for s in samples)
-    single = Stat.of(s.tasks_per_s for s in singles)
-    ratio = paired_ratios([s.tasks_per_s for s in samples], [s.tasks_per_s for s in singles])
     total_errors = sum(s.errors for s in samples) + sum(s.errors for s in singles)
-    label = f"{cfg.procs} processes x {cfg.tasks_per_proc} tasks, one file (NORMAL)"
-    rows = [
-        [label, "tasks/s (all processes)", *fmt_stat(rate)],
-        [label, "seconds, release to last end", *fmt_stat(wall)],
-        [label, "errors per sample", *fmt_stat(errors)],
-        [label, "seconds to start and claim (not timed)", *fmt_stat(startup)],
-        [f"baseline: 1 process x {cfg.tasks_per_proc} tasks", "tasks/s", *fmt_stat(single)],
-        [f"{cfg.procs} processes / 1 process", "tasks/s ratio", *fmt_stat(ratio)],
-    ]
+    shape = f"{cfg.procs} processes x {cfg.tasks_per_proc} tasks"
+    rows, data = _rows(f"SQLite: {shape}, one file (NORMAL)", samples, singles, cfg.tasks_per_proc)
+    rate = data["tasks_per_s"]
     notes = [
-        f"errors over all {len(samples) + len(singles)} samples: {total_errors}",
+        f"SQLite: errors over all {len(samples) + len(singles)} samples: {total_errors}",
         "SQLite has one writer at a time: processes queue for the write lock (BEGIN"
         " IMMEDIATE, busy_timeout 10 s); on 2 cores the total cannot exceed about one"
         " process's rate plus the Python work that overlaps.",
     ]
     for sample in [*samples, *singles]:
         notes += [f"error: {m}" for m in sample.messages[:5]]
+    goals = [
+        Goal(
+            "2. concurrency errors",
+            "0 errors",
+            f"{total_errors} errors; {fmt(rate.median)} tasks/s",
+            total_errors == 0,
+        )
+    ]
+    pg_label = f"PostgreSQL: {shape}, one schema"
+    skipped = pg.skip_reason(cfg.pg_url)
+    if skipped is None and cfg.pg_url is not None and cfg.pg_conc_repeats > 0:
+        pg_conc, pg_single = pg_samples(cfg, cfg.pg_url)
+        pg_table, pg_data = _rows(pg_label, pg_conc, pg_single, cfg.tasks_per_proc)
+        rows += pg_table
+        data.update({f"pg_{key}": stat for key, stat in pg_data.items()})
+        pg_errors = sum(s.errors for s in pg_conc) + sum(s.errors for s in pg_single)
+        notes += [
+            f"PostgreSQL: errors over all {len(pg_conc) + len(pg_single)} samples:"
+            f" {pg_errors}; each sample on a fresh throwaway schema on {pg.shown(cfg.pg_url)};"
+            " workers open it from the URL (?schema=...), each with its own connection pool."
+            " Writers share one lock only: the counters row (gap-free event ids), held from"
+            " the id allocation to COMMIT; the server and the workers share the same 2 cores.",
+            f"PostgreSQL / SQLite, {shape}: {data['pg_tasks_per_s'].median / rate.median:.2f}x"
+            " (medians of this run)",
+        ]
+        for sample in [*pg_conc, *pg_single]:
+            notes += [f"PostgreSQL error: {m}" for m in sample.messages[:5]]
+        goals.append(
+            Goal(
+                "2. concurrency errors (PostgreSQL)",
+                "0 errors",
+                f"{pg_errors} errors; {fmt(data['pg_tasks_per_s'].median)} tasks/s",
+                pg_errors == 0,
+            )
+        )
+    else:
+        rows += [
+            [pg_label, "tasks/s (all processes)", pg.SKIPPED, "", ""],
+            [pg_label, "errors per sample", pg.SKIPPED, "", ""],
+        ]
+        notes.append(skipped or "PostgreSQL: no samples asked for")
+        goals.append(
+            Goal("2. concurrency errors (PostgreSQL)", "0 errors", pg.SKIPPED, None, skipped or "")
+        )
     return SectionResult(
-        title="2. Concurrency: worker processes on one database file",
+        title="2. Concurrency: worker processes on one database (SQLite file, PostgreSQL schema)",
         headers=["setup", "what", "median", "min", "max"],
         rows=rows,
-        goals=[
-            Goal(
-                "2. concurrency errors",
-                "0 errors",
-                f"{total_errors} errors; {fmt(rate.median)} tasks/s",
-                total_errors == 0,
-            )
-        ],
+        goals=goals,
         notes=notes,
         seconds=time.perf_counter() - began,
-        data={"tasks_per_s": rate, "errors": errors, "single_tasks_per_s": single, "ratio": ratio},
+        data=data,
     )

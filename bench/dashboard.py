@@ -173,8 +173,11 @@ TEARDOWN_ERRORS: list[str] = []
 
 
 @contextlib.asynccontextmanager
-async def watching(path: Path, timeout: float = 60.0, **options: float) -> AsyncIterator[View]:
-    """Open the dashboard headlessly on ``path`` (``options`` go to the app, e.g.
+async def watching(
+    path: Path | str, timeout: float = 60.0, **options: float
+) -> AsyncIterator[View]:
+    """Open the dashboard headlessly on ``path`` (a SQLite file or a PostgreSQL URL;
+    ``options`` go to the app, e.g.
     ``poll_interval``); yields once its first full screen is up. An error the app raises
     while it closes, once the caller is done, is kept in TEARDOWN_ERRORS, not raised."""
     began = time.perf_counter()

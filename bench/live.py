@@ -7,6 +7,13 @@ step with the dashboard's polls). Each event's commit time is its stored timesta
 moment it is on screen is when the dashboard's screens have taken in the poll that
 brought it (see dashboard.py). Latency = on screen - committed, both wall-clock on this host.
 The dashboard runs with its defaults (those ``nanoagent`` uses).
+
+PostgreSQL (a throwaway schema per pass): the same writer, and two watchers. The push path:
+a second store instance spins on ``change_token()`` (which counts LISTEN/NOTIFY messages,
+no query while listening) and, when it moves, reads the new events; an event is seen when
+that read returns. Then the dashboard itself on the PostgreSQL URL, as for SQLite. An
+event's commit time is its stored timestamp, which on PostgreSQL is ``now()``: the start of
+its transaction, a round trip or two before the COMMIT, so latencies err on the high side.
 """
 
 from __future__ import annotations
@@ -17,24 +24,30 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from bench import dashboard
+from bench import dashboard, pg
 from bench.agent import AGENT_NAME
 from bench.bigdb import build_database
 from bench.common import Config, Goal, SectionResult, Stat, child_env, fmt
 from bench.common import python_command as py
 from nanoagent_core.models import RunState
-from nanoagent_core.sqlite import SQLiteStore
+from nanoagent_core.postgres import PostgresStore
+from nanoagent_core.stores import open_store
 
-__all__ = ["latencies", "run"]
+__all__ = ["latencies", "pg_section", "push_latencies", "run"]
 
 TITLE = "3. Live latency: commit -> visible on the dashboard"
 WRITER = "live-writer"
 #: The poll interval of the diagnostic pass (the app's own default is used for the goal).
-DIAGNOSTIC_POLL = 0.1
+DIAGNOSTIC_POLL = 0.05
+#: The dashboard's poll interval in the PostgreSQL diagnostic pass: an idle poll there reads
+#: the listener's counter only (no query), so a short interval costs little.
+PG_DIAGNOSTIC_POLL = 0.02
+#: The goal with push (PostgreSQL), in ms.
+PG_GOAL_MS = 100.0
 
 
-async def _create(path: Path, tasks: int) -> None:
-    store = await SQLiteStore.open(path)
+async def _create(path: Path | str, tasks: int) -> None:
+    store = await open_store(str(path))
     try:
         if WRITER in {r.run_id for r in await store.list_runs(text=WRITER)}:
             return
@@ -45,11 +58,8 @@ async def _create(path: Path, tasks: int) -> None:
         await store.close()
 
 
-async def latencies(
-    path: Path, events: int, interval: float, **options: float
-) -> tuple[list[float], float]:
-    """Milliseconds from commit to on screen for each event of the writer's run, and the
-    dashboard's poll interval. ``options`` go to the dashboard app."""
+async def _writer(path: Path | str, events: int, interval: float) -> asyncio.subprocess.Process:
+    """The writer process, claimed and ready (it starts on a line on its stdin)."""
     tasks = math.ceil(events / 1.5) + 10  # about 1.75 events per task
     await _create(path, tasks)
     child = await asyncio.create_subprocess_exec(
@@ -59,18 +69,41 @@ async def latencies(
         stderr=asyncio.subprocess.PIPE,
         env=child_env(),
     )
-    assert child.stdin is not None
     assert child.stdout is not None
+    ready = await child.stdout.readline()
+    if ready.strip() != b"ready":
+        child.kill()
+        _, err = await child.communicate()
+        raise RuntimeError(f"the writer did not start: {ready!r} {err.decode()[-300:]}")
+    return child
+
+
+async def _finish(child: asyncio.subprocess.Process) -> None:
+    if child.returncode is None:
+        child.kill()
+    _, err = await child.communicate()
+    if child.returncode != 0:
+        raise RuntimeError(f"the writer failed: {err.decode().strip()[-300:]}")
+
+
+def _budget(events: int, interval: float) -> float:
+    return 60 + (math.ceil(events / 1.5) + 10) * interval * 3
+
+
+async def latencies(
+    path: Path | str, events: int, interval: float, **options: float
+) -> tuple[list[float], float]:
+    """Milliseconds from commit to on screen for each event of the writer's run, and the
+    dashboard's poll interval. ``options`` go to the dashboard app."""
+    child = await _writer(path, events, interval)
+    assert child.stdin is not None
     try:
-        ready = await child.stdout.readline()
-        if ready.strip() != b"ready":
-            raise RuntimeError(f"the writer did not start: {ready!r}")
         async with dashboard.watching(path, **options) as view:
             poll_interval = float(getattr(view.app, "poll_interval", float("nan")))
             view.probe.records.clear()
             child.stdin.write(b"go\n")
             await child.stdin.drain()
-            await asyncio.wait_for(child.wait(), 60 + tasks * interval * 3)
+            await asyncio.wait_for(child.wait(), _budget(events, interval))
             await view.wait_row(WRITER, "completed", 10.0)
             out: list[float] = []
             for record in view.probe.records:
@@ -82,80 +115,196 @@ async def latencies(
                     if run_id == WRITER
                 ]
     finally:
-        if child.returncode is None:
-            child.kill()
-        _, err = await child.communicate()
-        if child.returncode != 0:
-            raise RuntimeError(f"the writer failed: {err.decode().strip()[-300:]}")
+        await _finish(child)
     return out, poll_interval
+
+
+async def push_latencies(location: str, events: int, interval: float) -> list[float]:
+    """Milliseconds from commit to seen by a second store instance on PostgreSQL: its
+    ``change_token()`` moved (a NOTIFY arrived) and the read of the new events returned."""
+    child = await _writer(location, events, interval)
+    assert child.stdin is not None
+    watcher = await PostgresStore.open(location, read_only=True, create=False)
+    out: list[float] = []
+    try:
+        token = await watcher.change_token()  # starts the listener
+        if not watcher.listening:
+            raise RuntimeError("the watcher is not listening (no push)")
+        last = max((e.id for e in await watcher.read_events(limit=100_000)), default=0)
+        child.stdin.write(b"go\n")
+        await child.stdin.drain()
+        waiter = asyncio.ensure_future(child.wait())
+        deadline = time.monotonic() + _budget(events, interval)
+        while time.monotonic() < deadline:
+            finished = waiter.done()
+            now = await watcher.change_token()
+            if now != token or finished:
+                token = now
+                got = await watcher.read_events(after_id=last, limit=100_000)
+                seen = time.time()
+                for event in got:
+                    last = max(last, event.id)
+                    if event.run_id == WRITER:
+                        out.append((seen - event.ts.timestamp()) * 1e3)
+                if finished:
+                    break
+            await asyncio.sleep(0.001)
+        waiter.cancel()
+    finally:
+        await watcher.close()
+        await _finish(child)
+    return out
+
+
+def _row(what: str, values: list[float]) -> tuple[list[str], Stat]:
+    stat = Stat.of(values)
+    p50, p95, p99 = (stat.quantile(q) for q in (0.50, 0.95, 0.99))
+    return [what, "ms", fmt(p50), fmt(p95), fmt(p99), fmt(stat.low), fmt(stat.high),
+            str(stat.n)], stat  # fmt: skip
+
+
+def pg_section(cfg: Config) -> tuple[list[list[str]], list[Goal], list[str], dict[str, Stat]]:
+    """The PostgreSQL rows, goal, notes and figures (rows say ``skipped: no server`` when no
+    server answers)."""
+    skipped = pg.skip_reason(cfg.pg_url)
+    goal_what = "3. live latency p95 (PostgreSQL, push)"
+    target = f"<= {PG_GOAL_MS:.0f} ms"
+    if skipped is not None or cfg.pg_url is None:
+        rows = [["PostgreSQL: commit -> seen (push)", "ms", pg.SKIPPED, *[""] * 5]]
+        return rows, [Goal(goal_what, target, pg.SKIPPED, None, skipped or "")], [], {}
+    url = cfg.pg_url
+    rows: list[list[str]] = []
+    notes: list[str] = []
+    data: dict[str, Stat] = {}
+    with pg.throwaway_schema(url, "push") as location:
+        values = asyncio.run(push_latencies(location, cfg.live_events, cfg.live_interval))
+    row, push = _row("PostgreSQL: commit -> seen by a 2nd store (NOTIFY + read)", values)
+    rows.append(row)
+    data["pg_push_ms"] = push
+    passes: list[tuple[str, dict[str, float]]] = [("defaults", {})]
+    if cfg.live_diagnostic:
+        passes.append(("diagnostic", {"poll_interval": PG_DIAGNOSTIC_POLL}))
+    screen: Stat | None = None
+    screen_poll = float("nan")
+    for label, options in passes:
+        if not dashboard.available():
+            notes.append("PostgreSQL through the dashboard: pending (no dashboard)")
+            break
+        try:
+            with pg.throwaway_schema(url, f"dash{label[:4]}") as location:
+                values, poll_interval = asyncio.run(
+                    latencies(location, cfg.live_events, cfg.live_interval, **options)
+                )
+        except Exception as exc:
+            notes.append(
+                "PostgreSQL through the dashboard: failed"
+                f" ({type(exc).__name__}: {' '.join(str(exc).split())[:200]})"
+            )
+            break
+        what = f"PostgreSQL: commit -> on screen, poll every {poll_interval:g} s"
+        what += " (default)" if not options else " (diagnostic)"
+        row, stat = _row(what, values)
+        rows.append(row)
+        data["pg_latency_ms" if not options else "pg_latency_diag_ms"] = stat
+        if not options:
+            screen, screen_poll = stat, poll_interval
+    push_p95 = push.quantile(0.95)
+    why = f"push path (2nd store, NOTIFY + read) p95 {fmt(push_p95)} ms"
+    if screen is not None:
+        p95 = screen.quantile(0.95)
+        measured = (
+            f"p95 {fmt(p95)} ms on screen (p50 {fmt(screen.quantile(0.5))}, p99"
+            f" {fmt(screen.quantile(0.99))}; {screen.n} events)"
+        )
+        why = (
+            f"the dashboard polls every {screen_poll:g} s (idle polls read the listener's"
+            f" counter, no query), so an event waits for the next poll; {why}"
+        )
+        if "pg_latency_diag_ms" in data:
+            why += (
+                f"; polling every {PG_DIAGNOSTIC_POLL:g} s gives p95"
+                f" {fmt(data['pg_latency_diag_ms'].quantile(0.95))} ms"
+            )
+    else:
+        p95 = push_p95
+        measured = (
+            f"p95 {fmt(p95)} ms, push path only (p50 {fmt(push.quantile(0.5))}; {push.n} events)"
+        )
+    notes.append(
+        f"PostgreSQL ({pg.shown(url)}, a throwaway schema per pass, no other runs): the"
+        " same writer; commit times are the events' now() (transaction start, before COMMIT)."
+    )
+    return rows, [Goal(goal_what, target, measured, p95 <= PG_GOAL_MS, why)], notes, data
 
 
 def run(cfg: Config, workdir: Path) -> SectionResult:
     began = time.perf_counter()
     headers = ["what", "unit", "p50", "p95", "p99", "min", "max", "events"]
-    if not dashboard.available():
-        return SectionResult(
-            title=TITLE,
-            headers=headers,
-            rows=[["commit -> on screen", "ms", *["pending"] * 5, "0"]],
-            goals=[Goal("3. live latency p95", "<= 200 ms", "pending", None)],
-            notes=[
-                "pending: nanoagent_tui.app (the dashboard) does not exist yet;"
-                f" {cfg.live_events} events will be timed once it does."
-            ],
-            seconds=time.perf_counter() - began,
-        )
-    workdir.mkdir(parents=True, exist_ok=True)
     rows: list[list[str]] = []
     goals: list[Goal] = []
     data: dict[str, Stat] = {}
-    passes: list[tuple[str, dict[str, float]]] = [("defaults", {})]
-    if cfg.live_diagnostic:
-        passes.append(("diagnostic", {"poll_interval": DIAGNOSTIC_POLL}))
-    for label, options in passes:
-        path = workdir / f"live-{label}.db"
-        for leftover in workdir.glob(f"live-{label}.db*"):
-            leftover.unlink()
-        build_database(path, 50, 500)  # some finished runs around the live one
-        values, poll_interval = asyncio.run(
-            latencies(path, cfg.live_events, cfg.live_interval, **options)
+    notes: list[str] = []
+    if not dashboard.available():
+        rows.append(["SQLite: commit -> on screen", "ms", *["pending"] * 5, "0"])
+        goals.append(Goal("3. live latency p95", "<= 200 ms", "pending", None))
+        notes.append(
+            "pending: nanoagent_tui.app (the dashboard) does not exist yet;"
+            f" {cfg.live_events} events will be timed once it does."
         )
-        stat = Stat.of(values)
-        p50, p95, p99 = (stat.quantile(q) for q in (0.50, 0.95, 0.99))
-        what = f"commit -> on screen, poll every {poll_interval:g} s"
-        what += " (default)" if not options else " (diagnostic: what a shorter poll gives)"
-        rows.append(
-            [what, "ms", fmt(p50), fmt(p95), fmt(p99), fmt(stat.low), fmt(stat.high), str(stat.n)]
-        )
-        data["latency_ms" if not options else "latency_diag_ms"] = stat
-        if not options:
-            goals.append(
-                Goal(
-                    "3. live latency p95",
-                    "<= 200 ms",
-                    f"p95 {fmt(p95)} ms (p50 {fmt(p50)}, p99 {fmt(p99)}; {stat.n} events)",
-                    p95 <= 200,
-                    why=f"an event waits for the next poll: the default interval is"
-                    f" {poll_interval:g} s",
+    else:
+        workdir.mkdir(parents=True, exist_ok=True)
+        passes: list[tuple[str, dict[str, float]]] = [("defaults", {})]
+        if cfg.live_diagnostic:
+            passes.append(("diagnostic", {"poll_interval": DIAGNOSTIC_POLL}))
+        for label, options in passes:
+            path = workdir / f"live-{label}.db"
+            for leftover in workdir.glob(f"live-{label}.db*"):
+                leftover.unlink()
+            build_database(path, 50, 500)  # some finished runs around the live one
+            values, poll_interval = asyncio.run(
+                latencies(path, cfg.live_events, cfg.live_interval, **options)
+            )
+            what = f"SQLite: commit -> on screen, poll every {poll_interval:g} s"
+            what += " (default)" if not options else " (diagnostic: what a shorter poll gives)"
+            row, stat = _row(what, values)
+            rows.append(row)
+            p50, p95, p99 = (stat.quantile(q) for q in (0.50, 0.95, 0.99))
+            data["latency_ms" if not options else "latency_diag_ms"] = stat
+            if not options:
+                goals.append(
+                    Goal(
+                        "3. live latency p95",
+                        "<= 200 ms",
+                        f"p95 {fmt(p95)} ms (p50 {fmt(p50)}, p99 {fmt(p99)}; {stat.n} events)",
+                        p95 <= 200,
+                        why=f"an event waits for the next poll: the default interval is"
+                        f" {poll_interval:g} s",
+                    )
                 )
-            )
-        elif goals:
-            goals[0] = replace(
-                goals[0],
-                why=goals[0].why + f"; polling every {poll_interval:g} s gives p95 {fmt(p95)} ms",
-            )
-    return SectionResult(
-        title=TITLE,
-        headers=headers,
-        rows=rows,
-        goals=goals,
-        notes=[
+            elif goals:
+                goals[0] = replace(
+                    goals[0],
+                    why=goals[0].why
+                    + f"; polling every {poll_interval:g} s gives p95 {fmt(p95)} ms",
+                )
+        notes += [
             f"the writer commits a task every {cfg.live_interval * 500:.0f}-"
             f"{cfg.live_interval * 1500:.0f} ms (each task commit carries 2 events, each"
             " reflection 1); an event waits for the next poll, so latency is about"
             " uniform(0, poll interval) plus one refresh.",
             "p50/p95/p99 are nearest-rank percentiles over every event of the writer's run.",
-        ],
+        ]
+    pg_rows, pg_goals, pg_notes, pg_data = pg_section(cfg)
+    rows += pg_rows
+    goals += pg_goals
+    notes += pg_notes
+    data.update(pg_data)
+    return SectionResult(
+        title=TITLE,
+        headers=headers,
+        rows=rows,
+        goals=goals,
+        notes=notes,
         seconds=time.perf_counter() - began,
         data=data,
     )

@@ -1,29 +1,47 @@
 """1. Step cost: the loop with a no-op agent at synchronous NORMAL and FULL, against the floor
 (plain sqlite3 in WAL, one transaction per step: insert one ~200-byte row, update one
-position row, same synchronous setting), measured interleaved in the same invocation."""
+position row, same synchronous setting), measured interleaved in the same invocation; and
+the same loop on PostgreSQL (a throwaway schema on the server of ``Config.pg_url``), sample
+by sample between the SQLite ones."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench import pg
 from bench.agent import AGENT_NAME, make_noop_agent
 from bench.common import Config, Goal, SectionResult, Stat, fmt, fmt_stat, paired_ratios
 from nanoagent_core.loop import Loop
 from nanoagent_core.models import RunState
+from nanoagent_core.postgres import PostgresStore
 from nanoagent_core.procinfo import current_owner
-from nanoagent_core.protocols import Step
+from nanoagent_core.protocols import Step, Store
 from nanoagent_core.sqlite import SQLiteStore, Synchronous
 
-__all__ = ["LoopSample", "floor_steps_per_s", "loop_sample", "replay_sample", "run"]
+__all__ = [
+    "LoopSample",
+    "floor_steps_per_s",
+    "loop_on",
+    "loop_sample",
+    "pg_rows",
+    "pg_sample",
+    "replay_on",
+    "replay_sample",
+    "run",
+]
 
 PAYLOAD = "x" * 200
 _SYNCS: tuple[Synchronous, ...] = ("NORMAL", "FULL")
 #: Floor, loop and replay alternate in this many chunks within each sample.
 CHUNKS = 4
+#: PostgreSQL samples that also replay their commits through the store alone (a replay
+#: costs as much as the loop: ~2.5 s at full size).
+PG_REPLAYS = 2
 
 
 def floor_steps_per_s(path: Path, synchronous: Synchronous, steps: int) -> float:
@@ -71,37 +89,42 @@ async def loop_sample(
     """Drive ``runs`` runs of ``tasks_per_run`` no-op tasks each, one after another, through
     the real Loop on a SQLiteStore; time only the loops."""
     store = await SQLiteStore.open(path, synchronous=synchronous)
+    try:
+        return await loop_on(store, tasks_per_run, runs, record=record)
+    finally:
+        await store.close()
+
+
+async def loop_on(
+    store: Store, tasks_per_run: int, runs: int, *, record: bool = False, prefix: str = "step"
+) -> LoopSample:
+    """:func:`loop_sample` on a store already open (run ids ``{prefix}-N``)."""
     owner = current_owner()
     total_tasks = total_steps = 0
     seconds = 0.0
     recorded: list[tuple[str, tuple[Step, ...]]] = []
-    try:
-        for number in range(runs):
-            run_id = f"step-{number}"
-            await store.create_run(
-                RunState(
-                    run_id=run_id, goal="bench", max_iterations=tasks_per_run, agent=AGENT_NAME
-                )
-            )
-            claimed = await store.claim_run(run_id, owner, expected_epoch=0, lease_seconds=600)
-            steps: list[Step] = []
-            loop = Loop(
-                store,
-                claimed,
-                make_noop_agent(tasks_per_run),
-                on_step=lambda _run, step, into=steps: into.append(step),
-            )
-            began = time.perf_counter()
-            final = await loop.run()
-            seconds += time.perf_counter() - began
-            if final.status.value != "completed" or final.tasks_done != tasks_per_run:
-                raise RuntimeError(f"bench run {run_id} ended {final.status}: {final.error}")
-            total_tasks += final.tasks_done
-            total_steps += len(steps)
-            if record:
-                recorded.append((run_id, tuple(steps)))
-    finally:
-        await store.close()
+    for number in range(runs):
+        run_id = f"{prefix}-{number}"
+        await store.create_run(
+            RunState(run_id=run_id, goal="bench", max_iterations=tasks_per_run, agent=AGENT_NAME)
+        )
+        claimed = await store.claim_run(run_id, owner, expected_epoch=0, lease_seconds=600)
+        steps: list[Step] = []
+        loop = Loop(
+            store,
+            claimed,
+            make_noop_agent(tasks_per_run),
+            on_step=lambda _run, step, into=steps: into.append(step),
+        )
+        began = time.perf_counter()
+        final = await loop.run()
+        seconds += time.perf_counter() - began
+        if final.status.value != "completed" or final.tasks_done != tasks_per_run:
+            raise RuntimeError(f"bench run {run_id} ended {final.status}: {final.error}")
+        total_tasks += final.tasks_done
+        total_steps += len(steps)
+        if record:
+            recorded.append((run_id, tuple(steps)))
     return LoopSample(total_tasks, total_steps, seconds, tuple(recorded))
 
 
@@ -109,24 +132,30 @@ async def replay_sample(path: Path, synchronous: Synchronous, sample: LoopSample
     """Commit the steps a loop sample made, through the store alone (no loop, no agent): how
     much of a step's cost is the store's (thread hop, SQL, decoding)."""
     store = await SQLiteStore.open(path, synchronous=synchronous)
+    try:
+        return await replay_on(store, sample)
+    finally:
+        await store.close()
+
+
+async def replay_on(store: Store, sample: LoopSample, *, prefix: str = "") -> LoopSample:
+    """:func:`replay_sample` on a store already open (run ids prefixed with ``prefix``)."""
     owner = current_owner()
     steps_done = tasks = 0
     seconds = 0.0
-    try:
-        for run_id, steps in sample.recorded:
-            await store.create_run(
-                RunState(run_id=run_id, goal="bench", max_iterations=10_000, agent=AGENT_NAME)
-            )
-            claimed = await store.claim_run(run_id, owner, expected_epoch=0, lease_seconds=600)
-            began = time.perf_counter()
-            final = claimed
-            for step in steps:
-                final = await store.commit_step(run_id, step, epoch=claimed.epoch)
-            seconds += time.perf_counter() - began
-            steps_done += len(steps)
-            tasks += final.tasks_done
-    finally:
-        await store.close()
+    for recorded_id, steps in sample.recorded:
+        run_id = prefix + recorded_id
+        await store.create_run(
+            RunState(run_id=run_id, goal="bench", max_iterations=10_000, agent=AGENT_NAME)
+        )
+        claimed = await store.claim_run(run_id, owner, expected_epoch=0, lease_seconds=600)
+        began = time.perf_counter()
+        final = claimed
+        for step in steps:
+            final = await store.commit_step(run_id, step, epoch=claimed.epoch)
+        seconds += time.perf_counter() - began
+        steps_done += len(steps)
+        tasks += final.tasks_done
     return LoopSample(tasks, steps_done, seconds)
 
 
@@ -136,6 +165,59 @@ def _merge(parts: list[LoopSample]) -> LoopSample:
     )
 
 
+async def pg_sample(
+    location: str, tasks_per_run: int, runs: int, tag: str, *, replay: bool = True
+) -> PgSample:
+    """The loop on PostgreSQL, then (if ``replay``) the same commits replayed through the
+    store alone."""
+    store = await PostgresStore.open(location)
+    try:
+        loop = await loop_on(store, tasks_per_run, runs, record=replay, prefix=f"pg{tag}")
+        again = await replay_on(store, loop, prefix="re-") if replay else None
+    finally:
+        await store.close()
+    return PgSample(loop, again)
+
+
+@dataclass(frozen=True)
+class PgSample:
+    loop: LoopSample
+    replay: LoopSample | None
+
+
+def pg_rows(
+    cfg: Config, samples: list[PgSample], sqlite_normal: list[LoopSample], skipped: str | None
+) -> tuple[list[list[str]], dict[str, Stat]]:
+    """The PostgreSQL rows of the table (each saying ``skipped: no server`` when skipped)."""
+    short = f"{cfg.short_runs} runs x {cfg.short_run_tasks} tasks"
+    what = [
+        (f"loop, {short}", "tasks/s"),
+        (f"loop, {short}", "us/task"),
+        (f"loop, {short}", "commits/s"),
+        (f"loop, {short}", "us/commit"),
+        ("store alone: same commits replayed (first samples)", "commits/s"),
+        ("loop tasks/s / SQLite NORMAL loop tasks/s", "ratio"),
+    ]
+    if skipped is not None or not samples:
+        return [["PostgreSQL", w, unit, pg.SKIPPED, "", ""] for w, unit in what], {}
+    data = {
+        "pg_loop_tasks": Stat.of(s.loop.tasks_per_s for s in samples),
+        "pg_us_task": Stat.of(1e6 / s.loop.tasks_per_s for s in samples),
+        "pg_loop_steps": Stat.of(s.loop.steps_per_s for s in samples),
+        "pg_us_step": Stat.of(1e6 / s.loop.steps_per_s for s in samples),
+        "pg_replay_steps": Stat.of(s.replay.steps_per_s for s in samples if s.replay),
+        "pg_vs_sqlite_tasks": paired_ratios(
+            [s.loop.tasks_per_s for s in samples],
+            [s.tasks_per_s for s in sqlite_normal[: len(samples)]],
+        ),
+    }
+    rows = [
+        ["PostgreSQL", w, unit, *fmt_stat(stat)]
+        for (w, unit), stat in zip(what, data.values(), strict=True)
+    ]
+    return rows, data
+
+
 def run(cfg: Config, workdir: Path) -> SectionResult:
     began = time.perf_counter()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -143,6 +225,12 @@ def run(cfg: Config, workdir: Path) -> SectionResult:
     loops: dict[str, list[LoopSample]] = {s: [] for s in _SYNCS}
     replays: dict[str, list[LoopSample]] = {s: [] for s in _SYNCS}
     longs: list[LoopSample] = []
+    pg_samples: list[PgSample] = []
+    skipped = pg.skip_reason(cfg.pg_url)
+    schema = contextlib.ExitStack()
+    location = ""
+    if skipped is None and cfg.pg_url is not None:
+        location = schema.enter_context(pg.throwaway_schema(cfg.pg_url, "step"))
     counter = 0
 
     def fresh() -> Path:
@@ -151,26 +239,39 @@ def run(cfg: Config, workdir: Path) -> SectionResult:
         return workdir / f"step-{counter}.db"
 
     chunks = max(1, min(CHUNKS, cfg.short_runs))
-    for _ in range(cfg.repeats):
-        for sync in _SYNCS:
-            # Floor, loop and replay alternate in small chunks, so that a burst of disk or
-            # CPU load from elsewhere hits all three alike.
-            floor_seconds = 0.0
-            parts: list[LoopSample] = []
-            replayed: list[LoopSample] = []
-            for chunk in range(chunks):
-                steps = max(1, cfg.floor_steps // chunks)
-                floor_seconds += steps / floor_steps_per_s(fresh(), sync, steps)
-                runs = cfg.short_runs // chunks + (1 if chunk < cfg.short_runs % chunks else 0)
-                part = asyncio.run(
-                    loop_sample(fresh(), sync, cfg.short_run_tasks, runs, record=True)
+    with schema:
+        for repeat in range(cfg.repeats):
+            for sync in _SYNCS:
+                # Floor, loop and replay alternate in small chunks, so that a burst of disk
+                # or CPU load from elsewhere hits all three alike.
+                floor_seconds = 0.0
+                parts: list[LoopSample] = []
+                replayed: list[LoopSample] = []
+                for chunk in range(chunks):
+                    steps = max(1, cfg.floor_steps // chunks)
+                    floor_seconds += steps / floor_steps_per_s(fresh(), sync, steps)
+                    runs = cfg.short_runs // chunks + (1 if chunk < cfg.short_runs % chunks else 0)
+                    part = asyncio.run(
+                        loop_sample(fresh(), sync, cfg.short_run_tasks, runs, record=True)
+                    )
+                    parts.append(part)
+                    replayed.append(asyncio.run(replay_sample(fresh(), sync, part)))
+                floor[sync].append(max(1, cfg.floor_steps // chunks) * chunks / floor_seconds)
+                loops[sync].append(_merge(parts))
+                replays[sync].append(_merge(replayed))
+            if location:  # the same runs on PostgreSQL, right after SQLite's
+                pg_samples.append(
+                    asyncio.run(
+                        pg_sample(
+                            location,
+                            cfg.short_run_tasks,
+                            cfg.short_runs,
+                            str(repeat),
+                            replay=repeat < PG_REPLAYS,
+                        )
+                    )
                 )
-                parts.append(part)
-                replayed.append(asyncio.run(replay_sample(fresh(), sync, part)))
-            floor[sync].append(max(1, cfg.floor_steps // chunks) * chunks / floor_seconds)
-            loops[sync].append(_merge(parts))
-            replays[sync].append(_merge(replayed))
-        longs.append(asyncio.run(loop_sample(fresh(), "NORMAL", cfg.long_run_tasks, 1)))
+            longs.append(asyncio.run(loop_sample(fresh(), "NORMAL", cfg.long_run_tasks, 1)))
 
     rows: list[list[str]] = []
     data: dict[str, Stat] = {}
@@ -193,16 +294,22 @@ def run(cfg: Config, workdir: Path) -> SectionResult:
         per_step = Stat.of(1e6 / s.steps_per_s for s in loops[sync])
         data[f"us_task_{sync}"] = per_task
         short = f"{cfg.short_runs} runs x {cfg.short_run_tasks} tasks"
+        store = f"SQLite {sync}"
         rows += [
-            [sync, "floor: plain sqlite3, 1 txn per step", "steps/s", *fmt_stat(fl)],
-            [sync, f"loop, {short}", "tasks/s", *fmt_stat(lt)],
-            [sync, f"loop, {short}", "us/task", *fmt_stat(per_task)],
-            [sync, f"loop, {short}", "commits/s", *fmt_stat(ls)],
-            [sync, f"loop, {short}", "us/commit", *fmt_stat(per_step)],
-            [sync, "store alone: same commits replayed", "commits/s", *fmt_stat(rp)],
-            [sync, "loop tasks/s / floor steps/s", "ratio", *fmt_stat(data[f"ratio_tasks_{sync}"])],
+            [store, "floor: plain sqlite3, 1 txn per step", "steps/s", *fmt_stat(fl)],
+            [store, f"loop, {short}", "tasks/s", *fmt_stat(lt)],
+            [store, f"loop, {short}", "us/task", *fmt_stat(per_task)],
+            [store, f"loop, {short}", "commits/s", *fmt_stat(ls)],
+            [store, f"loop, {short}", "us/commit", *fmt_stat(per_step)],
+            [store, "store alone: same commits replayed", "commits/s", *fmt_stat(rp)],
             [
-                sync,
+                store,
+                "loop tasks/s / floor steps/s",
+                "ratio",
+                *fmt_stat(data[f"ratio_tasks_{sync}"]),
+            ],
+            [
+                store,
                 "loop commits/s / floor steps/s",
                 "ratio",
                 *fmt_stat(data[f"ratio_steps_{sync}"]),
@@ -214,9 +321,22 @@ def run(cfg: Config, workdir: Path) -> SectionResult:
         [s.tasks_per_s for s in longs], [s.tasks_per_s for s in loops["NORMAL"]]
     )
     rows += [
-        ["NORMAL", f"loop, 1 run x {cfg.long_run_tasks} tasks", "tasks/s", *fmt_stat(lt_long)],
-        ["NORMAL", "long run / short runs", "ratio", *fmt_stat(data["long_vs_short_NORMAL"])],
+        [
+            "SQLite NORMAL",
+            f"loop, 1 run x {cfg.long_run_tasks} tasks",
+            "tasks/s",
+            *fmt_stat(lt_long),
+        ],
+        [
+            "SQLite NORMAL",
+            "long run / short runs",
+            "ratio",
+            *fmt_stat(data["long_vs_short_NORMAL"]),
+        ],
     ]
+    more_rows, pg_data = pg_rows(cfg, pg_samples, loops["NORMAL"], skipped)
+    rows += more_rows
+    data.update(pg_data)
     full_ratio = data["ratio_tasks_FULL"].median
     normal_tasks = data["loop_tasks_NORMAL"].median
 
@@ -261,9 +381,19 @@ def run(cfg: Config, workdir: Path) -> SectionResult:
         "'store alone' replays the very same steps through SQLiteStore.commit_step without the"
         " loop: the gap between it and the loop is the loop's own Python work.",
     ]
+    if skipped is not None:
+        notes.append(skipped)
+    elif cfg.pg_url is not None and pg_samples:
+        notes.append(
+            f"PostgreSQL: {pg.shown(cfg.pg_url)}, a throwaway schema, with the server's own"
+            " durability settings (see Machine). Each"
+            " sample runs right after the SQLite samples of the same repeat; the ratio pairs"
+            " it with that repeat's SQLite NORMAL loop. A step is two round trips (statements"
+            " in pipeline mode, then event ids + NOTIFY + COMMIT)."
+        )
     return SectionResult(
         title="1. Step cost: no-op loop vs plain-sqlite3 floor",
-        headers=["sync", "what", "unit", "median", "min", "max"],
+        headers=["store", "what", "unit", "median", "min", "max"],
         rows=rows,
         goals=goals,
         notes=notes,

@@ -1,6 +1,7 @@
 """One worker process of the concurrency benchmark.
 
-``python -m bench.worker_proc DB RUN_ID TASKS [DELAY]``: opens the store, claims the run (created by
+``python -m bench.worker_proc DB RUN_ID TASKS [DELAY]``: opens the store (DB: a SQLite
+path or a ``postgresql://...?schema=NAME`` URL), claims the run (created by
 the parent with the no-op agent), prints ``ready``, waits for a line on stdin, then drives
 the run to its end through the real worker machinery (``drive``: loop, heartbeats, lease)
 and prints one JSON line: start and end (``time.monotonic()``, comparable across processes
@@ -18,13 +19,13 @@ import time
 from bench.agent import make_noop_agent
 from nanoagent_core.loop import Loop
 from nanoagent_core.procinfo import current_owner
-from nanoagent_core.sqlite import SQLiteStore
+from nanoagent_core.stores import open_store
 from nanoagent_core.worker import drive
 
 
 async def main(db: str, run_id: str, tasks: int, delay: float = 0.0) -> dict[str, object]:
     report: dict[str, object] = {"run_id": run_id, "tasks": 0, "status": None, "error": None}
-    store = await SQLiteStore.open(db)
+    store = await open_store(db)
     try:
         run = await store.get_run(run_id)
         claimed = await store.claim_run(

@@ -19,6 +19,7 @@ from nanoagent_core.agents.registry import agent_names
 from nanoagent_core.errors import NanoagentError
 from nanoagent_core.launch import reap_workers
 from nanoagent_core.models import RunState, utc_now
+from nanoagent_core.postgres import is_postgres_location
 from nanoagent_core.status import ShownStatus
 from nanoagent_tui import operations
 from nanoagent_tui.commands import RunCommands
@@ -54,7 +55,7 @@ class DashboardApp(App[int]):
         *,
         clock: Callable[[], datetime] = utc_now,
         animate: bool = True,
-        poll_interval: float = 0.1,
+        poll_interval: float | None = None,
         tick_interval: float = 0.5,
         window: int = 500,
         live: LiveData | None = None,
@@ -65,6 +66,10 @@ class DashboardApp(App[int]):
         self.animated = animate
         if not animate:
             self.animation_level = "none"
+        if poll_interval is None:
+            # PostgreSQL pushes changes (LISTEN/NOTIFY): an idle poll there is a local counter
+            # read, so polling often costs nothing. SQLite's idle poll is PRAGMA data_version.
+            poll_interval = 0.02 if is_postgres_location(location) else 0.1
         self.poll_interval = poll_interval
         self.tick_interval = tick_interval
         self.live = live or LiveData(location, window=window)

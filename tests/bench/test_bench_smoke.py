@@ -4,16 +4,26 @@ Speed is not checked here (timing goals live in bench/, not in tests)."""
 
 from __future__ import annotations
 
+import asyncio
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from bench import concurrency, crash, dashboard, live, scale, step_cost
+from bench import concurrency, crash, dashboard, live, pg, scale, step_cost
 from bench.common import Config, SectionResult, Stat, fmt
 from bench.report import machine, markdown_table, render
 
-TINY = Config.tiny()
+#: SQLite only: PostgreSQL has tests of its own below (they skip its rows without a server).
+TINY = replace(Config.tiny(), pg_url=None)
+#: A port where nothing listens: what the tables show without a server.
+NO_SERVER = replace(TINY, pg_url="postgresql://postgres@127.0.0.1:1/none")
+PG_URL = pg.default_url()
+PG = replace(TINY, pg_url=PG_URL)
+needs_server = pytest.mark.skipif(
+    PG_URL is None or pg.reachable(PG_URL) is not None, reason="no PostgreSQL server"
+)
 
 
 def _well_formed(result: SectionResult) -> None:
@@ -72,6 +82,44 @@ def test_live_latency(tmp_path: Path) -> None:
         return
     latency = result.data["latency_ms"]
     assert latency.n >= TINY.live_events
+
+
+def test_postgres_rows_say_skipped_without_server() -> None:
+    assert pg.skip_reason(NO_SERVER.pg_url) is not None
+    rows, data = step_cost.pg_rows(NO_SERVER, [], [], pg.skip_reason(NO_SERVER.pg_url))
+    assert rows
+    assert not data
+    assert all(pg.SKIPPED in row for row in rows)
+    rows, goals, _, data = live.pg_section(NO_SERVER)
+    assert all(pg.SKIPPED in row for row in rows)
+    assert not data
+    assert goals[0].met is None
+    assert goals[0].measured == pg.SKIPPED
+
+
+@needs_server
+def test_postgres_step_cost_and_concurrency() -> None:
+    assert PG.pg_url is not None
+    with pg.throwaway_schema(PG.pg_url, "test") as location:
+        sample = asyncio.run(step_cost.pg_sample(location, 10, 2, "t"))
+    assert sample.loop.tasks == 20
+    assert sample.replay is not None
+    assert sample.replay.steps == sample.loop.steps
+    rows, data = step_cost.pg_rows(PG, [sample], [sample.loop], None)
+    assert data["pg_loop_tasks"].median > 0
+    assert len(rows) == 6
+    samples, singles = concurrency.pg_samples(replace(PG, procs=2, tasks_per_proc=10), PG.pg_url)
+    assert [s.errors for s in [*samples, *singles]] == [0, 0]
+    assert samples[0].tasks_per_s > 0
+
+
+@needs_server
+def test_postgres_live_latency() -> None:
+    rows, goals, _, data = live.pg_section(replace(PG, live_diagnostic=False))
+    assert data["pg_push_ms"].n >= PG.live_events
+    assert goals[0].met is not None
+    if dashboard.available():
+        assert len(rows) == 2
 
 
 def test_report_renders(tmp_path: Path) -> None:
