@@ -34,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, LiteralString, TypeAlias, TypeVar, cast
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
+from nanoagent_core import rows
 from nanoagent_core.errors import (
     DatabaseError,
     DatabaseNotFoundError,
@@ -55,7 +56,6 @@ from nanoagent_core.models import (
     RunState,
     RunStatus,
     Task,
-    TaskStatus,
     check_run_id,
     utc_now,
 )
@@ -71,7 +71,7 @@ __all__ = ["DEFAULT_SCHEMA", "PostgresStore", "is_postgres_location", "split_loc
 DEFAULT_SCHEMA = "nanoagent"
 
 T = TypeVar("T")
-Row = tuple[Any, ...]
+Row = rows.Row
 if TYPE_CHECKING:
     Cursor: TypeAlias = AsyncCursor[Row]
 
@@ -127,94 +127,17 @@ def _aware(value: datetime | None) -> datetime | None:
     return None if value is None else value.astimezone(UTC)
 
 
-class _DamagedRowError(Exception):
-    """A row holding what this code never writes: reported as a damaged database."""
+_DamagedRowError = rows.DamagedRowError
+_task_params = rows.task_params
+_task_from_row = rows.task_from_row
 
 
-def _decoder(fn: Callable[[Row], T]) -> Callable[[Row], T]:
-    @functools.wraps(fn)
-    def decode(row: Row) -> T:
-        try:
-            return fn(row)
-        except (ValueError, TypeError, AttributeError) as exc:
-            detail = " ".join(str(exc).split())[:200]
-            raise _DamagedRowError(f"unreadable row: {detail}") from None
-
-    return decode
-
-
-@_decoder
 def _run_from_row(row: Row) -> RunState:
-    (run_id, goal, max_iterations, agent, agent_options, phase, iteration, current_task_id,
-     status, created_at, updated_at, finished_at, owner_host, owner_pid, owner_pid_started,
-     epoch, heartbeat_at, lease_expires_at, abort_requested_at, error, result,
-     tasks_total, tasks_done) = row  # fmt: skip
-    owner = (
-        None
-        if owner_host is None or owner_pid is None
-        else Owner(host=owner_host, pid=owner_pid, pid_started=owner_pid_started or 0.0)
-    )
-    return RunState.model_construct(
-        run_id=run_id,
-        goal=goal,
-        max_iterations=max_iterations,
-        agent=agent,
-        agent_options=json.loads(agent_options),
-        phase=Phase(phase),
-        iteration=iteration,
-        current_task_id=current_task_id,
-        status=RunStatus(status),
-        created_at=_aware(created_at),
-        updated_at=_aware(updated_at),
-        finished_at=_aware(finished_at),
-        owner=owner,
-        epoch=epoch,
-        heartbeat_at=_aware(heartbeat_at),
-        lease_expires_at=_aware(lease_expires_at),
-        abort_requested_at=_aware(abort_requested_at),
-        error=error,
-        result=result,
-        tasks_total=tasks_total,
-        tasks_done=tasks_done,
-    )
+    return rows.run_from_row(row, _aware)
 
 
-@_decoder
-def _task_from_row(row: Row) -> Task:
-    task_id, description, status, priority, result, attempts, failures, error, seq = row
-    return Task.model_construct(
-        id=task_id,
-        description=description,
-        status=TaskStatus(status),
-        priority=priority,
-        result=result,
-        attempts=attempts,
-        failures=failures,
-        error=error,
-        seq=seq,
-    )
-
-
-@_decoder
 def _event_from_row(row: Row) -> Event:
-    event_id, run_id, ts, kind, data = row
-    return Event.model_construct(
-        id=event_id, run_id=run_id, ts=_aware(ts), kind=kind, data=json.loads(data)
-    )
-
-
-def _task_params(run_id: str, task: Task) -> dict[str, Any]:
-    return {
-        "run_id": run_id,
-        "task_id": task.id,
-        "description": task.description,
-        "status": task.status.value,
-        "priority": task.priority,
-        "result": task.result,
-        "attempts": task.attempts,
-        "failures": task.failures,
-        "error": task.error,
-    }
+    return rows.event_from_row(row, _aware)
 
 
 def _event_data(event: NewEvent) -> str:

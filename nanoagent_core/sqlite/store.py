@@ -8,7 +8,6 @@ committing or rolling back, on its thread).
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import sqlite3
@@ -21,6 +20,7 @@ from urllib.parse import quote
 
 import aiosqlite
 
+from nanoagent_core import rows
 from nanoagent_core.errors import (
     DatabaseError,
     DatabaseNotFoundError,
@@ -42,7 +42,6 @@ from nanoagent_core.models import (
     RunState,
     RunStatus,
     Task,
-    TaskStatus,
     check_run_id,
     utc_now,
 )
@@ -54,7 +53,7 @@ __all__ = ["SQLiteStore", "Synchronous"]
 
 Synchronous = Literal["NORMAL", "FULL"]
 T = TypeVar("T")
-Row = tuple[Any, ...]
+Row = rows.Row
 
 
 def _ts(value: datetime | None) -> float | None:
@@ -65,81 +64,18 @@ def _dt(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, UTC)
 
 
-class _DamagedRowError(Exception):
-    """A row that SQLite read back fine but that holds what this code never writes (damage
-    inside a record): reported as a damaged database, never as a raw ValueError."""
+_DamagedRowError = rows.DamagedRowError
+_decoder = rows.decoder
+_task_params = rows.task_params
+_task_from_row = rows.task_from_row
 
 
-def _decoder(fn: Callable[[Row], T]) -> Callable[[Row], T]:
-    @functools.wraps(fn)
-    def decode(row: Row) -> T:
-        try:
-            return fn(row)
-        except (ValueError, TypeError, AttributeError, ArithmeticError, OSError) as exc:
-            detail = " ".join(str(exc).split())[:200]
-            raise _DamagedRowError(f"unreadable row: {detail}") from None
-
-    return decode
-
-
-@_decoder
 def _run_from_row(row: Row) -> RunState:
-    (run_id, goal, max_iterations, agent, agent_options, phase, iteration, current_task_id,
-     status, created_at, updated_at, finished_at, owner_host, owner_pid, owner_pid_started,
-     epoch, heartbeat_at, lease_expires_at, abort_requested_at, error, result,
-     tasks_total, tasks_done) = row  # fmt: skip
-    owner = (
-        None
-        if owner_host is None or owner_pid is None
-        else Owner(host=owner_host, pid=owner_pid, pid_started=owner_pid_started or 0.0)
-    )
-    return RunState.model_construct(
-        run_id=run_id,
-        goal=goal,
-        max_iterations=max_iterations,
-        agent=agent,
-        agent_options=json.loads(agent_options),
-        phase=Phase(phase),
-        iteration=iteration,
-        current_task_id=current_task_id,
-        status=RunStatus(status),
-        created_at=_dt(created_at),
-        updated_at=_dt(updated_at),
-        finished_at=_dt(finished_at),
-        owner=owner,
-        epoch=epoch,
-        heartbeat_at=_dt(heartbeat_at),
-        lease_expires_at=_dt(lease_expires_at),
-        abort_requested_at=_dt(abort_requested_at),
-        error=error,
-        result=result,
-        tasks_total=tasks_total,
-        tasks_done=tasks_done,
-    )
+    return rows.run_from_row(row, _dt)
 
 
-@_decoder
-def _task_from_row(row: Row) -> Task:
-    task_id, description, status, priority, result, attempts, failures, error, seq = row
-    return Task.model_construct(
-        id=task_id,
-        description=description,
-        status=TaskStatus(status),
-        priority=priority,
-        result=result,
-        attempts=attempts,
-        failures=failures,
-        error=error,
-        seq=seq,
-    )
-
-
-@_decoder
 def _event_from_row(row: Row) -> Event:
-    event_id, run_id, ts, kind, data = row
-    return Event.model_construct(
-        id=event_id, run_id=run_id, ts=_dt(ts), kind=kind, data=json.loads(data)
-    )
+    return rows.event_from_row(row, _dt)
 
 
 @_decoder
@@ -154,20 +90,6 @@ def _result_from_row(row: Row) -> tuple[str, str]:
     if not isinstance(task_id, str) or not isinstance(result, str):
         raise TypeError(f"result row holds {type(task_id).__name__}, {type(result).__name__}")
     return task_id, result
-
-
-def _task_params(run_id: str, task: Task) -> dict[str, Any]:
-    return {
-        "run_id": run_id,
-        "task_id": task.id,
-        "description": task.description,
-        "status": task.status.value,
-        "priority": task.priority,
-        "result": task.result,
-        "attempts": task.attempts,
-        "failures": task.failures,
-        "error": task.error,
-    }
 
 
 def _event_data(event: NewEvent) -> str:
