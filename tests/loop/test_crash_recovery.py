@@ -29,6 +29,7 @@ from loopkit import (
     check_journal,
     commit_count,
     gather_all,
+    kill_child,
     option_args,
     read_journal,
     start_cli,
@@ -159,7 +160,7 @@ async def random_kills(
         assert first.startswith(b"run "), first  # the run is stored: the clock starts
         await asyncio.sleep(delay)
         if proc.returncode is None:
-            proc.send_signal(signal.SIGKILL)
+            kill_child(proc)
         await proc.communicate()
         if proc.returncode != KILLED:
             assert proc.returncode == 0, (run_id, proc.returncode)

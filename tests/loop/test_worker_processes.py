@@ -21,6 +21,7 @@ from loopkit import (
     ashow_json,
     check_journal,
     gather_all,
+    kill_child,
     option_args,
     read_journal,
     read_run,
@@ -279,10 +280,10 @@ async def test_worker_frozen_past_its_lease_writes_nothing_after_takeover(
         assert run.owner.pid == first.pid
         # freeze it, but never while it holds the write lock (that would block everyone)
         for _ in range(20):
-            first.send_signal(signal.SIGSTOP)
+            kill_child(first, signal.SIGSTOP)
             if await asyncio.to_thread(write_lock_free, db):
                 break
-            first.send_signal(signal.SIGCONT)
+            kill_child(first, signal.SIGCONT)
             await asyncio.sleep(0.05)
         else:
             pytest.fail("could not freeze the worker outside a transaction")
@@ -304,11 +305,11 @@ async def test_worker_frozen_past_its_lease_writes_nothing_after_takeover(
         journal = read_journal(log, "frozen")
         assert taken_over["status"] == "completed"
 
-        first.send_signal(signal.SIGCONT)
+        kill_child(first, signal.SIGCONT)
         _, err = await asyncio.wait_for(first.communicate(), 10)
     finally:
         if first.returncode is None:
-            first.send_signal(signal.SIGCONT)
+            kill_child(first, signal.SIGCONT)
             first.kill()
             await first.wait()
     assert first.returncode == 4, err
@@ -333,7 +334,7 @@ async def test_signal_gives_interrupted_and_resume_completes(
     options = {"tasks": "3", "followups": "0", "delay": "0.5", "log": str(log)}
     proc = await start_cli(*run_cmd(db, "sig", options), env=env)
     run = await in_flight(db, "sig", done=1)  # the second body has just begun (0.5 s long)
-    proc.send_signal(sig)
+    kill_child(proc, sig)
     out, err = await asyncio.wait_for(proc.communicate(), 10)
     assert proc.returncode == 130, (out, err)
     assert b"Traceback" not in err
