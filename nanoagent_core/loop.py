@@ -15,8 +15,9 @@ outcome committed is never executed again; an in-flight one runs again (at least
 
 from __future__ import annotations
 
+import bisect
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
 from nanoagent_core.agents.base import Agent, ExecutionResult
@@ -45,6 +46,14 @@ class LoopStore(StepStore, TaskStore, ContextStore, Protocol):
     """What the loop needs of a store."""
 
 
+def _seq(task: Task) -> int:
+    return task.seq
+
+
+def _pending_order(task: Task) -> tuple[int, int]:
+    return (-task.priority, task.seq)
+
+
 def _preview(text: str, limit: int = 80) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
@@ -70,6 +79,9 @@ class Loop:
         self._max_failures = max_failures
         self._on_step = on_step
         self._tasks: dict[str, Task] = {}
+        # kept in step with _tasks so that no step scans every task of a long run
+        self._pending_ids: set[str] = set()
+        self._done: list[Task] = []  # done tasks in insertion (seq) order
         self._results: dict[str, str] = {}
         self._carry: dict[str, Task] = {}  # changes that ride with the next commit
         self._restart_in_flight = False
@@ -85,7 +97,7 @@ class Loop:
             if task.status is TaskStatus.FAILED:  # resuming a failed run: a fresh budget
                 task = task.model_copy(update={"status": TaskStatus.PENDING, "failures": 0})
                 self._carry[task.id] = task
-            self._tasks[task.id] = task
+            self._put(task)
         self._results = await self._store.get_all_results(run_id)
         self._restart_in_flight = self._run.phase is Phase.EXECUTING
         while self._run.status is RunStatus.RUNNING:
@@ -187,7 +199,7 @@ class Loop:
 
     async def _reflect(self) -> Step:
         iteration = self._run.iteration
-        done = [t for t in self._ordered() if t.status is TaskStatus.DONE]
+        done = list(self._done)
         pending = self._pending()
         try:
             reflection = await self._agent.reflector.reflect(self._run.goal, done, pending)
@@ -232,10 +244,9 @@ class Loop:
         if iteration >= self._run.max_iterations:
             return self._finish(iteration, "max_iterations", events)
         iteration += 1
-        pending = self._pending()
-        if not pending:
+        if not self._pending_ids:
             return Step(phase=Phase.REFLECTING, iteration=iteration, events=tuple(events))
-        task = self._started(pending[0])
+        task = self._started(min(self._pending_tasks(), key=_pending_order))
         return Step(
             phase=Phase.EXECUTING,
             iteration=iteration,
@@ -244,7 +255,7 @@ class Loop:
         )
 
     def _finish(self, iteration: int, reason: str, events: Iterable[NewEvent] = ()) -> Step:
-        done = [t for t in self._ordered() if t.status is TaskStatus.DONE]
+        done = self._done
         result = synthesize_result(done)
         end = NewEvent(
             kind=EventKind.RUN_COMPLETED,
@@ -283,16 +294,29 @@ class Loop:
 
     # -- tasks -----------------------------------------------------------------------------
 
-    def _ordered(self) -> list[Task]:
-        return sorted(self._tasks.values(), key=lambda task: task.seq)
+    def _pending_tasks(self) -> Iterator[Task]:
+        return (self._tasks[task_id] for task_id in self._pending_ids)
 
     def _pending(self) -> list[Task]:
-        pending = [t for t in self._tasks.values() if t.status is TaskStatus.PENDING]
-        return sorted(pending, key=lambda task: (-task.priority, task.seq))
+        """Pending tasks, the next to run first (priority, then insertion order)."""
+        return sorted(self._pending_tasks(), key=_pending_order)
+
+    def _put(self, task: Task) -> None:
+        """Set a task in the mirror and in the pending and done indexes."""
+        was = self._tasks.get(task.id)
+        self._tasks[task.id] = task
+        if task.status is TaskStatus.PENDING:
+            self._pending_ids.add(task.id)
+        else:
+            self._pending_ids.discard(task.id)
+        if was is not None and was.status is TaskStatus.DONE:
+            del self._done[bisect.bisect_left(self._done, was.seq, key=_seq)]
+        if task.status is TaskStatus.DONE:
+            bisect.insort(self._done, task, key=_seq)
 
     def _keep(self, task: Task) -> None:
         """Change a task in the mirror; the change rides with the next commit."""
-        self._tasks[task.id] = task
+        self._put(task)
         self._carry[task.id] = task
 
     def _started(self, task: Task) -> Task:

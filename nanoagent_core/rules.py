@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Sequence
 
 from nanoagent_core.models import Task
 
@@ -38,15 +38,14 @@ def is_suspicious(description: str) -> bool:
     return any(pattern.search(description) for pattern in _SUSPICIOUS)
 
 
-def task_id_for(goal: str, seq: int, description: str, taken: Iterable[str]) -> str:
+def task_id_for(goal: str, seq: int, description: str, taken: Container[str]) -> str:
     """An 8-character URL-safe id, derived (not random) so that a resumed run and a clean run
-    of the same goal give their tasks the same ids."""
-    used = set(taken)
+    of the same goal give their tasks the same ids. ``taken``: the run's ids so far."""
     salt = 0
     while True:
         digest = hashlib.sha256(f"{goal}\0{seq}\0{description}\0{salt}".encode()).digest()
         candidate = base64.urlsafe_b64encode(digest).decode()[:8]
-        if candidate not in used:
+        if candidate not in taken:
             return candidate
         salt += 1
 
