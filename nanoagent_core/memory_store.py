@@ -50,6 +50,7 @@ class MemoryStore:
         self._clock = clock
         self._runs: dict[str, RunState] = {}
         self._tasks: dict[str, dict[str, Task]] = {}
+        self._done_counts: dict[str, int] = {}  # run id -> tasks done, kept per upsert
         self._results: dict[str, dict[str, str]] = {}
         self._events: list[Event] = []
         self._version = 0
@@ -104,12 +105,14 @@ class MemoryStore:
         known = tasks.get(task.id)
         seq = known.seq if known is not None else len(tasks)
         tasks[task.id] = task.model_copy(update={"seq": seq})
+        was_done = known is not None and known.status is TaskStatus.DONE
+        done = self._done_counts.get(run_id, 0)
+        self._done_counts[run_id] = done + (task.status is TaskStatus.DONE) - was_done
 
     def _counts(self, run_id: str) -> dict[str, int]:
-        tasks = self._tasks[run_id].values()
         return {
-            "tasks_total": len(tasks),
-            "tasks_done": sum(task.status is TaskStatus.DONE for task in tasks),
+            "tasks_total": len(self._tasks[run_id]),
+            "tasks_done": self._done_counts.get(run_id, 0),
         }
 
     def _refusal(self, run: RunState, expected_epoch: int) -> Exception:

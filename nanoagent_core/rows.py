@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -120,3 +120,12 @@ def task_params(run_id: str, task: Task) -> dict[str, Any]:
         "failures": task.failures,
         "error": task.error,
     }
+
+
+def task_upserts(run_id: str, tasks: Iterable[Task]) -> tuple[list[dict[str, Any]], list[str], int]:
+    """What upserting ``tasks`` writes: one parameter set per distinct id (the last of each id
+    wins, in order of first appearance), those ids, and how many of them are done (for the
+    run's task counters)."""
+    latest = {task.id: task for task in tasks}
+    done = sum(task.status is TaskStatus.DONE for task in latest.values())
+    return [task_params(run_id, task) for task in latest.values()], list(latest), done

@@ -265,22 +265,19 @@ FINISH_STEP = (
     " owner_host = CASE WHEN %(release)s THEN NULL ELSE owner_host END,"
     " owner_pid = CASE WHEN %(release)s THEN NULL ELSE owner_pid END,"
     " owner_pid_started = CASE WHEN %(release)s THEN NULL ELSE owner_pid_started END,"
-    " lease_expires_at = CASE WHEN %(release)s THEN NULL ELSE lease_expires_at END,"
-    " tasks_total = CASE WHEN %(count_tasks)s"
-    "   THEN (SELECT count(*) FROM {schema}.tasks WHERE run_id = %(run_id)s)"
-    "   ELSE tasks_total END,"
-    " tasks_done = CASE WHEN %(count_tasks)s"
-    "   THEN (SELECT count(*) FROM {schema}.tasks"
-    "         WHERE run_id = %(run_id)s AND status = 'done')"
-    "   ELSE tasks_done END"
+    " lease_expires_at = CASE WHEN %(release)s THEN NULL ELSE lease_expires_at END"
     f" WHERE run_id = %(run_id)s AND epoch = %(epoch)s RETURNING {RUN_COLUMNS}"
 )
 
-COUNT_TASKS = (
+# Run just before tasks are upserted: moves the run's task counters by what the upsert will
+# change (%(ids)s, the distinct ids to upsert, %(done)s of them upserted as done), judged
+# against the rows as they are now. Costs a lookup per id, not a scan of the run.
+COUNT_TASK_CHANGES = (
     "UPDATE {schema}.runs SET"
-    " tasks_total = (SELECT count(*) FROM {schema}.tasks WHERE run_id = %(run_id)s),"
-    " tasks_done = (SELECT count(*) FROM {schema}.tasks"
-    "               WHERE run_id = %(run_id)s AND status = 'done')"
+    " tasks_total = tasks_total + cardinality(%(ids)s::text[]) - (SELECT count(*)"
+    "   FROM {schema}.tasks WHERE run_id = %(run_id)s AND task_id = ANY(%(ids)s::text[])),"
+    " tasks_done = tasks_done + %(done)s - (SELECT count(*) FROM {schema}.tasks"
+    "   WHERE run_id = %(run_id)s AND task_id = ANY(%(ids)s::text[]) AND status = 'done')"
     " WHERE run_id = %(run_id)s"
 )
 

@@ -128,7 +128,6 @@ def _aware(value: datetime | None) -> datetime | None:
 
 
 _DamagedRowError = rows.DamagedRowError
-_task_params = rows.task_params
 _task_from_row = rows.task_from_row
 
 
@@ -187,6 +186,14 @@ class _Txn:
 #: A statement of a batch: its SQL (a sql.py template) and its parameters; a list of
 #: parameter sets runs it once per set (executemany).
 _Stmt = tuple[str, "dict[str, Any] | list[dict[str, Any]]"]
+
+
+def _task_statements(run_id: str, tasks: Iterable[Task]) -> list[_Stmt]:
+    """Insert or replace tasks, moving the run's task counters by the difference (counted
+    before the rows change, so the cost does not grow with the run's tasks)."""
+    params, ids, done = rows.task_upserts(run_id, tasks)
+    counts: _Stmt = (sql.COUNT_TASK_CHANGES, {"run_id": run_id, "ids": ids, "done": done})
+    return [counts, (sql.UPSERT_TASK, params)]
 
 
 class _Listener:
@@ -750,13 +757,12 @@ class PostgresStore:
     # -- TaskStore and ContextStore ----------------------------------------------------------
 
     async def save_task(self, run_id: str, task: Task, *, epoch: int) -> None:
-        params = _task_params(run_id, task)
+        upsert = _task_statements(run_id, [task])
 
         async def txn(t: _Txn) -> None:
             if await self._count(t, sql.TOUCH_RUN, {"run_id": run_id, "epoch": epoch}) == 0:
                 raise await self._fence_failure(t, run_id, epoch)
-            count = (sql.COUNT_TASKS, {"run_id": run_id})
-            await self._commit(t, run_id, statements=[(sql.UPSERT_TASK, params), count])
+            await self._commit(t, run_id, statements=upsert)
 
         await self._write(txn, _nothing)
 
@@ -968,13 +974,12 @@ class PostgresStore:
             "error": step.error,
             "finished": step.status is not None and step.status.finished,
             "release": ending,
-            "count_tasks": bool(step.tasks),
         }
         carried = {task.id for task in step.tasks}
         unknown = [task_id for task_id in step.results if task_id not in carried]
         statements: list[_Stmt] = [(sql.LOCK_EPOCH, {"run_id": run_id})]
         if step.tasks:
-            statements.append((sql.UPSERT_TASK, [_task_params(run_id, t) for t in step.tasks]))
+            statements += _task_statements(run_id, step.tasks)
         if step.results:
             result_ids = list(step.results)
             texts = [step.results[task_id] for task_id in result_ids]

@@ -137,19 +137,20 @@ FINISH_STEP = (
     " owner_host = CASE WHEN :release THEN NULL ELSE owner_host END,"
     " owner_pid = CASE WHEN :release THEN NULL ELSE owner_pid END,"
     " owner_pid_started = CASE WHEN :release THEN NULL ELSE owner_pid_started END,"
-    " lease_expires_at = CASE WHEN :release THEN NULL ELSE lease_expires_at END,"
-    " tasks_total = CASE WHEN :count_tasks"
-    "   THEN (SELECT count(*) FROM tasks WHERE run_id = :run_id) ELSE tasks_total END,"
-    " tasks_done = CASE WHEN :count_tasks"
-    "   THEN (SELECT count(*) FROM tasks WHERE run_id = :run_id AND status = 'done')"
-    "   ELSE tasks_done END"
+    " lease_expires_at = CASE WHEN :release THEN NULL ELSE lease_expires_at END"
     f" WHERE run_id = :run_id AND epoch = :epoch RETURNING {RUN_COLUMNS}"
 )
 
-COUNT_TASKS = (
+# Run just before tasks are upserted: moves the run's task counters by what the upsert will
+# change (:ids, a JSON array of the distinct ids to upsert, :done of them upserted as done),
+# judged against the rows as they are now. Costs a lookup per id, not a scan of the run.
+COUNT_TASK_CHANGES = (
     "UPDATE runs SET"
-    " tasks_total = (SELECT count(*) FROM tasks WHERE run_id = :run_id),"
-    " tasks_done = (SELECT count(*) FROM tasks WHERE run_id = :run_id AND status = 'done')"
+    " tasks_total = tasks_total + json_array_length(:ids) - (SELECT count(*) FROM tasks"
+    "   WHERE run_id = :run_id AND task_id IN (SELECT value FROM json_each(:ids))),"
+    " tasks_done = tasks_done + :done - (SELECT count(*) FROM tasks"
+    "   WHERE run_id = :run_id AND task_id IN (SELECT value FROM json_each(:ids))"
+    "   AND status = 'done')"
     " WHERE run_id = :run_id"
 )
 

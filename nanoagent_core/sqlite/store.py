@@ -66,7 +66,6 @@ def _dt(value: float | None) -> datetime | None:
 
 _DamagedRowError = rows.DamagedRowError
 _decoder = rows.decoder
-_task_params = rows.task_params
 _task_from_row = rows.task_from_row
 
 
@@ -373,8 +372,7 @@ class SQLiteStore:
         def txn(conn: sqlite3.Connection) -> None:
             if conn.execute(sql.TOUCH_RUN, (now, run_id, epoch)).rowcount == 0:
                 raise _fence_failure(conn, run_id, epoch)
-            conn.execute(sql.UPSERT_TASK, _task_params(run_id, task))
-            conn.execute(sql.COUNT_TASKS, {"run_id": run_id})
+            _upsert_tasks(conn, run_id, [task])
 
         await self._write(txn)
 
@@ -564,9 +562,8 @@ class SQLiteStore:
             "error": step.error,
             "finished": step.status is not None and step.status.finished,
             "release": ending,
-            "count_tasks": bool(step.tasks),
         }
-        tasks = [_task_params(run_id, task) for task in step.tasks]
+        tasks = step.tasks
         results = [(run_id, task_id, text) for task_id, text in step.results.items()]
         events = _event_params(run_id, now, step.events)
 
@@ -577,7 +574,7 @@ class SQLiteStore:
             if row is None or row[0] != epoch:
                 raise _fence_failure(conn, run_id, epoch)
             if tasks:
-                conn.executemany(sql.UPSERT_TASK, tasks)
+                _upsert_tasks(conn, run_id, tasks)
             if results:
                 _check_tasks_exist(conn, run_id, [task_id for _, task_id, _ in results])
                 conn.executemany(sql.UPSERT_RESULT, results)
@@ -612,6 +609,14 @@ def _in_transaction(conn: sqlite3.Connection, begin: str, fn: Callable[..., T], 
             conn.execute("ROLLBACK")
         raise
     return out
+
+
+def _upsert_tasks(conn: sqlite3.Connection, run_id: str, tasks: Iterable[Task]) -> None:
+    """Insert or replace tasks, moving the run's task counters by the difference (counted
+    before the rows change, so the cost does not grow with the run's tasks)."""
+    params, ids, done = rows.task_upserts(run_id, tasks)
+    conn.execute(sql.COUNT_TASK_CHANGES, {"run_id": run_id, "ids": json.dumps(ids), "done": done})
+    conn.executemany(sql.UPSERT_TASK, params)
 
 
 def _claim_refusal(conn: sqlite3.Connection, run_id: str, expected_epoch: int) -> NanoagentError:

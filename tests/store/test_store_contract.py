@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -100,6 +101,41 @@ async def test_tasks_results_events_round_trip(store: Store, clock: FakeClock) -
     assert events[2].data == {"task_id": "a", "nested": {"n": [1, 2.5, None]}}
     assert events[3].data == {"text": "ünïcode ✓"}
     assert events[2].ts == clock.now
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_task_counters_follow_every_change(store: Store, seed: int) -> None:
+    """The run's tasks_total/tasks_done (kept by difference, not recounted) equal what its
+    tasks say after any mix of saves and steps: new and known ids, several changes of one id
+    in one step, done -> pending -> done, a refused step, and another run with the same ids."""
+    rng = random.Random(seed)
+    run = await claimed(store)
+    other = await claimed(store, "other")
+    await store.save_task("other", task("t0", status=TaskStatus.DONE), epoch=other.epoch)
+    ids = [f"t{n}" for n in range(8)]
+
+    def some_task() -> Task:
+        return task(rng.choice(ids), rng.randint(1, 10), status=rng.choice(list(TaskStatus)))
+
+    for turn in range(40):
+        if rng.random() < 0.3:
+            await store.save_task("run-1", some_task(), epoch=run.epoch)
+        else:
+            changes = tuple(some_task() for _ in range(rng.randint(0, 5)))
+            step = Step(phase=Phase.EXECUTING, iteration=turn, tasks=changes)
+            if rng.random() < 0.15:
+                with pytest.raises(LeaseLostError):
+                    await store.commit_step("run-1", step, epoch=run.epoch + 1)
+            else:
+                await store.commit_step("run-1", step, epoch=run.epoch)
+        tasks = await store.get_all_tasks("run-1")
+        done = sum(t.status is TaskStatus.DONE for t in tasks)
+        counted = await store.get_run("run-1")
+        assert (counted.tasks_total, counted.tasks_done) == (len(tasks), done), turn
+    assert (
+        (await store.get_run("other")).tasks_total,
+        (await store.get_run("other")).tasks_done,
+    ) == (1, 1)
 
 
 async def test_update_loop_state_moves_position_only(store: Store, clock: FakeClock) -> None:
