@@ -334,17 +334,31 @@ class PostgresStore:
         }
         if "application_name" not in conninfo:
             kwargs["application_name"] = f"nanoagent/{os.getpid()}"  # for pg_stat_activity
-        try:
-            conn = await psycopg.AsyncConnection.connect(conninfo, **kwargs)
-        except psycopg.Error as exc:
-            raise DatabaseError(f"{shown_at}: cannot connect: {_one_line(exc)}") from None
         store_sql = functools.partial(sql.render, schema=schema)
-        try:
-            await _prepare(conn, store_sql, shown_at, schema, read_only, create)
-        except psycopg.Error as exc:
-            raise DatabaseError(f"{shown_at}: {_one_line(exc)}") from None
-        finally:
-            await conn.close()
+        # A server that cannot be reached is reported at once; one that was reached but whose
+        # session broke midway (terminated, restarting) is tried again within retry_seconds,
+        # as every operation is (the schema work is one transaction: nothing half-done).
+        deadline = time.monotonic() + retry_seconds
+        delay = 0.05
+        reached = False
+        while True:
+            try:
+                conn = await psycopg.AsyncConnection.connect(conninfo, **kwargs)
+            except psycopg.Error as exc:
+                if not reached or time.monotonic() + delay > deadline:
+                    raise DatabaseError(f"{shown_at}: cannot connect: {_one_line(exc)}") from None
+            else:
+                reached = True
+                try:
+                    await _prepare(conn, store_sql, shown_at, schema, read_only, create)
+                    break
+                except psycopg.Error as exc:
+                    if not _retryable(exc, conn) or time.monotonic() + delay > deadline:
+                        raise DatabaseError(f"{shown_at}: {_one_line(exc)}") from None
+                finally:
+                    await conn.close()
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, 1.0)
 
         configure_sql = sql.CONFIGURE_SESSION.format(
             idle_ms=max(0, round(idle_in_transaction_timeout * 1000))

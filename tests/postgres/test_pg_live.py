@@ -113,6 +113,31 @@ async def test_operations_go_on_after_the_sessions_are_terminated(
     assert [e.id for e in await store.read_events()] == [1, 2, 3, 4]
 
 
+async def test_open_tries_again_when_its_session_is_terminated_midway(
+    pg_url: str, schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server ends the session while open() creates the schema (a worker starting as the
+    database restarts, or an administrator's pg_terminate_backend): open() connects again and
+    finishes, instead of the worker dying with "terminating connection"."""
+    real_prepare = pg_store._prepare  # pyright: ignore[reportPrivateUsage]
+    calls: list[str] = []
+
+    async def prepare(conn: psycopg.AsyncConnection[Any], *args: Any) -> None:
+        calls.append("prepare")
+        if len(calls) == 1:  # the first session: the server terminates it
+            await conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+        await real_prepare(conn, *args)
+
+    monkeypatch.setattr(pg_store, "_prepare", prepare)
+    opened = await PostgresStore.open(with_schema(pg_url, schema), retry_seconds=5.0)
+    try:
+        assert calls == ["prepare", "prepare"]
+        await opened.create_run(new_run("after"))
+        assert [r.run_id for r in await opened.list_runs()] == ["after"]
+    finally:
+        await opened.close()
+
+
 @pytest.mark.parametrize("landed", [True, False], ids=["commit-landed", "commit-lost"])
 async def test_a_lost_commit_answer_is_settled_by_the_server(
     store: PostgresStore, monkeypatch: pytest.MonkeyPatch, landed: bool
