@@ -52,6 +52,7 @@ class Config:
     live_events: int = 200
     live_interval: float = 0.02  #: seconds between the writer's commits
     live_diagnostic: bool = True  #: also measure with a shorter poll interval
+    live_passes: int = 5  #: passes per configuration; figures are medians over them
     # 4. scale: (runs, events) per database
     scale_sizes: tuple[tuple[int, int], ...] = ((10_000, 100_000), (100_000, 1_000_000))
     poll_samples: int = 50
@@ -79,6 +80,7 @@ class Config:
             tasks_per_proc=100,
             conc_repeats=3,
             live_events=40,
+            live_passes=3,
             scale_sizes=((1_000, 10_000), (10_000, 100_000)),
             poll_samples=20,
             list_repeats=3,
@@ -101,6 +103,7 @@ class Config:
             tasks_per_proc=20,
             conc_repeats=1,
             live_events=10,
+            live_passes=1,
             live_diagnostic=False,
             scale_sizes=((200, 1_000), (1_000, 10_000)),
             poll_samples=5,

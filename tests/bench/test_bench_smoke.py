@@ -115,7 +115,7 @@ def test_postgres_step_cost_and_concurrency() -> None:
 
 @needs_server
 def test_postgres_live_latency() -> None:
-    rows, goals, _, data = live.pg_section(replace(PG, live_diagnostic=False))
+    rows, goals, _, data = live.pg_section(PG)
     assert data["pg_push_ms"].n >= PG.live_events
     assert goals[0].met is not None
     if dashboard.available():
