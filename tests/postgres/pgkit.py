@@ -71,6 +71,17 @@ def terminate_backends(url: str, application_name: str) -> int:
     return int(rows[0][0])
 
 
+async def outcome(store: PostgresStore, run_id: str) -> tuple[Any, ...]:
+    """What a run produced: its tasks, results and final result (not who ran it, or when)."""
+    run, tasks, results = await store.get_run_detail(run_id)
+    return (
+        run.status,
+        run.result,
+        [(t.id, t.description, t.status, t.result, t.priority) for t in tasks],
+        results,
+    )
+
+
 def new_run(run_id: str, goal: str = "write a haiku", **fields: Any) -> RunState:
     return validated(RunState, run_id=run_id, goal=goal, max_iterations=10_000, **fields)
 

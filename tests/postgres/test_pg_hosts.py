@@ -12,10 +12,9 @@ import os
 import signal
 import subprocess
 import time
-from typing import Any
 
 import pytest
-from pgkit import cli, start_worker, terminate_backends, wait_for
+from pgkit import cli, outcome, start_worker, terminate_backends, wait_for
 
 from nanoagent_core.actions import new_run
 from nanoagent_core.models import Owner, Phase, RunState, RunStatus, utc_now
@@ -30,17 +29,6 @@ GOAL = "Compare three ways to keep agent runs alive across machines"
 def options(**extra: str) -> list[str]:
     pairs = {"tasks": "6", "delay": "0.15", "followups": "1", **extra}
     return [arg for key, value in pairs.items() for arg in ("--option", f"{key}={value}")]
-
-
-async def outcome(store: PostgresStore, run_id: str) -> tuple[Any, ...]:
-    """What a run produced: its tasks, results and final result (not who ran it, or when)."""
-    run, tasks, results = await store.get_run_detail(run_id)
-    return (
-        run.status,
-        run.result,
-        [(t.id, t.description, t.status, t.result, t.priority) for t in tasks],
-        results,
-    )
 
 
 async def finished(store: PostgresStore, run_id: str) -> RunState | None:

@@ -20,10 +20,9 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from pgkit import cli, start_worker, wait_for, with_schema
+from pgkit import cli, outcome, start_worker, wait_for, with_schema
 
 from nanoagent_core.actions import new_run as new_demo_run
 from nanoagent_core.models import RunState, RunStatus, utc_now
@@ -120,17 +119,6 @@ def private_server() -> Iterator[PrivateServer]:
                 server.stop("immediate")
     finally:
         shutil.rmtree(root, ignore_errors=True)
-
-
-async def outcome(store: PostgresStore, run_id: str) -> tuple[Any, ...]:
-    """What a run produced: its tasks, results and final result (not who ran it, or when)."""
-    run, tasks, results = await store.get_run_detail(run_id)
-    return (
-        run.status,
-        run.result,
-        [(t.id, t.description, t.status, t.result, t.priority) for t in tasks],
-        results,
-    )
 
 
 async def test_worker_and_dashboard_ride_out_a_server_restart(
