@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from nanoagent_core.errors import (
+    DatabaseError,
     LeaseLostError,
     RunBusyError,
     RunExistsError,
@@ -54,15 +55,22 @@ class MemoryStore:
         self._results: dict[str, dict[str, str]] = {}
         self._events: list[Event] = []
         self._version = 0
+        self._closed = False
 
     @property
     def location(self) -> str:
         return MEMORY
 
     async def close(self) -> None:
-        return None
+        """Nothing to release; later calls raise DatabaseError, as on the other stores."""
+        self._closed = True
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise DatabaseError(f"{MEMORY}: the store is closed")
 
     async def change_token(self) -> int:
+        self._check_open()
         return self._version
 
     # -- helpers ---------------------------------------------------------------------------
@@ -128,6 +136,7 @@ class MemoryStore:
     # -- RunStore --------------------------------------------------------------------------
 
     async def create_run(self, run: RunState) -> RunState:
+        self._check_open()
         if run.run_id in self._runs:
             raise RunExistsError(f"run {run.run_id!r} already exists")
         now = self._clock()
@@ -146,10 +155,12 @@ class MemoryStore:
         return stored
 
     async def get_run(self, run_id: str) -> RunState:
+        self._check_open()
         check_run_id(run_id)
         return self._run(run_id)
 
     async def get_runs(self, run_ids: Sequence[str]) -> list[RunState]:
+        self._check_open()
         return [self._runs[run_id] for run_id in run_ids if run_id in self._runs]
 
     async def list_runs(
@@ -160,6 +171,7 @@ class MemoryStore:
         limit: int = 100,
         offset: int = 0,
     ) -> list[RunState]:
+        self._check_open()
         wanted = None if statuses is None else {RunStatus(status) for status in statuses}
         needle = (text or "").lower()
         runs = [
@@ -174,6 +186,7 @@ class MemoryStore:
         return runs[start : start + max(0, limit)]
 
     async def count_runs(self) -> dict[RunStatus, int]:
+        self._check_open()
         counts: dict[RunStatus, int] = {}
         for run in self._runs.values():
             counts[run.status] = counts.get(run.status, 0) + 1
@@ -188,6 +201,7 @@ class MemoryStore:
         iteration: int,
         current_task_id: str | None,
     ) -> RunState:
+        self._check_open()
         run = self._fenced(run_id, epoch)
         return self._put(
             run,
@@ -200,18 +214,22 @@ class MemoryStore:
     # -- TaskStore and ContextStore ----------------------------------------------------------
 
     async def save_task(self, run_id: str, task: Task, *, epoch: int) -> None:
+        self._check_open()
         run = self._fenced(run_id, epoch)
         self._upsert_task(run_id, task)
         self._put(run, updated_at=self._clock(), **self._counts(run_id))
 
     async def get_all_tasks(self, run_id: str) -> list[Task]:
+        self._check_open()
         return sorted(self._tasks.get(run_id, {}).values(), key=lambda task: task.seq)
 
     async def get_pending_tasks(self, run_id: str) -> list[Task]:
+        self._check_open()
         pending = [t for t in await self.get_all_tasks(run_id) if t.status is TaskStatus.PENDING]
         return sorted(pending, key=lambda task: (-task.priority, task.seq))
 
     async def save_result(self, run_id: str, task_id: str, result: str, *, epoch: int) -> None:
+        self._check_open()
         run = self._fenced(run_id, epoch)
         if task_id not in self._tasks[run_id]:
             raise ValidationError(
@@ -221,17 +239,20 @@ class MemoryStore:
         self._put(run, updated_at=self._clock())
 
     async def get_all_results(self, run_id: str) -> dict[str, str]:
+        self._check_open()
         results = self._results.get(run_id, {})
         order = {task.id: task.seq for task in self._tasks.get(run_id, {}).values()}
         return dict(sorted(results.items(), key=lambda item: order[item[0]]))
 
     async def get_run_detail(self, run_id: str) -> tuple[RunState, list[Task], dict[str, str]]:
+        self._check_open()
         run = await self.get_run(run_id)
         return run, await self.get_all_tasks(run_id), await self.get_all_results(run_id)
 
     # -- EventStore ------------------------------------------------------------------------
 
     async def append_event(self, run_id: str, event: NewEvent) -> Event:
+        self._check_open()
         self._run(run_id)
         self._emit(run_id, self._clock(), [event])
         self._version += 1
@@ -240,6 +261,7 @@ class MemoryStore:
     async def read_events(
         self, *, after_id: int = 0, run_id: str | None = None, limit: int = 1000
     ) -> list[Event]:
+        self._check_open()
         out: list[Event] = []
         if limit <= 0:
             return out
@@ -261,6 +283,7 @@ class MemoryStore:
         lease_seconds: float,
         owner_gone: bool = False,
     ) -> RunState:
+        self._check_open()
         check_run_id(run_id)
         run = self._run(run_id)
         now = self._clock()
@@ -293,6 +316,7 @@ class MemoryStore:
         return claimed
 
     async def renew_lease(self, run_id: str, *, epoch: int, lease_seconds: float) -> RunState:
+        self._check_open()
         run = self._fenced(run_id, epoch)
         if run.status is not RunStatus.RUNNING:
             raise LeaseLostError(f"run {run_id!r} is {run.status}; this worker no longer holds it")
@@ -302,6 +326,7 @@ class MemoryStore:
         )
 
     async def request_abort(self, run_id: str) -> RunState:
+        self._check_open()
         check_run_id(run_id)
         run = self._run(run_id)
         if run.status.finished:
@@ -314,6 +339,7 @@ class MemoryStore:
         return run
 
     async def abort_unowned(self, run_id: str, *, expected_epoch: int, reason: str) -> RunState:
+        self._check_open()
         check_run_id(run_id)
         run = self._run(run_id)
         if run.epoch != expected_epoch or run.status.finished:
@@ -345,6 +371,7 @@ class MemoryStore:
     # -- StepStore -------------------------------------------------------------------------
 
     async def commit_step(self, run_id: str, step: Step, *, epoch: int) -> RunState:
+        self._check_open()
         run = self._fenced(run_id, epoch)
         known = self._tasks[run_id]
         for task_id in step.results:

@@ -294,6 +294,7 @@ class PostgresStore:
         self._rendered: dict[str, LiteralString] = {}
         self._healthy = True
         self._listener: _Listener | None = None
+        self._closed = False
         self._polled: int | None = None
 
     # -- opening and closing ---------------------------------------------------------------
@@ -418,6 +419,9 @@ class PostgresStore:
         return self._listener is not None and self._listener.connected
 
     async def close(self) -> None:
+        """Close the pool and the listener; later calls raise DatabaseError. Closing twice
+        is fine."""
+        self._closed = True
         if self._listener is not None:
             await self._listener.stop()
             self._listener = None
@@ -529,6 +533,10 @@ class PostgresStore:
         txn.last_event_id, txn.stamped = int(last[0][0]), _aware(last[0][1])
         return rows
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise DatabaseError(f"{self._location}: the store is closed")
+
     async def _write(
         self, body: Callable[[_Txn], Awaitable[T]], recover: Callable[[str], Awaitable[T]]
     ) -> T:
@@ -552,6 +560,7 @@ class PostgresStore:
         return await self._run(body, None)
 
     async def _run(self, body: Callable[[_Txn], Awaitable[T]], begin: LiteralString | None) -> T:
+        self._check_open()
         deadline = time.monotonic() + self._retry_seconds
         delay = 0.05
         while True:
@@ -1058,6 +1067,7 @@ class PostgresStore:
         call starts the listener; while it is disconnected, each call polls the change
         counter instead, and raises DatabaseError when that fails too (the server is
         unreachable: the store keeps reconnecting by itself)."""
+        self._check_open()
         listener = self._listener
         if listener is None:
             kwargs = dict(self._kwargs)

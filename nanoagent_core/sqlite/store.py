@@ -141,6 +141,7 @@ class SQLiteStore:
         self._location = location
         self._read_only = read_only
         self._clock = clock
+        self._closed = False
 
     # -- opening and closing ---------------------------------------------------------------
 
@@ -207,7 +208,10 @@ class SQLiteStore:
         return self._read_only
 
     async def close(self) -> None:
-        await self._db.close()
+        """Close the connection; later calls raise DatabaseError. Closing twice is fine."""
+        if not self._closed:
+            self._closed = True
+            await self._db.close()
 
     async def __aenter__(self) -> SQLiteStore:
         return self
@@ -219,6 +223,8 @@ class SQLiteStore:
 
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(conn, *args)`` on the connection's thread, translating sqlite3 errors."""
+        if self._closed:
+            raise DatabaseError(f"{self._location}: the store is closed")
 
         def job() -> T:
             conn: sqlite3.Connection = self._db._conn  # pyright: ignore[reportPrivateUsage]

@@ -11,6 +11,7 @@ import pytest
 from storekit import OTHER_OWNER, OWNER, FakeClock, new_run, snapshot, task
 
 from nanoagent_core.errors import (
+    DatabaseError,
     LeaseLostError,
     NanoagentError,
     RunBusyError,
@@ -719,3 +720,26 @@ async def test_get_run_detail_matches_separate_reads(store: Store) -> None:
     assert [t.id for t in detail[1]] == ["b", "a"]
     with pytest.raises(RunNotFoundError):
         await store.get_run_detail("nope")
+
+
+# -- closing -------------------------------------------------------------------------------------
+
+
+async def test_a_closed_store_says_so_on_every_call(store: Store) -> None:
+    run = await claimed(store)
+    await store.close()
+    await store.close()  # closing twice is fine
+    calls: list[Callable[[], Awaitable[object]]] = [
+        lambda: store.get_run("run-1"),
+        store.list_runs,
+        lambda: store.create_run(new_run("late")),
+        lambda: store.commit_step("run-1", Step(phase=Phase.EXECUTING, iteration=1), epoch=1),
+        lambda: store.renew_lease("run-1", epoch=run.epoch, lease_seconds=30),
+        store.read_events,
+        store.change_token,
+    ]
+    for call in calls:
+        with pytest.raises(DatabaseError) as raised:
+            await call()
+        assert "closed" in str(raised.value)
+        assert "\n" not in str(raised.value)
