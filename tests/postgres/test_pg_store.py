@@ -118,33 +118,6 @@ async def test_list_runs_ties_broken_by_run_id_in_byte_order(pg_url: str, schema
         await store.close()
 
 
-# -- fencing -----------------------------------------------------------------------------------
-
-FencedWrite = Callable[[PostgresStore, int], Awaitable[object]]
-
-FENCED_WRITES: dict[str, FencedWrite] = {
-    "commit_step": lambda s, epoch: s.commit_step(
-        "run-1",
-        Step(
-            phase=Phase.EXECUTING,
-            iteration=9,
-            current_task_id="z",
-            tasks=(task("z"),),
-            results={"z": "zombie"},
-            events=(NewEvent(kind="task_done"),),
-            status=RunStatus.COMPLETED,
-        ),
-        epoch=epoch,
-    ),
-    "save_task": lambda s, epoch: s.save_task("run-1", task("z"), epoch=epoch),
-    "save_result": lambda s, epoch: s.save_result("run-1", "a", "zombie", epoch=epoch),
-    "update_loop_state": lambda s, epoch: s.update_loop_state(
-        "run-1", epoch=epoch, phase=Phase.DONE, iteration=9, current_task_id=None
-    ),
-    "renew_lease": lambda s, epoch: s.renew_lease("run-1", epoch=epoch, lease_seconds=999),
-}
-
-
 async def test_renew_lease_extends_lease_by_the_database_clock(
     store: PostgresStore, pg_url: str
 ) -> None:
