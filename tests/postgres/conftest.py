@@ -10,9 +10,8 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 
-import psycopg
 import pytest
-from pgkit import URL_ENV, drop_schema, new_schema_name, server_url, with_schema
+from pgkit import drop_schema, new_schema_name, usable_server, with_schema
 
 from nanoagent_core.postgres import PostgresStore
 
@@ -20,19 +19,7 @@ from nanoagent_core.postgres import PostgresStore
 @pytest.fixture(scope="session")
 def pg_url() -> str:
     """The server's URL (without a schema)."""
-    url, required = server_url()
-    try:
-        with psycopg.connect(url, connect_timeout=3) as conn:
-            conn.execute("SELECT 1")
-    except psycopg.Error as exc:
-        reason = " ".join(str(exc).split())[:200]
-        if required:
-            pytest.fail(f"{URL_ENV}={url} is set but the server does not answer: {reason}")
-        pytest.skip(
-            f"no PostgreSQL server at {url} ({reason}); set {URL_ENV} to a server's URL to run"
-            " these tests"
-        )
-    return url
+    return usable_server()
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ child opens its own store.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, LiteralString, Protocol, TypeVar, cast
 
 import psycopg
+import pytest
 
 from nanoagent_core.errors import RunBusyError
 from nanoagent_core.models import Owner, Phase, RunState, Task, TaskStatus, validated
@@ -38,6 +40,33 @@ def server_url() -> tuple[str, bool]:
     """``(url, required)``."""
     url = os.environ.get(URL_ENV, "").strip()
     return (url, True) if url else (DEFAULT_URL, False)
+
+
+@functools.cache
+def _server_problem(url: str) -> str | None:
+    """Why the server at ``url`` cannot be used (asked once per test session), or None."""
+    try:
+        with psycopg.connect(url, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        return " ".join(str(exc).split())[:200]
+    return None
+
+
+def usable_server() -> str:
+    """The server's URL (without a schema) for a test that needs it. When no server answers,
+    the test is skipped with the reason, or fails if ``NANOAGENT_TEST_POSTGRES`` named one
+    (as CI does)."""
+    url, required = server_url()
+    problem = _server_problem(url)
+    if problem is not None:
+        if required:
+            pytest.fail(f"{URL_ENV}={url} is set but the server does not answer: {problem}")
+        pytest.skip(
+            f"no PostgreSQL server at {url} ({problem}); set {URL_ENV} to a server's URL to run"
+            " these tests"
+        )
+    return url
 
 
 def new_schema_name() -> str:

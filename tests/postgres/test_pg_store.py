@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from pgkit import new_run, sql_rows
+from storekit import snapshot
 
 from nanoagent_core.errors import (
     DatabaseError,
@@ -21,7 +21,6 @@ from nanoagent_core.errors import (
     ValidationError,
 )
 from nanoagent_core.models import (
-    Event,
     Owner,
     Phase,
     RunState,
@@ -49,25 +48,6 @@ async def claimed(
 ) -> RunState:
     await store.create_run(new_run(run_id))
     return await store.claim_run(run_id, owner, expected_epoch=0, lease_seconds=lease)
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    run: RunState
-    tasks: list[Task]
-    results: dict[str, str]
-    events: list[Event]
-    counts: dict[RunStatus, int] = field(default_factory=dict[RunStatus, int])
-
-
-async def snapshot(store: PostgresStore, run_id: str) -> Snapshot:
-    return Snapshot(
-        run=await store.get_run(run_id),
-        tasks=await store.get_all_tasks(run_id),
-        results=await store.get_all_results(run_id),
-        events=await store.read_events(limit=1_000_000),
-        counts=await store.count_runs(),
-    )
 
 
 def db_now(pg_url: str) -> datetime:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import functools
-import os
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from pgkit import drop_schema, new_schema_name, usable_server
 from storekit import FakeClock
 
 from nanoagent_core.memory_store import MemoryStore
@@ -57,44 +55,14 @@ async def sqlite_store(clock: FakeClock, db_path: Path) -> AsyncIterator[SQLiteS
         await opened.close()
 
 
-_PG_ENV = "NANOAGENT_TEST_POSTGRES"
-_PG_DEFAULT = "postgresql://postgres@127.0.0.1:5432/test"
-
-
-@functools.cache
-def _postgres_url() -> tuple[str, str | None]:
-    """The server's URL, and why it cannot be used (None when it can)."""
-    import psycopg
-
-    url = os.environ.get(_PG_ENV, "").strip() or _PG_DEFAULT
-    try:
-        with psycopg.connect(url, connect_timeout=3) as conn:
-            conn.execute("SELECT 1")
-    except psycopg.Error as exc:
-        return url, " ".join(str(exc).split())[:200]
-    return url, None
-
-
 async def _postgres_store(clock: FakeClock) -> AsyncIterator[Store]:
-    import psycopg
-    import psycopg.sql
-
     from nanoagent_core.postgres import PostgresStore
 
-    url, problem = _postgres_url()
-    if problem is not None:
-        if os.environ.get(_PG_ENV, "").strip():
-            pytest.fail(f"{_PG_ENV}={url} is set but the server does not answer: {problem}")
-        pytest.skip(f"no PostgreSQL server at {url} ({problem}); set {_PG_ENV} to run")
-    schema = f"contract_{uuid.uuid4().hex[:12]}"
+    url = usable_server()
+    schema = new_schema_name()
     opened = await PostgresStore.open(url, schema=schema, clock=clock)
     try:
         yield opened
     finally:
         await opened.close()
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(
-                psycopg.sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(
-                    psycopg.sql.Identifier(schema)
-                )
-            )
+        drop_schema(url, schema)
