@@ -1,9 +1,8 @@
 """Helpers of the PostgreSQL tests: the server's URL, per-test schemas, plain SQL, the
-``nanoagent`` command in a subprocess, and worker functions for child processes.
+``nanoagent`` command in a subprocess, and a TCP relay (child-process workers: prockit.py).
 
-A plain module (tests/ is not a package): pytest puts this directory on ``sys.path`` and
-children started with the ``spawn`` method inherit it. No connection crosses a process: each
-child opens its own store.
+A plain module (tests/ is not a package) on ``sys.path`` (pytest's ``pythonpath``), so any
+test directory can import it.
 """
 
 from __future__ import annotations
@@ -14,26 +13,20 @@ import os
 import subprocess
 import sys
 import time
-import traceback
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, LiteralString, Protocol, TypeVar, cast
+from typing import Any, LiteralString, cast
 
 import psycopg
 import pytest
 
-from nanoagent_core.errors import RunBusyError
-from nanoagent_core.models import Owner, Phase, RunState, Task, TaskStatus, validated
+from nanoagent_core.models import RunState, validated
 from nanoagent_core.postgres import PostgresStore
-from nanoagent_core.protocols import NewEvent, Step
 
 #: Set by CI: the tests must run (and fail if the server does not answer).
 URL_ENV = "NANOAGENT_TEST_POSTGRES"
 #: Tried when the variable is unset; the tests are skipped if nothing answers there.
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/test"
-
-BARRIER_TIMEOUT = 60.0
-T = TypeVar("T")
 
 
 def server_url() -> tuple[str, bool]:
@@ -169,146 +162,6 @@ async def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what or probe}")
         await asyncio.sleep(every)
-
-
-# -- worker functions for child processes (spawn start method) -------------------------------
-
-
-class Waitable(Protocol):
-    def wait(self, timeout: float | None = None) -> Any: ...
-
-
-class Settable(Protocol):
-    def is_set(self) -> bool: ...
-
-
-class Putter(Protocol):
-    def put(self, obj: Any) -> None: ...
-
-
-def step_for(i: int) -> Step:
-    """Step ``i`` of a writer: one finished task, its result and one event, all together."""
-    tid = f"t{i:04d}"
-    return Step(
-        phase=Phase.EXECUTING,
-        iteration=i + 1,
-        current_task_id=tid,
-        tasks=(Task(id=tid, description=f"task {i}", status=TaskStatus.DONE, attempts=1),),
-        results={tid: f"result {i}"},
-        events=(NewEvent(kind="task_done", data={"task_id": tid, "i": i}),),
-    )
-
-
-def _child(out: Putter, tag: str, main: Callable[[], Any]) -> None:
-    try:
-        out.put(("ok", tag, asyncio.run(main())))
-    except BaseException:
-        out.put(("error", tag, traceback.format_exc()))
-
-
-def commit_worker(location: str, run_id: str, steps: int, barrier: Waitable, out: Putter) -> None:
-    """Create and claim ``run_id``, then commit ``steps`` steps to it, one transaction each."""
-
-    async def main() -> int:
-        store = await PostgresStore.open(location)
-        try:
-            await store.create_run(new_run(run_id))
-            run = await store.claim_run(
-                run_id,
-                Owner(host="test-host", pid=os.getpid(), pid_started=0.0),
-                expected_epoch=0,
-                lease_seconds=600,
-            )
-            barrier.wait(BARRIER_TIMEOUT)
-            for i in range(steps):
-                await store.commit_step(run_id, step_for(i), epoch=run.epoch)
-            return steps
-        finally:
-            await store.close()
-
-    _child(out, run_id, main)
-
-
-def reader_worker(location: str, barrier: Waitable, stop: Settable, out: Putter) -> None:
-    """Follow the event log by id until told to stop (then drain it): every id must come
-    exactly once, in order, with no gap; every listed run must be self-consistent."""
-
-    async def main() -> dict[str, Any]:
-        store = await PostgresStore.open(location, read_only=True)
-        last_id = 0
-        seen = 0
-        reads_while_writing = 0
-        problems: list[str] = []
-        try:
-            barrier.wait(BARRIER_TIMEOUT)
-            while True:
-                stopping = stop.is_set()
-                for run in await store.list_runs(limit=1000):
-                    if not run.tasks_total == run.tasks_done == run.iteration:
-                        problems.append(
-                            f"{run.run_id}: iteration {run.iteration} but tasks "
-                            f"{run.tasks_total}/{run.tasks_done}"
-                        )
-                while True:
-                    batch = await store.read_events(after_id=last_id, limit=300)
-                    if not batch:
-                        break
-                    ids = [event.id for event in batch]
-                    if ids != list(range(last_id + 1, last_id + 1 + len(ids))):
-                        problems.append(f"after event {last_id} came {ids[:5]}...")
-                    last_id = ids[-1]
-                    seen += len(ids)
-                reads_while_writing += not stopping
-                if stopping:
-                    break
-        finally:
-            await store.close()
-        return {
-            "seen": seen,
-            "last_id": last_id,
-            "reads_while_writing": reads_while_writing,
-            "problems": problems[:20],
-        }
-
-    _child(out, "reader", main)
-
-
-def claim_worker(location: str, run_ids: list[str], barrier: Waitable, out: Putter) -> None:
-    """For each run, wait for every racer at the barrier, then try to claim it at epoch 0."""
-
-    async def main() -> list[tuple[str, str, int]]:
-        store = await PostgresStore.open(location)
-        owner = Owner(host=f"host-{os.getpid()}", pid=os.getpid(), pid_started=0.0)
-        outcomes: list[tuple[str, str, int]] = []
-        try:
-            for run_id in run_ids:
-                barrier.wait(BARRIER_TIMEOUT)
-                try:
-                    run = await store.claim_run(run_id, owner, expected_epoch=0, lease_seconds=600)
-                except RunBusyError:
-                    outcomes.append(("busy", run_id, 0))
-                else:
-                    outcomes.append(("won", run_id, run.epoch))
-        finally:
-            await store.close()
-        return outcomes
-
-    _child(out, str(os.getpid()), main)
-
-
-def open_worker(location: str, name: str, barrier: Waitable, out: Putter) -> None:
-    """Wait for every racer, then open (create and migrate) the schema and create a run."""
-
-    async def main() -> str:
-        barrier.wait(BARRIER_TIMEOUT)
-        store = await PostgresStore.open(location)
-        try:
-            await store.create_run(new_run(name))
-        finally:
-            await store.close()
-        return name
-
-    _child(out, name, main)
 
 
 class Proxy:

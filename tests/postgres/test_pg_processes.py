@@ -7,7 +7,8 @@ import multiprocessing
 from collections import Counter
 from typing import Any
 
-from pgkit import claim_worker, commit_worker, new_run, reader_worker
+from pgkit import new_run
+from prockit import claim_worker, commit_worker, reader_worker
 
 from nanoagent_core.postgres import PostgresStore
 

@@ -7,7 +7,8 @@ import time
 from typing import Any
 
 import pytest
-from pgkit import drop_schema, new_run, new_schema_name, open_worker, sql_rows, with_schema
+from pgkit import drop_schema, new_run, new_schema_name, sql_rows, with_schema
+from prockit import open_worker
 
 from nanoagent_core.errors import (
     DatabaseError,
@@ -188,7 +189,7 @@ def test_concurrent_first_open_from_several_processes(pg_url: str, schema: str) 
     barrier = ctx.Barrier(n)
     out = ctx.Queue()
     procs = [
-        ctx.Process(target=open_worker, args=(location, f"opener-{i}", barrier, out))
+        ctx.Process(target=open_worker, args=([location], f"opener-{i}", barrier, out))
         for i in range(n)
     ]
     for proc in procs:

@@ -15,6 +15,7 @@ from multiprocessing.context import SpawnProcess
 from pathlib import Path
 from typing import Any
 
+import prockit
 import pytest
 import storekit
 from storekit import new_run, raw_counts
@@ -74,12 +75,12 @@ def test_writers_and_a_reader_share_one_file(db_path: Path) -> None:
     run_ids = [f"writer-{n}" for n in range(WRITERS)]
     writers = [
         SPAWN.Process(
-            target=storekit.commit_worker, args=(str(db_path), rid, STEPS, barrier, results)
+            target=prockit.commit_worker, args=(str(db_path), rid, STEPS, barrier, results)
         )
         for rid in run_ids
     ]
     reader = SPAWN.Process(
-        target=storekit.reader_worker, args=(str(db_path), barrier, stop, results)
+        target=prockit.reader_worker, args=(str(db_path), barrier, stop, results)
     )
     procs = [*writers, reader]
     for proc in procs:
@@ -135,17 +136,20 @@ def test_claim_race_has_exactly_one_winner(db_path: Path) -> None:
     results = SPAWN.Queue()
     barrier = SPAWN.Barrier(RACERS)
     procs = [
-        SPAWN.Process(target=storekit.claim_worker, args=(str(db_path), run_ids, barrier, results))
+        SPAWN.Process(target=prockit.claim_worker, args=(str(db_path), run_ids, barrier, results))
         for _ in range(RACERS)
     ]
     for proc in procs:
         proc.start()
     try:
-        outcomes = drain(results, RACERS * ROUNDS, procs)
+        reports = drain(results, RACERS, procs)
     finally:
         join_all(procs)
 
-    assert [o for o in outcomes if o[0] not in ("won", "busy")] == []
+    assert [detail for kind, _, detail in reports if kind != "ok"] == []
+    outcomes = [
+        (kind, rid, (int(pid), epoch)) for _, pid, per in reports for kind, rid, epoch in per
+    ]
     winners = {o[1]: o[2] for o in outcomes if o[0] == "won"}
     assert Counter(o[1] for o in outcomes if o[0] == "won") == Counter(run_ids)
     assert Counter(o[1] for o in outcomes if o[0] == "busy") == Counter(
@@ -183,7 +187,7 @@ def test_processes_opening_a_fresh_file_together(tmp_path: Path) -> None:
     barrier = SPAWN.Barrier(OPENERS)
     names = [f"opener-{n}" for n in range(OPENERS)]
     procs = [
-        SPAWN.Process(target=storekit.open_worker, args=(dbs, name, barrier, results))
+        SPAWN.Process(target=prockit.open_worker, args=(dbs, name, barrier, results))
         for name in names
     ]
     for proc in procs:

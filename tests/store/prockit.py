@@ -1,0 +1,154 @@
+"""Worker functions for child processes that share one store: a SQLite file or a PostgreSQL
+schema alike (each opens its location with ``open_store``, as the ``nanoagent`` command does).
+
+A plain module on ``sys.path`` (pytest's ``pythonpath``); children started with the ``spawn``
+method inherit that path, so these functions can be their targets. No connection crosses a
+process: each child opens its own store.
+
+Every worker reports on ``out`` with ``("ok", tag, value)`` or ``("error", tag, traceback)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import traceback
+from collections.abc import Callable, Coroutine
+from typing import Any, Protocol, TypeVar
+
+from storekit import new_run, step_for
+
+from nanoagent_core.errors import RunBusyError
+from nanoagent_core.models import Owner
+from nanoagent_core.stores import open_store
+
+BARRIER_TIMEOUT = 60.0
+T = TypeVar("T")
+
+
+class Waitable(Protocol):
+    def wait(self, timeout: float | None = None) -> Any: ...
+
+
+class Settable(Protocol):
+    def is_set(self) -> bool: ...
+
+
+class Putter(Protocol):
+    def put(self, obj: Any) -> None: ...
+
+
+def _report(out: Putter, tag: str, main: Callable[[], Coroutine[Any, Any, T]]) -> None:
+    try:
+        out.put(("ok", tag, asyncio.run(main())))
+    except BaseException:
+        out.put(("error", tag, traceback.format_exc()))
+
+
+def commit_worker(location: str, run_id: str, steps: int, barrier: Waitable, out: Putter) -> None:
+    """Create and claim ``run_id``, then commit ``steps`` steps to it, one transaction each."""
+
+    async def main() -> int:
+        store = await open_store(location)
+        try:
+            await store.create_run(new_run(run_id))
+            run = await store.claim_run(
+                run_id,
+                Owner(host="test-host", pid=os.getpid(), pid_started=0.0),
+                expected_epoch=0,
+                lease_seconds=600,
+            )
+            barrier.wait(BARRIER_TIMEOUT)
+            for i in range(steps):
+                await store.commit_step(run_id, step_for(i), epoch=run.epoch)
+            return steps
+        finally:
+            await store.close()
+
+    _report(out, run_id, main)
+
+
+def reader_worker(location: str, barrier: Waitable, stop: Settable, out: Putter) -> None:
+    """Follow the event log by id until told to stop (then drain it): every id must come
+    exactly once, in order, with no gap; every listed run must be self-consistent (a
+    half-committed step would show more tasks than iterations)."""
+
+    async def main() -> dict[str, Any]:
+        store = await open_store(location, read_only=True)
+        last_id = 0
+        seen = 0
+        reads_while_writing = 0
+        problems: list[str] = []
+        try:
+            barrier.wait(BARRIER_TIMEOUT)
+            while True:
+                stopping = stop.is_set()
+                for run in await store.list_runs(limit=1000):
+                    if not run.tasks_total == run.tasks_done == run.iteration:
+                        problems.append(
+                            f"{run.run_id}: iteration {run.iteration} but tasks "
+                            f"{run.tasks_total}/{run.tasks_done}"
+                        )
+                while True:
+                    batch = await store.read_events(after_id=last_id, limit=500)
+                    if not batch:
+                        break
+                    ids = [event.id for event in batch]
+                    if ids != list(range(last_id + 1, last_id + 1 + len(ids))):
+                        problems.append(f"after event {last_id} came {ids[:5]}...")
+                    last_id = ids[-1]
+                    seen += len(ids)
+                reads_while_writing += not stopping
+                if stopping:
+                    break
+        finally:
+            await store.close()
+        return {
+            "seen": seen,
+            "last_id": last_id,
+            "reads_while_writing": reads_while_writing,
+            "problems": problems[:20],
+        }
+
+    _report(out, "reader", main)
+
+
+def claim_worker(location: str, run_ids: list[str], barrier: Waitable, out: Putter) -> None:
+    """For each run, wait for every racer at the barrier, then try to claim it at epoch 0.
+    Reports, tagged with this process's pid, a ``("won" | "busy", run_id, epoch)`` per run."""
+
+    async def main() -> list[tuple[str, str, int]]:
+        store = await open_store(location)
+        owner = Owner(host=f"host-{os.getpid()}", pid=os.getpid(), pid_started=0.0)
+        outcomes: list[tuple[str, str, int]] = []
+        try:
+            for run_id in run_ids:
+                barrier.wait(BARRIER_TIMEOUT)
+                try:
+                    run = await store.claim_run(run_id, owner, expected_epoch=0, lease_seconds=600)
+                except RunBusyError:
+                    outcomes.append(("busy", run_id, 0))
+                else:
+                    outcomes.append(("won", run_id, run.epoch))
+        finally:
+            await store.close()
+        return outcomes
+
+    _report(out, str(os.getpid()), main)
+
+
+def open_worker(locations: list[str], name: str, barrier: Waitable, out: Putter) -> None:
+    """For each fresh location, wait for every racer, then open it (creating and migrating
+    it) and create the run ``name``. One report per location, tagged with the location."""
+
+    async def open_one(location: str) -> str:
+        store = await open_store(location)
+        try:
+            await store.create_run(new_run(name))
+        finally:
+            await store.close()
+        return name
+
+    for location in locations:
+        barrier.wait(BARRIER_TIMEOUT)
+        _report(out, location, lambda location=location: open_one(location))
