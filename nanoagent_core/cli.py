@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import json
 import math
+import os
 import sys
 import uuid
 from collections.abc import Callable, Sequence
@@ -27,6 +28,7 @@ from nanoagent_core.errors import (
     ValidationError,
 )
 from nanoagent_core.eventtext import describe_event
+from nanoagent_core.follow import EXIT_CRASHED, event_line, follow_run, visible
 from nanoagent_core.models import Event, RunState, RunStatus, Task, check_run_id
 from nanoagent_core.paths import resolve_db_location
 from nanoagent_core.protocols import Step
@@ -106,6 +108,12 @@ def _build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", parents=[common], help="show one run")
     show.add_argument("run_id")
     show.add_argument("--json", action="store_true")
+    show.add_argument(
+        "--follow",
+        action="store_true",
+        help="print the run's events as they commit until it ends (exit status as for run;"
+        " 6 when it crashed)",
+    )
     return parser
 
 
@@ -369,6 +377,8 @@ def _event_json(event: Event) -> dict[str, Any]:
 
 
 async def _cmd_show(location: str, args: argparse.Namespace) -> int:
+    if args.follow:
+        return await _follow_show(location, args)
     run_id = check_run_id(args.run_id)
     try:
         store = await open_store(location, create=False, read_only=location != ":memory:")
@@ -413,6 +423,46 @@ async def _cmd_show(location: str, args: argparse.Namespace) -> int:
     if run.result:
         print(run.result)
     return 0
+
+
+async def _follow_show(location: str, args: argparse.Namespace) -> int:
+    """``show RUN --follow``: the run's events, as ``run`` prints them, until it ends."""
+    if args.json:
+        raise ValidationError("--follow prints lines; use 'show --json' without --follow")
+    run_id = check_run_id(args.run_id)
+    try:
+        store = await open_store(location, create=False, read_only=location != ":memory:")
+    except DatabaseNotFoundError:
+        raise RunNotFoundError(f"no run {run_id!r} (no database at {location})") from None
+    try:
+        end = await follow_run(store, run_id, lambda event: _say(event_line(run_id, event)))
+        final = end.run
+        if end.crashed:
+            where = f"pid {final.owner.pid} on {final.owner.host}" if final.owner else "none"
+            _say(visible(f"run {run_id} crashed: its worker ({where}) is gone;"
+                         f" 'nanoagent resume {run_id}' takes it up"))  # fmt: skip
+            return EXIT_CRASHED
+        line = f"run {run_id} {final.status}"
+        if final.error:
+            line += f": {final.error}"
+        _say(visible(line))
+        return EXIT_CODES[final.status]
+    except BrokenPipeError:  # the reader went away (| head): stop quietly
+        _silence_stdout()
+        return 141
+    finally:
+        await store.close()
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe: point stdout at /dev/null, so that the flush at exit is quiet."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 _COMMANDS: dict[str, Callable[[str, argparse.Namespace], Any]] = {
