@@ -30,7 +30,7 @@ from nanoagent_core.errors import (
 from nanoagent_core.eventtext import describe_event
 from nanoagent_core.follow import EXIT_CRASHED, event_line, follow_run, visible
 from nanoagent_core.models import Event, RunState, RunStatus, Task, check_run_id
-from nanoagent_core.paths import resolve_db_location
+from nanoagent_core.paths import MEMORY, resolve_db_location
 from nanoagent_core.protocols import Step
 from nanoagent_core.status import ShownStatus, shown_status
 from nanoagent_core.stores import AnyStore, open_store
@@ -52,6 +52,8 @@ EXIT_BUSY = 4
 MAX_HEARTBEAT = 3600.0
 
 Dashboard = Callable[[str], int]
+#: Serves the dashboard in a browser: (location, host, port, public URL or None) -> exit status.
+Serve = Callable[[str, str, int, str | None], int]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -114,7 +116,43 @@ def _build_parser() -> argparse.ArgumentParser:
         help="print the run's events as they commit until it ends (exit status as for run;"
         " 6 when it crashed)",
     )
+    _serve_parser(sub, common)
     return parser
+
+
+def _serve_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    serve = sub.add_parser(
+        "serve",
+        parents=[common],
+        help="the dashboard in a browser (needs nanoagent[serve]; no authentication)",
+    )
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
+    )
+    serve.add_argument("--port", type=_port, default=8000, help="port (default: 8000)")
+    serve.add_argument(
+        "--public-url",
+        metavar="URL",
+        help="the URL browsers use, when it is not http://HOST:PORT (a proxy, or --host 0.0.0.0)",
+    )
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"a port is from 1 to 65535, not {text!r}")
+    return value
+
+
+def _serve(location: str, args: argparse.Namespace, serve: Serve | None) -> int:
+    if location == MEMORY:
+        raise ValidationError("serve shows a database that workers share; pass --db PATH")
+    if serve is None:
+        raise ValidationError("the dashboard is not installed; try 'nanoagent list'")
+    return serve(location, args.host, args.port, args.public_url)
 
 
 def _worker_options(parser: argparse.ArgumentParser) -> None:
@@ -145,11 +183,18 @@ def _heartbeat_seconds(text: str) -> float:
     return value
 
 
-def main(argv: Sequence[str] | None = None, *, dashboard: Dashboard | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    dashboard: Dashboard | None = None,
+    serve: Serve | None = None,
+) -> int:
     args = _build_parser().parse_args(argv)
     try:
         location = resolve_db_location(getattr(args, "db", None))
         command = args.command or "tui"
+        if command == "serve":
+            return _serve(location, args, serve)
         if command in ("tui", "demo"):
             if command == "demo":
                 from nanoagent_core.demo import start_demo_runs
