@@ -309,7 +309,7 @@ def test_serve_warns_when_bound_beyond_loopback(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("args", "word"),
-    [(["--port", "0"], "port"), (["--port", "x"], "port"), (["--db", ":memory:"], "memory")],
+    [(["--port", "0"], "port"), (["--port", "x"], "port"), (["--db", ":memory:"], "--db PATH")],
 )
 def test_serve_bad_input(tmp_path: Path, args: list[str], word: str) -> None:
     done = subprocess.run(
