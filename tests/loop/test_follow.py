@@ -122,12 +122,14 @@ async def test_follow_prints_each_event_once_and_ends_with_the_completed_run(
     location: str, env: dict[str, str], reaper: Reaper
 ) -> None:
     await start_detached(location, "quick", QUICK, env, reaper)
+    await start_detached(location, "other", QUICK, env, reaper)  # its events interleave
     follower = await Follower.start(location, "quick", env)
     code, err = await follower.finish()
     assert (code, err) == (0, "")
     assert follower.lines[-1] == "run quick completed"
     await assert_lines_are_the_events(location, "quick", follower.lines)
     assert "run_completed" in follower.lines[-2]
+    assert not any(" other " in line for line in follower.lines)
 
 
 async def test_follow_is_live_and_ends_with_an_abort(

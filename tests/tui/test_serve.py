@@ -220,6 +220,7 @@ async def chromium(tmp: Path) -> AsyncIterator[DevTools]:
         await proc.wait()
 
 
+@pytest.mark.timeout(300)  # every wait inside is bounded; this is headroom on a busy machine
 async def test_the_runs_appear_in_a_real_browser(tmp_path: Path) -> None:
     db = tmp_path / "runs.db"
     await seed_database(db)
@@ -258,6 +259,7 @@ async def test_the_runs_appear_in_a_real_browser(tmp_path: Path) -> None:
     assert served.proc.returncode == 0, served.err.read_text()
 
 
+@pytest.mark.timeout(300)
 async def test_a_page_of_another_origin_cannot_open_the_dashboard(tmp_path: Path) -> None:
     db = tmp_path / "runs.db"
     await seed_database(db)
