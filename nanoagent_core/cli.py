@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import json
 import math
+import os
 import sys
 import uuid
 from collections.abc import Callable, Sequence
@@ -27,8 +28,9 @@ from nanoagent_core.errors import (
     ValidationError,
 )
 from nanoagent_core.eventtext import describe_event
+from nanoagent_core.follow import EXIT_CRASHED, event_line, follow_run, visible
 from nanoagent_core.models import Event, RunState, RunStatus, Task, check_run_id
-from nanoagent_core.paths import resolve_db_location
+from nanoagent_core.paths import MEMORY, resolve_db_location
 from nanoagent_core.protocols import Step
 from nanoagent_core.status import ShownStatus, shown_status
 from nanoagent_core.stores import AnyStore, open_store
@@ -50,6 +52,8 @@ EXIT_BUSY = 4
 MAX_HEARTBEAT = 3600.0
 
 Dashboard = Callable[[str], int]
+#: Serves the dashboard in a browser: (location, host, port, public URL or None) -> exit status.
+Serve = Callable[[str, str, int, str | None], int]
 
 
 class _Parser(argparse.ArgumentParser):
@@ -106,7 +110,49 @@ def _build_parser() -> argparse.ArgumentParser:
     show = sub.add_parser("show", parents=[common], help="show one run")
     show.add_argument("run_id")
     show.add_argument("--json", action="store_true")
+    show.add_argument(
+        "--follow",
+        action="store_true",
+        help="print the run's events as they commit until it ends (exit status as for run;"
+        " 6 when it crashed)",
+    )
+    _serve_parser(sub, common)
     return parser
+
+
+def _serve_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    serve = sub.add_parser(
+        "serve",
+        parents=[common],
+        help="the dashboard in a browser (needs nanoagent[serve]; no authentication)",
+    )
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
+    )
+    serve.add_argument("--port", type=_port, default=8000, help="port (default: 8000)")
+    serve.add_argument(
+        "--public-url",
+        metavar="URL",
+        help="the URL browsers use, when it is not http://HOST:PORT (a proxy, or --host 0.0.0.0)",
+    )
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 < value < 65536:
+        raise argparse.ArgumentTypeError(f"a port is from 1 to 65535, not {text!r}")
+    return value
+
+
+def _serve(location: str, args: argparse.Namespace, serve: Serve | None) -> int:
+    if location == MEMORY:
+        raise ValidationError("serve shows a database that workers share; pass --db PATH")
+    if serve is None:
+        raise ValidationError("the dashboard is not installed; try 'nanoagent list'")
+    return serve(location, args.host, args.port, args.public_url)
 
 
 def _worker_options(parser: argparse.ArgumentParser) -> None:
@@ -137,11 +183,18 @@ def _heartbeat_seconds(text: str) -> float:
     return value
 
 
-def main(argv: Sequence[str] | None = None, *, dashboard: Dashboard | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    dashboard: Dashboard | None = None,
+    serve: Serve | None = None,
+) -> int:
     args = _build_parser().parse_args(argv)
     try:
         location = resolve_db_location(getattr(args, "db", None))
         command = args.command or "tui"
+        if command == "serve":
+            return _serve(location, args, serve)
         if command in ("tui", "demo"):
             if command == "demo":
                 from nanoagent_core.demo import start_demo_runs
@@ -369,6 +422,8 @@ def _event_json(event: Event) -> dict[str, Any]:
 
 
 async def _cmd_show(location: str, args: argparse.Namespace) -> int:
+    if args.follow:
+        return await _follow_show(location, args)
     run_id = check_run_id(args.run_id)
     try:
         store = await open_store(location, create=False, read_only=location != ":memory:")
@@ -413,6 +468,46 @@ async def _cmd_show(location: str, args: argparse.Namespace) -> int:
     if run.result:
         print(run.result)
     return 0
+
+
+async def _follow_show(location: str, args: argparse.Namespace) -> int:
+    """``show RUN --follow``: the run's events, as ``run`` prints them, until it ends."""
+    if args.json:
+        raise ValidationError("--follow prints lines; use 'show --json' without --follow")
+    run_id = check_run_id(args.run_id)
+    try:
+        store = await open_store(location, create=False, read_only=location != ":memory:")
+    except DatabaseNotFoundError:
+        raise RunNotFoundError(f"no run {run_id!r} (no database at {location})") from None
+    try:
+        end = await follow_run(store, run_id, lambda event: _say(event_line(run_id, event)))
+        final = end.run
+        if end.crashed:
+            where = f"pid {final.owner.pid} on {final.owner.host}" if final.owner else "none"
+            _say(visible(f"run {run_id} crashed: its worker ({where}) is gone;"
+                         f" 'nanoagent resume {run_id}' takes it up"))  # fmt: skip
+            return EXIT_CRASHED
+        line = f"run {run_id} {final.status}"
+        if final.error:
+            line += f": {final.error}"
+        _say(visible(line))
+        return EXIT_CODES[final.status]
+    except BrokenPipeError:  # the reader went away (| head): stop quietly
+        _silence_stdout()
+        return 141
+    finally:
+        await store.close()
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe: point stdout at /dev/null, so that the flush at exit is quiet."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 _COMMANDS: dict[str, Callable[[str, argparse.Namespace], Any]] = {

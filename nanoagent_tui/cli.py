@@ -16,8 +16,14 @@ def _dashboard(location: str) -> int:
     return run_dashboard(location)
 
 
+def _serve(location: str, host: str, port: int, public_url: str | None) -> int:
+    from nanoagent_tui.serve import serve_dashboard
+
+    return serve_dashboard(location, host, port, public_url)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    return core_main(sys.argv[1:] if argv is None else argv, dashboard=_dashboard)
+    return core_main(sys.argv[1:] if argv is None else argv, dashboard=_dashboard, serve=_serve)
 
 
 if __name__ == "__main__":
