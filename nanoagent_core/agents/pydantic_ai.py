@@ -197,6 +197,10 @@ class _Role:
         self._model: Model | None = None
         if model is not None and not self._test:
             self._model = _resolve_model(model, who)
+        elif model is None and isinstance(agent.model, str):
+            # the Agent's own model, named: built now, so that a missing SDK or key is refused
+            # before the run is stored rather than failing its first call
+            self._model = _resolve_model(agent.model, who)
         self._opts = opts
         settings: ModelSettings = {}
         if opts.temperature is not None:
