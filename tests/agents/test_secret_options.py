@@ -3,10 +3,13 @@ for every agent (the check is in load_agent, which every path to a run goes thro
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pytest
 from agentkit import cli, list_json
 
 from nanoagent_core.actions import new_run
+from nanoagent_core.agents.base import Agent
 from nanoagent_core.agents.options import is_secret_name, refuse_secret_options
 from nanoagent_core.agents.registry import load_agent
 from nanoagent_core.errors import ValidationError
@@ -75,3 +78,24 @@ async def test_a_stored_secret_option_is_refused_on_resume():
     with pytest.raises(ValidationError, match="password"):
         await resume_run(store, "r1", handle_signals=False)
     assert (await store.get_run("r1")).epoch == 0  # nothing claimed
+
+
+def test_an_agent_that_takes_any_option_is_protected_too(monkeypatch: pytest.MonkeyPatch):
+    """The refusal does not rely on agents rejecting unknown options: an installed agent that
+    stores whatever it is given never sees a secret-named one."""
+    from nanoagent_core.agents import registry
+    from nanoagent_core.agents.demo import make_demo_agent
+
+    built: list[dict[str, str]] = []
+
+    def permissive(options: Mapping[str, str]) -> Agent:
+        built.append(dict(options))
+        return make_demo_agent({})
+
+    monkeypatch.setitem(registry._BUILTIN, "permissive", permissive)  # pyright: ignore[reportPrivateUsage]
+    assert load_agent("permissive", {"region": "eu"}).name == "demo"
+    with pytest.raises(ValidationError, match="'Session_Token' looks like a secret"):
+        load_agent("permissive", {"region": "eu", "Session_Token": SECRET})
+    with pytest.raises(ValidationError, match="looks like a secret"):
+        new_run("r1", "goal", agent="permissive", options={"db_password": SECRET})
+    assert built == [{"region": "eu"}]
