@@ -40,6 +40,8 @@ INSTRUCTIONS = {
     ),
 }
 
+_ROLE_MODELS = ("planner_model", "executor_model", "reflector_model")
+
 
 def make_llm_agent(options: Mapping[str, str]) -> Agent:
     refuse_secret_options(options)
@@ -62,6 +64,3 @@ def make_llm_agent(options: Mapping[str, str]) -> Agent:
         options=options,
         name="llm",
     )
-
-
-_ROLE_MODELS = ("planner_model", "executor_model", "reflector_model")
