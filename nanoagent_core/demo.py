@@ -2,12 +2,15 @@
 
 Starts several demo runs as real detached workers (different goals, sizes and speeds; one
 whose task fails once and retries; one long enough to abort), then SIGKILLs one worker
-mid-run so that a crashed run is there to resume.
+mid-run so that a crashed run is there to resume. When the optional extra ``llm`` is
+installed, one more run uses the ``llm`` agent on ``model=test`` (offline, pydantic-ai's
+TestModel), so that a run planned, executed and reflected by pydantic-ai Agents is there too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import secrets
 import signal
@@ -20,7 +23,7 @@ from nanoagent_core.launch import reap_workers, spawn_worker
 from nanoagent_core.models import RunState, utc_now
 from nanoagent_core.stores import open_store
 
-__all__ = ["DEMO_RUNS", "DemoRun", "start_demo_runs"]
+__all__ = ["DEMO_RUNS", "LLM_DEMO_RUN", "DemoRun", "demo_runs", "start_demo_runs"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,7 @@ class DemoRun:
     options: dict[str, str]
     max_iterations: int = 50
     crash: bool = False  #: SIGKILL its worker once a task is done
+    agent: str = "demo"
 
 
 DEMO_RUNS = (
@@ -45,20 +49,36 @@ DEMO_RUNS = (
 )  # fmt: skip
 
 
+#: Started too when the extra ``llm`` (pydantic-ai) is installed.
+LLM_DEMO_RUN = DemoRun("llm", "Plan a weekend trip to Lisbon", {"model": "test"}, agent="llm")
+
+
+def _llm_installed() -> bool:
+    try:
+        return importlib.util.find_spec("pydantic_ai") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def demo_runs() -> tuple[DemoRun, ...]:
+    """The runs ``nanoagent demo`` starts here: the llm one only with the extra installed."""
+    return (*DEMO_RUNS, LLM_DEMO_RUN) if _llm_installed() else DEMO_RUNS
+
+
 async def start_demo_runs(location: str, *, crash_timeout: float = 30.0) -> list[str]:
     store = await open_store(location)
     tag = secrets.token_hex(2)
     ids: list[str] = []
     crash_id: str | None = None
     try:
-        for demo in DEMO_RUNS:
+        for demo in demo_runs():
             run_id = f"demo-{demo.name}-{tag}"
             await store.create_run(
                 RunState(
                     run_id=run_id,
                     goal=demo.goal,
                     max_iterations=demo.max_iterations,
-                    agent="demo",
+                    agent=demo.agent,
                     agent_options=demo.options,
                     lease_expires_at=utc_now() + timedelta(seconds=10),
                 )

@@ -5,9 +5,11 @@ from nanoagent_core.agents.base import (
     AgentFactory,
     ExecutionResult,
     Executor,
+    ModelUsage,
     Planner,
     Reflection,
     Reflector,
+    Transcript,
 )
 from nanoagent_core.agents.registry import ENTRY_POINT_GROUP, agent_names, load_agent
 
@@ -17,9 +19,11 @@ __all__ = [
     "AgentFactory",
     "ExecutionResult",
     "Executor",
+    "ModelUsage",
     "Planner",
     "Reflection",
     "Reflector",
+    "Transcript",
     "agent_names",
     "load_agent",
 ]

@@ -13,16 +13,43 @@ __all__ = [
     "AgentFactory",
     "ExecutionResult",
     "Executor",
+    "ModelUsage",
     "Planner",
     "Reflection",
     "Reflector",
+    "Transcript",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelUsage:
+    """What one call of a model-backed part spent (pydantic-ai's RunUsage, flattened)."""
+
+    requests: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    model: str | None = None  #: the model's name as the last response gave it
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    """The conversation of one call of a model-backed part (an executor attempt, a plan, a
+    reflection), as the part hands it back with its outcome; nothing stores it yet.
+
+    ``messages_json`` is pydantic-ai's own serialization (``ModelMessagesTypeAdapter``), so it
+    can be read back into messages without nanoagent knowing their shape. A call cut short by
+    an error carries the messages up to the error.
+    """
+
+    messages_json: str
+    usage: ModelUsage
 
 
 @dataclass(frozen=True, slots=True)
 class ExecutionResult:
     success: bool
     output: str  #: the result on success, the error message on failure
+    transcript: Transcript | None = None  #: set by model-backed executors
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +58,7 @@ class Reflection:
     gaps: Sequence[str] = ()
     new_tasks: Sequence[str] = ()  #: descriptions; filtered by the suspicious-pattern check
     cancel_ids: Sequence[str] = ()  #: ids of pending tasks no longer relevant
+    transcript: Transcript | None = None  #: set by model-backed reflectors
 
 
 class Planner(Protocol):

@@ -1,4 +1,4 @@
-"""Finding agents by name: the built-in ``demo`` and installed entry points.
+"""Finding agents by name: the built-in ``demo`` and ``llm`` and installed entry points.
 
 Only installed entry points in the group ``nanoagent.agents`` are looked up; a name read
 from a database is never treated as an import path.
@@ -11,12 +11,14 @@ from importlib.metadata import entry_points
 
 from nanoagent_core.agents.base import Agent, AgentFactory
 from nanoagent_core.agents.demo import make_demo_agent
+from nanoagent_core.agents.llm import make_llm_agent
+from nanoagent_core.agents.options import refuse_secret_options
 from nanoagent_core.errors import UnknownAgentError, ValidationError
 
 __all__ = ["ENTRY_POINT_GROUP", "agent_names", "load_agent"]
 
 ENTRY_POINT_GROUP = "nanoagent.agents"
-_BUILTIN: dict[str, AgentFactory] = {"demo": make_demo_agent}
+_BUILTIN: dict[str, AgentFactory] = {"demo": make_demo_agent, "llm": make_llm_agent}
 
 
 def agent_names() -> list[str]:
@@ -25,7 +27,10 @@ def agent_names() -> list[str]:
 
 
 def load_agent(name: str, options: Mapping[str, str]) -> Agent:
-    """Build the agent ``name`` with ``options``; UnknownAgentError or ValidationError."""
+    """Build the agent ``name`` with ``options``; UnknownAgentError or ValidationError.
+
+    Options named like a secret are refused first, for every agent (see options.py)."""
+    refuse_secret_options(options)
     factory = _BUILTIN.get(name)
     if factory is None:
         matches = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
