@@ -174,10 +174,11 @@ HUGE = "x" * 120_000
 
 def bad_input_cases(fresh: str) -> list[Case]:
     db = ["--db", fresh]
+    log = str(Path(fresh).parent.parent / "a\udcffb")  # never created by a refused command
     many = [arg for n in range(51) for arg in ("--option", f"k{n}=v")]
     return [
         Case("undecodable goal", ["run", "a\udcffb", *db], "not valid UTF-8"),
-        Case("undecodable option", ["run", "g", "--option", "log=a\udcffb", *db], "UTF-8"),
+        Case("undecodable option", ["run", "g", "--option", f"log={log}", *db], "UTF-8"),
         Case("undecodable option name", ["run", "g", "--option", "\udcff=1", *db], "UTF-8"),
         Case("undecodable agent", ["run", "g", "--agent", "\udcff", *db], "agent"),
         Case("huge limit", ["list", "--limit", "99999999999999999999", *db], "--limit"),
@@ -239,6 +240,7 @@ async def test_bad_input_is_one_plain_clipped_line(tmp_path: Path, env: dict[str
     assert not problems, "\n".join(problems)
     assert not fresh.exists()
     assert not fresh.parent.exists()
+    assert not list(tmp_path.glob("a*b"))
 
 
 async def test_limit_takes_that_many_runs(db: str, env: dict[str, str]) -> None:
