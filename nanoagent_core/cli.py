@@ -201,6 +201,10 @@ def _main(args: argparse.Namespace, dashboard: Dashboard | None) -> int:
     if explicit == "":
         raise ValidationError("--db takes a database path or address, not an empty string")
     location = resolve_db_location(explicit)
+    try:
+        location.encode("utf-8")  # SQLite and PostgreSQL take locations as UTF-8 text
+    except UnicodeEncodeError:
+        raise ValidationError("the database location is not valid UTF-8 text") from None
     command = args.command or "tui"
     if command in ("tui", "demo"):
         if command == "demo":

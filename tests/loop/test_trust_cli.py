@@ -187,6 +187,7 @@ def bad_input_cases(fresh: str) -> list[Case]:
         Case("limit not a number", ["list", "--limit", "all", *db], "--limit"),
         Case("zero iterations", ["run", "g", "--max-iterations", "0", *db], "--max-iterations"),
         Case("huge iterations", ["run", "g", "--max-iterations", "10001", *db], "10,000"),
+        Case("undecodable --db", ["list", "--db", f"{fresh}\udcff"], "UTF-8"),
         Case("empty --db", ["run", "g", "--db", ""], "--db"),
         Case("empty --db (list)", ["list", "--db", ""], "--db"),
         Case(
