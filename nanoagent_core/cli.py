@@ -181,6 +181,12 @@ def main(argv: Sequence[str] | None = None, *, dashboard: Dashboard | None = Non
     """The command. Bad input: one line on stderr and exit 2; an unexpected error: one line
     and exit 1, never a traceback. A closed stdout: see EXIT_PIPE."""
     args = _build_parser().parse_args(argv)
+    _Stdout.closed = False
+    if sys.stdout is None:  # pyright: ignore[reportUnnecessaryComparison]
+        # started with fd 1 closed: write to /dev/null, which also takes fd 1 so that no
+        # database file opened later can land on it
+        _Stdout.closed = True
+        sys.stdout = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115
     try:
         return _main(args, dashboard)
     except NanoagentError as exc:

@@ -158,6 +158,26 @@ async def test_listing_commands_piped_into_head_exit_quietly(db: str, env: dict[
     assert not problems, "\n".join(problems)
 
 
+async def test_commands_started_with_stdout_closed_run_quietly(
+    db: str, env: dict[str, str]
+) -> None:
+    # `nanoagent ... >&-`: Python starts with sys.stdout None (before: AttributeError, exit 1)
+    async def closed(*args: str) -> tuple[int, str]:
+        proc = await asyncio.create_subprocess_exec(
+            "sh", "-c", 'exec "$0" "$@" >&-', NANOAGENT, *args, "--db", db, env=env,
+            stdin=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode is not None
+        return proc.returncode, err.decode()
+
+    options = option_args({"tasks": "2", "followups": "0", "delay": "0"})
+    assert await closed("run", "unheard", "--run-id", "unheard", *options) == (0, "")
+    assert (await read_run(db, "unheard")).status is RunStatus.COMPLETED
+    assert await closed("list", "--json") == (0, "")
+    assert await closed("show", "unheard") == (0, "")
+
+
 # -- bad input: one plain line, exit 2 --------------------------------------------------------
 
 
