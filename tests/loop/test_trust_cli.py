@@ -19,6 +19,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,6 +29,7 @@ import pytest
 from loopkit import (
     NANOAGENT,
     Reaper,
+    ScriptedAgent,
     acli,
     ashow_json,
     gather_all,
@@ -37,11 +39,15 @@ from loopkit import (
     wait_until,
 )
 
-from nanoagent_core.agents.base import MAX_RETRY_WAIT
+from nanoagent_core.agents.base import MAX_RETRY_WAIT, ExecutionResult
 from nanoagent_core.agents.demo import make_demo_agent
 from nanoagent_core.cli import EXIT_PIPE
 from nanoagent_core.eventtext import describe_event
-from nanoagent_core.models import MAX_GOAL_CHARS, RunState, RunStatus
+from nanoagent_core.loop import Loop
+from nanoagent_core.memory_store import MemoryStore
+from nanoagent_core.models import MAX_GOAL_CHARS, RunState, RunStatus, Task
+from nanoagent_core.procinfo import current_owner
+from nanoagent_core.protocols import Step
 from nanoagent_core.sqlite import SQLiteStore
 
 F_SETPIPE_SZ = 1031  # Linux fcntl: set a pipe's capacity
@@ -391,3 +397,62 @@ async def test_a_worker_killed_during_the_wait_resumes_with_the_retry(
     doc = await ashow_json(db, "killed")
     assert doc["status"] == "completed"
     assert [(t["status"], t["attempts"]) for t in doc["tasks"]] == [("done", 2), ("done", 1)]
+
+
+# -- the backoff in the loop itself (one process, in-memory store) ---------------------------
+
+
+async def test_loop_commits_the_failure_then_waits_then_starts_the_retry() -> None:
+    backoff = 0.05
+    body_starts: list[float] = []
+
+    async def note_start(task: Task, key: str) -> None:
+        body_starts.append(time.monotonic())
+
+    failure = ExecutionResult(False, "no luck")
+    scripted = ScriptedAgent(
+        plan=["flaky"], outcomes={"flaky": [failure, failure]}, before_body=note_start
+    )
+    agent = dataclasses.replace(scripted.agent(), retry_backoff=backoff)
+    store = MemoryStore()
+    await store.create_run(RunState(run_id="m", goal="g", max_iterations=10, agent="scripted"))
+    run = await store.claim_run("m", current_owner(), expected_epoch=0, lease_seconds=60)
+    commits: list[tuple[str, str | None, list[str]]] = []
+
+    def on_step(state: RunState, step: Step) -> None:
+        commits.append((step.phase.value, step.current_task_id, [e.kind for e in step.events]))
+
+    final = await Loop(store, run, agent, on_step=on_step).run()
+    assert final.status is RunStatus.COMPLETED
+    failed_at = [i for i, c in enumerate(commits) if "task_failed" in c[2]]
+    assert len(failed_at) == 2
+    for i in failed_at:
+        # the failure commits alone, with no task in flight; the retry's start commits next
+        assert commits[i][:2] == ("executing", None), commits
+        assert "task_started" in commits[i + 1][2], commits
+    assert len(body_starts) == 3
+    assert body_starts[1] - body_starts[0] >= backoff
+    assert body_starts[2] - body_starts[1] >= 2 * backoff
+
+
+async def test_cancelling_the_loop_cuts_the_wait_and_leaves_the_failure_recorded() -> None:
+    scripted = ScriptedAgent(plan=["flaky"], outcomes={"flaky": [ExecutionResult(False, "no")]})
+    agent = dataclasses.replace(scripted.agent(), retry_backoff=60.0)
+    store = MemoryStore()
+    await store.create_run(RunState(run_id="c", goal="g", max_iterations=10, agent="scripted"))
+    run = await store.claim_run("c", current_owner(), expected_epoch=0, lease_seconds=60)
+    failed = asyncio.Event()
+
+    def on_step(state: RunState, step: Step) -> None:
+        if any(e.kind == "task_failed" for e in step.events):
+            failed.set()
+
+    task = asyncio.ensure_future(Loop(store, run, agent, on_step=on_step).run())
+    await asyncio.wait_for(failed.wait(), 30)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(task, 30)  # a 60 s wait: only the cancellation ends it
+    stored = await store.get_run("c")
+    assert (stored.phase.value, stored.current_task_id) == ("executing", None)
+    (flaky,) = await store.get_all_tasks("c")
+    assert (flaky.attempts, flaky.failures, flaky.status.value) == (1, 1, "pending")
