@@ -8,16 +8,21 @@ from datetime import timedelta
 from typing import Protocol
 
 from nanoagent_core.agents.registry import load_agent
-from nanoagent_core.errors import RunBusyError, RunFinishedError
+from nanoagent_core.clip import quoted
+from nanoagent_core.errors import RunBusyError, RunFinishedError, ValidationError
 from nanoagent_core.launch import spawn_worker
 from nanoagent_core.models import RunState, RunStatus, check_run_id, utc_now, validated
 from nanoagent_core.protocols import LeaseStore, RunStore
 from nanoagent_core.status import owner_gone
 
 __all__ = [
+    "MAX_OPTIONS",
+    "MAX_OPTION_KEY_CHARS",
+    "MAX_OPTION_VALUE_CHARS",
     "ActionStore",
     "abort_run",
     "check_resumable",
+    "check_text",
     "new_run",
     "resume_detached",
     "start_detached",
@@ -27,6 +32,11 @@ __all__ = [
 class ActionStore(RunStore, LeaseStore, Protocol):
     """What the actions need of a store."""
 
+
+#: Limits on a new run's agent options (a run stores them; every viewer shows them).
+MAX_OPTIONS = 50
+MAX_OPTION_KEY_CHARS = 64
+MAX_OPTION_VALUE_CHARS = 4096
 
 #: How long a new run waits for its worker to claim it before it shows as crashed.
 CLAIM_GRACE = 10.0
@@ -50,6 +60,9 @@ def new_run(
     run shows as crashed at once rather than ``running`` for the grace period.
     """
     opts = dict(options or {})
+    check_text("goal", goal)
+    check_text("agent", agent)
+    _check_options(opts)
     load_agent(agent, opts)  # an unknown agent or a bad option is refused before storing
     grace = max(CLAIM_GRACE, 3 * heartbeat) if claim_grace is None else claim_grace
     return validated(
@@ -61,6 +74,33 @@ def new_run(
         agent_options=opts,
         lease_expires_at=utc_now() + timedelta(seconds=grace),
     )
+
+
+def check_text(what: str, value: str) -> str:
+    """``value`` unless it holds a lone surrogate: bytes that were not UTF-8 on the command
+    line (Python decodes them with surrogateescape), which no store can hold as text."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(f"{what} {quoted(value)} is not valid UTF-8 text") from None
+    return value
+
+
+def _check_options(options: Mapping[str, str]) -> None:
+    if len(options) > MAX_OPTIONS:
+        raise ValidationError(f"at most {MAX_OPTIONS} agent options, not {len(options)}")
+    for key, value in options.items():
+        check_text("option name", key)
+        if len(key) > MAX_OPTION_KEY_CHARS:
+            raise ValidationError(
+                f"option name {quoted(key)} is longer than {MAX_OPTION_KEY_CHARS} characters"
+            )
+        check_text(f"option {quoted(key)}: value", value)
+        if len(value) > MAX_OPTION_VALUE_CHARS:
+            raise ValidationError(
+                f"option {quoted(key)}: its value is {len(value):,} characters, more than "
+                f"{MAX_OPTION_VALUE_CHARS:,}"
+            )
 
 
 async def start_detached(

@@ -8,6 +8,7 @@ import asyncio
 import json
 import math
 import os
+import re
 import sys
 import uuid
 from collections.abc import Callable, Sequence
@@ -21,6 +22,7 @@ from nanoagent_core.actions import (
     resume_detached,
     start_detached,
 )
+from nanoagent_core.clip import quoted
 from nanoagent_core.errors import (
     DatabaseNotFoundError,
     NanoagentError,
@@ -29,14 +31,21 @@ from nanoagent_core.errors import (
 )
 from nanoagent_core.eventtext import describe_event
 from nanoagent_core.follow import EXIT_CRASHED, event_line, follow_run, visible
-from nanoagent_core.models import Event, RunState, RunStatus, Task, check_run_id
+from nanoagent_core.models import (
+    MAX_ITERATIONS,
+    Event,
+    RunState,
+    RunStatus,
+    Task,
+    check_run_id,
+)
 from nanoagent_core.paths import MEMORY, resolve_db_location
 from nanoagent_core.protocols import Step
 from nanoagent_core.status import ShownStatus, shown_status
 from nanoagent_core.stores import AnyStore, open_store
 from nanoagent_core.worker import DEFAULT_HEARTBEAT, resume_run
 
-__all__ = ["EXIT_CODES", "main", "run_summary"]
+__all__ = ["EXIT_CODES", "EXIT_PIPE", "MAX_LIST_LIMIT", "main", "run_summary"]
 
 #: Exit status of ``run`` / ``resume`` by the run's final status.
 EXIT_CODES = {
@@ -48,6 +57,12 @@ EXIT_CODES = {
 }
 EXIT_UNKNOWN_RUN = 3
 EXIT_BUSY = 4
+#: Exit status of a command other than ``run`` / ``resume`` whose reader closed stdout (as
+#: ``nanoagent list | head -1`` does): 128 + SIGPIPE, what a shell reports for ``ls | head``.
+#: ``run`` and ``resume`` keep driving the run to its end and exit by its final status.
+EXIT_PIPE = 128 + 13
+#: The largest ``list --limit``.
+MAX_LIST_LIMIT = 1_000_000_000
 #: The longest heartbeat interval ``--heartbeat`` takes, in seconds.
 MAX_HEARTBEAT = 3600.0
 
@@ -84,7 +99,7 @@ def _build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", parents=[common], help="start a run")
     run.add_argument("goal")
     run.add_argument("--agent", default="demo")
-    run.add_argument("--max-iterations", type=int, default=50, metavar="N")
+    run.add_argument("--max-iterations", type=_iterations, default=50, metavar="N")
     run.add_argument(
         "--option", action="append", default=[], metavar="KEY=VALUE", help="agent option"
     )
@@ -105,7 +120,9 @@ def _build_parser() -> argparse.ArgumentParser:
     listing = sub.add_parser("list", parents=[common], help="list runs, newest activity first")
     listing.add_argument("--json", action="store_true")
     listing.add_argument("--status", choices=[s.value for s in ShownStatus])
-    listing.add_argument("--limit", type=int, default=0, help="at most N runs (0: all)")
+    listing.add_argument(
+        "--limit", type=_limit, default=None, metavar="N", help="at most N runs (default: all)"
+    )
 
     show = sub.add_parser("show", parents=[common], help="show one run")
     show.add_argument("run_id")
@@ -141,9 +158,9 @@ def _port(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+        raise argparse.ArgumentTypeError(f"not a port number: {quoted(text)}") from None
     if not 0 < value < 65536:
-        raise argparse.ArgumentTypeError(f"a port is from 1 to 65535, not {text!r}")
+        raise argparse.ArgumentTypeError(f"a port is from 1 to 65535, not {quoted(text)}")
     return value
 
 
@@ -175,12 +192,34 @@ def _heartbeat_seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {quoted(text)}") from None
     if not (math.isfinite(value) and 0 < value <= MAX_HEARTBEAT):
         raise argparse.ArgumentTypeError(
-            f"a heartbeat must be more than 0 and at most {MAX_HEARTBEAT:g} seconds, not {text!r}"
+            f"a heartbeat must be more than 0 and at most {MAX_HEARTBEAT:g} seconds,"
+            f" not {quoted(text)}"
         )
     return value
+
+
+def _whole(text: str, low: int, high: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not low <= value <= high:
+        raise argparse.ArgumentTypeError(
+            f"takes a whole number from {low:,} to {high:,}, not {quoted(text)}"
+        )
+    return value
+
+
+def _iterations(text: str) -> int:
+    return _whole(text, 1, MAX_ITERATIONS)
+
+
+def _limit(text: str) -> int:
+    """``list --limit``: 1 or more (leave it out to list every run)."""
+    return _whole(text, 1, MAX_LIST_LIMIT)
 
 
 def main(
@@ -189,30 +228,95 @@ def main(
     dashboard: Dashboard | None = None,
     serve: Serve | None = None,
 ) -> int:
+    """The command. Bad input: one line on stderr and exit 2; an unexpected error: one line
+    and exit 1, never a traceback. A closed stdout: see EXIT_PIPE."""
     args = _build_parser().parse_args(argv)
+    _Stdout.closed = False
+    if sys.stdout is None:  # pyright: ignore[reportUnnecessaryComparison]
+        # started with fd 1 closed: write to /dev/null, which also takes fd 1 so that no
+        # database file opened later can land on it
+        _Stdout.closed = True
+        sys.stdout = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115
     try:
-        location = resolve_db_location(getattr(args, "db", None))
-        command = args.command or "tui"
-        if command == "serve":
-            return _serve(location, args, serve)
-        if command in ("tui", "demo"):
-            if command == "demo":
-                from nanoagent_core.demo import start_demo_runs
-
-                ids = asyncio.run(start_demo_runs(location))
-                if args.no_dashboard or dashboard is None:
-                    print("\n".join(ids))
-                    return 0
-            if dashboard is None:
-                raise ValidationError("the dashboard is not installed; try 'nanoagent list'")
-            return dashboard(location)
-        handler = _COMMANDS[command]
-        return asyncio.run(handler(location, args))
+        return _main(args, dashboard, serve)
     except NanoagentError as exc:
         print(f"nanoagent: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        _stdout_gone()
+        return EXIT_PIPE
+    except Exception as exc:  # a bug or an unforeseen failure: one line, no traceback, no locals
+        print(f"nanoagent: unexpected error: {_unexpected(exc)}", file=sys.stderr)
+        return 1
+
+
+def _main(args: argparse.Namespace, dashboard: Dashboard | None, serve: Serve | None) -> int:
+    explicit = getattr(args, "db", None)
+    if explicit == "":
+        raise ValidationError("--db takes a database path or address, not an empty string")
+    location = resolve_db_location(explicit)
+    try:
+        location.encode("utf-8")  # SQLite and PostgreSQL take locations as UTF-8 text
+    except UnicodeEncodeError:
+        raise ValidationError("the database location is not valid UTF-8 text") from None
+    command = args.command or "tui"
+    if command == "serve":
+        return _serve(location, args, serve)
+    if command in ("tui", "demo"):
+        if command == "demo":
+            from nanoagent_core.demo import start_demo_runs
+
+            ids = asyncio.run(start_demo_runs(location))
+            if args.no_dashboard or dashboard is None:
+                print("\n".join(ids), flush=True)
+                return 0
+        if dashboard is None:
+            raise ValidationError("the dashboard is not installed; try 'nanoagent list'")
+        return dashboard(location)
+    handler = _COMMANDS[command]
+    code = asyncio.run(handler(location, args))
+    sys.stdout.flush()  # here, so that a closed pipe is seen (not at the interpreter's exit)
+    return code
+
+
+_USERINFO = re.compile(r"(?<=://)[^/@\s]*@")
+
+
+def _unexpected(exc: BaseException) -> str:
+    """``Type: message`` on one line, clipped, with any ``user:password@`` of an address cut."""
+    text = " ".join(_USERINFO.sub("***@", str(exc)).split())
+    if len(text) > 200:
+        text = text[:199] + "…"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class _Stdout:
+    closed = False  #: its reader has gone; it points at /dev/null now
+
+
+def _stdout_gone() -> None:
+    """The reader of stdout has gone: point stdout at /dev/null so that nothing written later
+    (nor the flush at exit) fails again. The recipe of Python's ``signal`` documentation."""
+    _Stdout.closed = True
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # not a real file (a test's StringIO): nothing to redirect
+        pass
+
+
+def _say(line: str) -> None:
+    """Print one line of ``run`` / ``resume``. Never raises for a closed stdout: the output
+    stops and the run goes on to its end."""
+    if _Stdout.closed:
+        return
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:
+        _stdout_gone()
 
 
 # -- commands ------------------------------------------------------------------------------
@@ -226,9 +330,12 @@ def _parse_options(pairs: Sequence[str]) -> dict[str, str]:
     options: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ValidationError(f"--option takes KEY=VALUE, not {pair!r}")
-        options[key.strip()] = value
+        key = key.strip()
+        if not sep or not key:
+            raise ValidationError(f"--option takes KEY=VALUE, not {quoted(pair)}")
+        if key in options:
+            raise ValidationError(f"--option {quoted(key)} given twice; give each option once")
+        options[key] = value
     return options
 
 
@@ -238,7 +345,7 @@ def _printer(quiet: bool) -> Callable[[RunState, Step], None]:
             return
         stamp = run.updated_at.astimezone().strftime("%H:%M:%S")
         for event in step.events:
-            print(f"{stamp} {run.run_id} {describe_event(event.kind, event.data)}", flush=True)
+            _say(f"{stamp} {run.run_id} {describe_event(event.kind, event.data)}")
 
     return on_step
 
@@ -247,10 +354,9 @@ def _claim_printer(quiet: bool) -> Callable[[RunState, Step], None]:
     def on_claim(run: RunState, step: Step) -> None:
         if not quiet:
             stamp = run.updated_at.astimezone().strftime("%H:%M:%S")
-            print(
+            _say(
                 f"{stamp} {run.run_id} run_claimed epoch={run.epoch} phase={run.phase}"
-                f" iteration={run.iteration}",
-                flush=True,
+                f" iteration={run.iteration}"
             )
 
     return on_claim
@@ -274,7 +380,7 @@ async def _cmd_run(location: str, args: argparse.Namespace) -> int:
             print(run_id)
             return 0
         await store.create_run(run)
-        print(f"run {run_id} in {location}", flush=True)
+        _say(f"run {run_id} in {location}")
         return await _drive(store, run_id, args, quiet=False)
     finally:
         await store.close()
@@ -292,7 +398,7 @@ async def _drive(store: AnyStore, run_id: str, args: argparse.Namespace, *, quie
         line = f"run {run_id} {final.status}"
         if final.error:
             line += f": {final.error}"
-        print(line, flush=True)
+        _say(line)
     return EXIT_CODES[final.status]
 
 
@@ -360,7 +466,7 @@ def run_summary(run: RunState) -> dict[str, Any]:
     }
 
 
-async def _all_runs(store: AnyStore, status: str | None, limit: int) -> list[RunState]:
+async def _all_runs(store: AnyStore, status: str | None, limit: int | None) -> list[RunState]:
     wanted = None if status is None else ShownStatus(status)
     stored: list[RunStatus] | None = None
     if wanted is ShownStatus.CRASHED:
@@ -370,10 +476,10 @@ async def _all_runs(store: AnyStore, status: str | None, limit: int) -> list[Run
     # One query, no OFFSET paging (each page would sort the table again). Stored "running"
     # splits into running and crashed, so those are filtered here before the limit applies.
     derived = wanted in (ShownStatus.RUNNING, ShownStatus.CRASHED)
-    fetch = 1 << 62 if derived or not limit else limit
+    fetch = 1 << 62 if derived or limit is None else limit
     batch = await store.list_runs(statuses=stored, limit=fetch)
     runs = [r for r in batch if not derived or shown_status(r) is wanted]
-    return runs[:limit] if limit else runs
+    return runs if limit is None else runs[:limit]
 
 
 async def _cmd_list(location: str, args: argparse.Namespace) -> int:
@@ -383,7 +489,7 @@ async def _cmd_list(location: str, args: argparse.Namespace) -> int:
         runs: list[RunState] = []
     else:
         try:
-            runs = await _all_runs(store, args.status, max(0, args.limit))
+            runs = await _all_runs(store, args.status, args.limit)
         finally:
             await store.close()
     if args.json:
@@ -471,43 +577,38 @@ async def _cmd_show(location: str, args: argparse.Namespace) -> int:
 
 
 async def _follow_show(location: str, args: argparse.Namespace) -> int:
-    """``show RUN --follow``: the run's events, as ``run`` prints them, until it ends."""
+    """``show RUN --follow``: the run's events, as ``run`` prints them, until it ends. A reader
+    that goes away (``| head``) ends the follow (EXIT_PIPE); the run is not touched."""
     if args.json:
         raise ValidationError("--follow prints lines; use 'show --json' without --follow")
     run_id = check_run_id(args.run_id)
     try:
-        store = await open_store(location, create=False, read_only=location != ":memory:")
+        store = await open_store(location, create=False, read_only=location != MEMORY)
     except DatabaseNotFoundError:
         raise RunNotFoundError(f"no run {run_id!r} (no database at {location})") from None
+
+    def say(line: str) -> None:
+        _say(line)
+        if _Stdout.closed:
+            raise BrokenPipeError
+
     try:
-        end = await follow_run(store, run_id, lambda event: _say(event_line(run_id, event)))
+        end = await follow_run(store, run_id, lambda event: say(event_line(run_id, event)))
         final = end.run
         if end.crashed:
             where = f"pid {final.owner.pid} on {final.owner.host}" if final.owner else "none"
-            _say(visible(f"run {run_id} crashed: its worker ({where}) is gone;"
-                         f" 'nanoagent resume {run_id}' takes it up"))  # fmt: skip
+            say(visible(f"run {run_id} crashed: its worker ({where}) is gone;"
+                        f" 'nanoagent resume {run_id}' takes it up"))  # fmt: skip
             return EXIT_CRASHED
         line = f"run {run_id} {final.status}"
         if final.error:
             line += f": {final.error}"
-        _say(visible(line))
+        say(visible(line))
         return EXIT_CODES[final.status]
-    except BrokenPipeError:  # the reader went away (| head): stop quietly
-        _silence_stdout()
-        return 141
+    except BrokenPipeError:
+        return EXIT_PIPE
     finally:
         await store.close()
-
-
-def _say(line: str) -> None:
-    print(line, flush=True)
-
-
-def _silence_stdout() -> None:
-    """After a broken pipe: point stdout at /dev/null, so that the flush at exit is quiet."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    os.close(devnull)
 
 
 _COMMANDS: dict[str, Callable[[str, argparse.Namespace], Any]] = {

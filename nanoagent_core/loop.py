@@ -6,6 +6,10 @@ Positions (phase, iteration, current task) and what happens from each:
 * ``executing, i, T``: T's start (attempt n) is committed; run its body; commit its outcome,
   its result and the next position (including the next task's start) in one transaction.
   A worker that finds this position on resume starts attempt n + 1 first.
+* ``executing, i, none``: iteration i's task has its outcome; the next position is due. An
+  agent with a ``retry_backoff`` gets here after a failed attempt that will be retried: the
+  failure commits first, the loop waits (cancellable: an abort or a signal stops the wait),
+  then the next position (the next attempt's start) commits. Resume moves on at once.
 * ``reflecting, i``: ask the reflector; commit new and cancelled tasks with the next position.
 * ``done``: the run has completed.
 
@@ -15,6 +19,7 @@ outcome committed is never executed again; an in-flight one runs again (at least
 
 from __future__ import annotations
 
+import asyncio
 import bisect
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -188,13 +193,31 @@ class Loop:
             }
         )
         self._keep(failed)
-        event = NewEvent(
-            kind=EventKind.TASK_FAILED,
-            data={**base, "seconds": seconds, "error": outcome.output, "will_retry": not gave_up},
-        )
+        data: dict[str, object] = {
+            **base,
+            "seconds": seconds,
+            "error": outcome.output,
+            "will_retry": not gave_up,
+        }
+        wait = 0.0 if gave_up else self._agent.retry_wait(failures)
+        if wait:
+            data["retry_in"] = round(wait, 3)
+        event = NewEvent(kind=EventKind.TASK_FAILED, data=data)
         if gave_up:
             error = f"task {task.id} failed {failures} attempts in a row: {outcome.output}"
             return self._fail(error, [event], iteration=iteration, task_id=task.id)
+        if wait:
+            # The failure is recorded before the wait, the next attempt's start after it.
+            await self._commit(
+                Step(
+                    phase=Phase.EXECUTING,
+                    iteration=iteration,
+                    current_task_id=None,
+                    events=(event,),
+                )
+            )
+            await asyncio.sleep(wait)
+            return self._after_task(iteration, [])
         return self._after_task(iteration, [event])
 
     async def _reflect(self) -> Step:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -9,6 +10,8 @@ from typing import Protocol
 from nanoagent_core.models import Task
 
 __all__ = [
+    "MAX_RETRY_BACKOFF",
+    "MAX_RETRY_WAIT",
     "Agent",
     "AgentFactory",
     "ExecutionResult",
@@ -19,6 +22,12 @@ __all__ = [
     "Reflector",
     "Transcript",
 ]
+
+
+#: The largest ``Agent.retry_backoff``, in seconds.
+MAX_RETRY_BACKOFF = 60.0
+#: The longest wait before a retry, however many attempts failed, in seconds.
+MAX_RETRY_WAIT = 300.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +97,23 @@ class Agent:
     executor: Executor
     reflector: Reflector
     options: Mapping[str, str] = field(default_factory=dict[str, str])
+    #: Seconds to wait before the second attempt of a task whose attempt failed; each further
+    #: retry waits twice as long as the one before, at most MAX_RETRY_WAIT. 0: retry at once.
+    retry_backoff: float = 0.0
+
+    def __post_init__(self) -> None:
+        backoff = self.retry_backoff
+        if not (math.isfinite(backoff) and 0 <= backoff <= MAX_RETRY_BACKOFF):
+            raise ValueError(
+                f"retry_backoff must be from 0 to {MAX_RETRY_BACKOFF:g} seconds, not {backoff!r}"
+            )
+
+    def retry_wait(self, failures: int) -> float:
+        """Seconds to wait before the next attempt of a task after ``failures`` failed
+        attempts in a row: ``retry_backoff * 2 ** (failures - 1)``, at most MAX_RETRY_WAIT."""
+        if failures < 1 or not self.retry_backoff:
+            return 0.0
+        return min(self.retry_backoff * 2.0 ** min(failures - 1, 32), MAX_RETRY_WAIT)
 
 
 class AgentFactory(Protocol):

@@ -6,6 +6,9 @@ Options (all strings, as given with ``--option KEY=VALUE``):
 * ``delay``: seconds each task body takes (default 0.3)
 * ``followups``: tasks the first reflection adds (default 2)
 * ``fail``: comma-separated task numbers whose first attempt fails, e.g. ``2,4``
+* ``fail_always``: comma-separated task numbers whose every attempt fails (the run fails)
+* ``backoff``: seconds before a failed task's retry, doubling per retry (default 0; at most
+  60; see ``Agent.retry_backoff``)
 * ``log``: a file to which each body start appends ``key`` (``run_id:task_id:attempt``)
 
 The same goal and options give the same tasks, results and final result, whether or not the
@@ -15,12 +18,15 @@ run was interrupted and resumed.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from nanoagent_core.agents.base import Agent, ExecutionResult, Reflection
+from nanoagent_core.agents.base import MAX_RETRY_BACKOFF, Agent, ExecutionResult, Reflection
+from nanoagent_core.clip import quoted
 from nanoagent_core.errors import ValidationError
 from nanoagent_core.models import Task
 
@@ -42,25 +48,39 @@ class DemoOptions:
     followups: int = 2
     fail: frozenset[int] = frozenset()
     log: str | None = None
+    fail_always: frozenset[int] = frozenset()
+    backoff: float = 0.0
 
     @classmethod
     def parse(cls, options: Mapping[str, str]) -> DemoOptions:
-        known = {"tasks", "delay", "followups", "fail", "log"}
+        known = {"tasks", "delay", "followups", "fail", "log", "fail_always", "backoff"}
         unknown = sorted(set(options) - known)
         if unknown:
             raise ValidationError(
-                f"demo agent: unknown option {unknown[0]!r} (known: {', '.join(sorted(known))})"
+                f"demo agent: unknown option {quoted(unknown[0])}"
+                f" (known: {', '.join(sorted(known))})"
             )
         tasks = _int(options, "tasks", 5, 1, 50)
         delay = _float(options, "delay", 0.3, 0.0, 3600.0)
         followups = _int(options, "followups", 2, 0, 20)
-        fail: set[int] = set()
-        for part in options.get("fail", "").split(","):
-            if part.strip():
-                if not part.strip().isdigit():
-                    raise ValidationError(f"demo agent: fail takes task numbers, not {part!r}")
-                fail.add(int(part))
-        return cls(tasks, delay, followups, frozenset(fail), options.get("log") or None)
+        fail = _numbers(options, "fail")
+        parsed = cls(tasks, delay, followups, fail, options.get("log") or None)
+        return dataclasses.replace(
+            parsed,
+            fail_always=_numbers(options, "fail_always"),
+            backoff=_float(options, "backoff", 0.0, 0.0, MAX_RETRY_BACKOFF),
+        )
+
+
+def _numbers(options: Mapping[str, str], name: str) -> frozenset[int]:
+    """A comma-separated list of task numbers."""
+    numbers: set[int] = set()
+    for part in options.get(name, "").split(","):
+        if part.strip():
+            if not part.strip().isdigit() or len(part.strip()) > 6:
+                raise ValidationError(f"demo agent: {name} takes task numbers, not {quoted(part)}")
+            numbers.add(int(part))
+    return frozenset(numbers)
 
 
 def _int(options: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -70,7 +90,9 @@ def _int(options: Mapping[str, str], name: str, default: int, low: int, high: in
     try:
         value = int(raw)
     except ValueError:
-        raise ValidationError(f"demo agent: {name} must be a whole number, not {raw!r}") from None
+        raise ValidationError(
+            f"demo agent: {name} must be a whole number, not {quoted(raw)}"
+        ) from None
     if not low <= value <= high:
         raise ValidationError(f"demo agent: {name} must be between {low} and {high}")
     return value
@@ -83,8 +105,8 @@ def _float(options: Mapping[str, str], name: str, default: float, low: float, hi
     try:
         value = float(raw)
     except ValueError:
-        raise ValidationError(f"demo agent: {name} must be a number, not {raw!r}") from None
-    if not low <= value <= high:
+        raise ValidationError(f"demo agent: {name} must be a number, not {quoted(raw)}") from None
+    if not (math.isfinite(value) and low <= value <= high):
         raise ValidationError(f"demo agent: {name} must be between {low:g} and {high:g}")
     return value
 
@@ -121,6 +143,10 @@ class _DemoExecutor:
         if self._opts.delay:
             await asyncio.sleep(self._opts.delay)
         number = _number(task)
+        if number in self._opts.fail_always:
+            return ExecutionResult(
+                False, f"step {number}: simulated failure on every attempt ({task.attempts})"
+            )
         if number in self._opts.fail and task.attempts == 1:
             return ExecutionResult(False, f"step {number}: simulated failure on the first attempt")
         digest = _digest(task.description)
@@ -152,4 +178,5 @@ def make_demo_agent(options: Mapping[str, str]) -> Agent:
         executor=_DemoExecutor(opts),
         reflector=_DemoReflector(opts),
         options=dict(options),
+        retry_backoff=opts.backoff,
     )

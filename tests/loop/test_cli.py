@@ -78,7 +78,7 @@ def bad_input_cases(tmp_path: Path) -> tuple[list[Case], dict[str, Path]]:
         Case("out-of-range value", ["run", "g", "--option", "delay=-1", *db], "delay"),
         Case("bad fail list", ["run", "g", "--option", "fail=2,x", *db], "fail"),
         Case("unknown agent", ["run", "g", "--agent", "nope", *db], "unknown agent 'nope'"),
-        Case("zero iterations", ["run", "g", "--max-iterations", "0", *db], "max_iterations"),
+        Case("zero iterations", ["run", "g", "--max-iterations", "0", *db], "max-iterations"),
         Case("iterations not a number", ["run", "g", "--max-iterations", "x", *db], "max-iter"),
         Case("zero heartbeat", ["run", "g", "--heartbeat", "0", *db], "heartbeat"),
         Case("nan heartbeat", ["resume", "r", "--heartbeat", "nan", *db], "heartbeat"),
