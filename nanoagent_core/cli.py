@@ -30,7 +30,7 @@ from nanoagent_core.eventtext import describe_event
 from nanoagent_core.models import Event, RunState, RunStatus, Task, check_run_id
 from nanoagent_core.paths import resolve_db_location
 from nanoagent_core.protocols import Step
-from nanoagent_core.status import ShownStatus, shown_status
+from nanoagent_core.status import ShownStatus, shown_status, verdict, verdicts
 from nanoagent_core.stores import AnyStore, open_store
 from nanoagent_core.worker import DEFAULT_HEARTBEAT, resume_run
 
@@ -281,8 +281,9 @@ async def _cmd_abort(location: str, args: argparse.Namespace) -> int:
     return 0
 
 
-def run_summary(run: RunState) -> dict[str, Any]:
-    """The fields of one run in ``list --json`` (and the top of ``show --json``)."""
+def run_summary(run: RunState, status: ShownStatus | None = None) -> dict[str, Any]:
+    """The fields of one run in ``list --json`` (and the top of ``show --json``); ``status``
+    is its verdict (status.verdicts), judged now when not given."""
 
     def iso(value: datetime | None) -> str | None:
         return None if value is None else value.isoformat()
@@ -291,7 +292,8 @@ def run_summary(run: RunState) -> dict[str, Any]:
         "run_id": run.run_id,
         "goal": run.goal,
         "agent": run.agent,
-        "status": shown_status(run).value,
+        "status": (status or shown_status(run)).value,
+        "damaged": run.damaged,
         "phase": run.phase.value,
         "iteration": run.iteration,
         "max_iterations": run.max_iterations,
@@ -307,19 +309,23 @@ def run_summary(run: RunState) -> dict[str, Any]:
     }
 
 
-async def _all_runs(store: AnyStore, status: str | None, limit: int) -> list[RunState]:
+async def _all_runs(
+    store: AnyStore, status: str | None, limit: int
+) -> list[tuple[RunState, ShownStatus]]:
     wanted = None if status is None else ShownStatus(status)
     stored: list[RunStatus] | None = None
     if wanted is ShownStatus.CRASHED:
         stored = [RunStatus.RUNNING]
+    elif wanted is ShownStatus.DAMAGED:
+        stored = None
     elif wanted is not None:
         stored = [RunStatus(wanted.value)]
     # One query, no OFFSET paging (each page would sort the table again). Stored "running"
     # splits into running and crashed, so those are filtered here before the limit applies.
-    derived = wanted in (ShownStatus.RUNNING, ShownStatus.CRASHED)
-    fetch = 1 << 62 if derived or not limit else limit
-    batch = await store.list_runs(statuses=stored, limit=fetch)
-    runs = [r for r in batch if not derived or shown_status(r) is wanted]
+    # A damaged run shows as damaged whatever its stored status says.
+    fetch = 1 << 62 if wanted is not None or not limit else limit
+    batch = await verdicts(store, await store.list_runs(statuses=stored, limit=fetch))
+    runs = [(r, shown) for r, shown in batch if wanted is None or shown is wanted]
     return runs[:limit] if limit else runs
 
 
@@ -327,7 +333,7 @@ async def _cmd_list(location: str, args: argparse.Namespace) -> int:
     try:
         store = await open_store(location, create=False, read_only=location != ":memory:")
     except DatabaseNotFoundError:
-        runs: list[RunState] = []
+        runs: list[tuple[RunState, ShownStatus]] = []
     else:
         try:
             runs = await _all_runs(store, args.status, max(0, args.limit))
@@ -335,15 +341,15 @@ async def _cmd_list(location: str, args: argparse.Namespace) -> int:
             await store.close()
     if args.json:
         # Compact: the C encoder (an indent falls back to the pure-Python one).
-        json.dump([run_summary(run) for run in runs], sys.stdout)
+        json.dump([run_summary(run, shown) for run, shown in runs], sys.stdout)
         print()
         return 0
     if not runs:
         print("no runs yet: try 'nanoagent demo' or 'nanoagent run \"a goal\"'")
         return 0
     print(f"{'STATUS':<12}{'RUN':<14}{'PHASE':<11}{'TASKS':>7}{'ITER':>10}  GOAL")
-    for run in runs:
-        status = shown_status(run).value + ("*" if run.abort_requested_at else "")
+    for run, shown in runs:
+        status = shown.value + ("*" if run.abort_requested_at else "")
         tasks = f"{run.tasks_done}/{run.tasks_total}"
         iters = f"{run.iteration}/{run.max_iterations}"
         goal = " ".join(run.goal.split())
@@ -376,6 +382,7 @@ async def _cmd_show(location: str, args: argparse.Namespace) -> int:
         raise RunNotFoundError(f"no run {run_id!r} (no database at {location})") from None
     try:
         run, tasks, results = await store.get_run_detail(run_id)
+        run, shown = await verdict(store, run)
         events: list[Event] = []
         while True:
             batch = await store.read_events(
@@ -387,7 +394,7 @@ async def _cmd_show(location: str, args: argparse.Namespace) -> int:
     finally:
         await store.close()
     if args.json:
-        document = run_summary(run) | {
+        document = run_summary(run, shown) | {
             "tasks": [_task_json(task) for task in tasks],
             "results": results,
             "events": [_event_json(event) for event in events],
@@ -397,7 +404,9 @@ async def _cmd_show(location: str, args: argparse.Namespace) -> int:
         json.dump(document, sys.stdout, indent=1)
         print()
         return 0
-    summary = run_summary(run)
+    summary = run_summary(run, shown)
+    if run.damaged:
+        print(f"run {run.run_id}  damaged: {run.damaged}")
     print(f"run {run.run_id}  {summary['status']}  {run.phase} iteration {run.iteration}"
           f"/{run.max_iterations}  tasks {run.tasks_done}/{run.tasks_total}")  # fmt: skip
     print(f"goal: {run.goal}")
