@@ -227,7 +227,8 @@ async def test_lock_held_past_busy_timeout_interrupts_and_worker_shows_alive(db:
     # while it waited on the lock (its lease long over) it was alive and shown so
     assert store.seen_running == [ShownStatus.RUNNING]
     assert final.status is RunStatus.INTERRUPTED, final.error
-    assert final.error is not None and "locked" in final.error
+    assert final.error is not None
+    assert "locked" in final.error
     assert shown_status(final) is ShownStatus.INTERRUPTED
 
 
