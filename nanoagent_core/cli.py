@@ -27,7 +27,7 @@ from nanoagent_core.errors import (
     ValidationError,
 )
 from nanoagent_core.eventtext import describe_event
-from nanoagent_core.models import Event, RunState, RunStatus, Task, check_run_id
+from nanoagent_core.models import Event, RunState, RunStatus, Task, check_run_id, utc_now
 from nanoagent_core.paths import resolve_db_location
 from nanoagent_core.protocols import Step
 from nanoagent_core.status import ShownStatus, shown_status, verdict, verdicts
@@ -293,7 +293,6 @@ def run_summary(run: RunState, status: ShownStatus | None = None) -> dict[str, A
         "goal": run.goal,
         "agent": run.agent,
         "status": (status or shown_status(run)).value,
-        "damaged": run.damaged,
         "phase": run.phase.value,
         "iteration": run.iteration,
         "max_iterations": run.max_iterations,
@@ -306,6 +305,7 @@ def run_summary(run: RunState, status: ShownStatus | None = None) -> dict[str, A
         "heartbeat_at": iso(run.heartbeat_at),
         "worker_host": run.owner.host if run.owner else None,
         "worker_pid": run.owner.pid if run.owner else None,
+        "damaged": run.damaged,  #: why the stored row could not be read whole, or None
     }
 
 
@@ -412,7 +412,12 @@ async def _cmd_show(location: str, args: argparse.Namespace) -> int:
     print(f"goal: {run.goal}")
     print(f"agent: {run.agent} {json.dumps(run.agent_options)}")
     if run.owner:
-        print(f"worker: pid {run.owner.pid} on {run.owner.host}")
+        waits = ""
+        if shown is ShownStatus.RUNNING and run.lease_expires_at and run.heartbeat_at:
+            quiet = (utc_now() - run.heartbeat_at).total_seconds()
+            if run.lease_expires_at <= utc_now():  # alive, but its heartbeat cannot commit
+                waits = f" (waiting: no heartbeat committed for {quiet:.0f} s; database busy?)"
+        print(f"worker: pid {run.owner.pid} on {run.owner.host}{waits}")
     for task in tasks:
         mark = ">" if task.id == run.current_task_id and run.phase.value == "executing" else " "
         print(f"{mark} {task.status.value:<9} {task.id} p{task.priority} a{task.attempts}"

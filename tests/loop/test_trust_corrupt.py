@@ -9,7 +9,7 @@ import random
 import sqlite3
 from pathlib import Path
 
-from loopkit import cli, clean_env
+from loopkit import clean_env, cli
 
 from nanoagent_core.actions import new_run
 from nanoagent_core.sqlite import SQLiteStore

@@ -167,6 +167,8 @@ async def test_live_worker_past_its_lease_is_held_for_list_and_resume(
     resumed = await acli("resume", "slow", "--db", db, env=env)
     assert resumed.code == 4, resumed
     assert "held by a live worker" in resumed.err
+    shown = await acli("show", "slow", "--db", db, env=env)
+    assert "waiting: no heartbeat committed" in shown.out.splitlines()[3], shown
     # frozen, it makes no progress: its (expired) lease decides, for both
     os.kill(child.pid, signal.SIGSTOP)
     await wait_until(tick, lambda _: not held_by_live_worker(run), timeout=10, what="stopped state")
@@ -276,3 +278,35 @@ async def test_abort_pending_when_worker_was_killed_is_recorded_on_resume(
     # the request applied first; the resume then took up the aborted run
     assert kinds.index("run_aborted") < len(kinds) - 1 - kinds[::-1].index("run_claimed")
     assert shown["status"] == "completed"
+
+
+async def test_tiny_heartbeat_list_and_resume_agree_on_a_live_worker(
+    db: str, env: dict[str, str]
+) -> None:
+    options = ["--option", "tasks=50", "--option", "delay=5", "--option", "followups=0"]
+    worker = await start_cli(
+        "run", GOAL, "--db", db, "--run-id", "tiny", "--heartbeat", "0.001", *options, env=env
+    )
+    try:
+
+        async def probe() -> RunState | None:
+            try:
+                return await read_run(db, "tiny")
+            except Exception:  # not created yet
+                return None
+
+        await wait_until(
+            probe, lambda r: r is not None and r.owner is not None, timeout=30, what="claimed"
+        )
+        for _ in range(3):  # its lease (3 ms) is over most of the time: the pid decides
+            listed = json.loads((await acli("list", "--json", "--db", db, env=env)).out)
+            resumed = await acli("resume", "tiny", "--db", db, env=env)
+            assert worker.returncode is None  # still alive: both must say it holds the run
+            assert listed[0]["status"] == "running", listed
+            assert resumed.code == 4, resumed
+    finally:
+        kill_child(worker, signal.SIGKILL)
+        await worker.wait()
+    await wait_pid_gone(worker.pid, timeout=30)
+    listed = json.loads((await acli("list", "--json", "--db", db, env=env)).out)
+    assert listed[0]["status"] == "crashed"
