@@ -63,11 +63,12 @@ def run_from_row(row: Row, when: TimeReader) -> RunState:
         raise DamagedRowError(f"unreadable row: {_clip(exc)}") from None
     problems: list[str] = []
 
-    def read(name: str, fn: Callable[[], T], fallback: T) -> T:
+    def read(name: str, fn: Callable[[], T], fallback: T, why: str | None = None) -> T:
+        # ``why`` replaces messages that would quote the stored value (enums, pydantic).
         try:
             return fn()
         except (ValueError, TypeError, AttributeError, ArithmeticError, OSError) as exc:
-            problems.append(f"{name}: {_clip(exc)}")
+            problems.append(f"{name}: {why or _clip(exc)}")
             return fallback
 
     def text(name: str, value: Any) -> str:
@@ -90,6 +91,7 @@ def run_from_row(row: Row, when: TimeReader) -> RunState:
                 pid_started=float(owner_pid_started or 0.0),
             ),
             None,
+            "not a valid owner",
         )
     )
     created = moment("created_at", created_at) or _EPOCH
@@ -99,10 +101,10 @@ def run_from_row(row: Row, when: TimeReader) -> RunState:
         max_iterations=number("max_iterations", max_iterations),
         agent=text("agent", agent),
         agent_options=read("agent_options", lambda: _options(agent_options), {}),
-        phase=read("phase", lambda: Phase(phase), Phase.PLANNING),
+        phase=read("phase", lambda: Phase(phase), Phase.PLANNING, "not a known phase"),
         iteration=number("iteration", iteration),
         current_task_id=current_task_id if isinstance(current_task_id, str) else None,
-        status=read("status", lambda: RunStatus(status), RunStatus.FAILED),
+        status=read("status", lambda: RunStatus(status), RunStatus.FAILED, "not a known status"),
         created_at=created,
         updated_at=moment("updated_at", updated_at) or created,
         finished_at=moment("finished_at", finished_at),

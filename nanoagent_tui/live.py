@@ -98,8 +98,8 @@ class Filter:
 
     def stored(self) -> list[RunStatus] | None:
         """The stored statuses that can show as ``status``."""
-        if self.status is None:
-            return None
+        if self.status is None or self.status == ShownStatus.DAMAGED:
+            return None  # a damaged run's stored status says nothing
         if self.status in (ShownStatus.RUNNING, ShownStatus.CRASHED, ABORTING):
             return [RunStatus.RUNNING]
         return [RunStatus(self.status)]
