@@ -234,6 +234,19 @@ async def test_lock_held_past_busy_timeout_interrupts_and_worker_shows_alive(db:
     assert shown_status(final) is ShownStatus.INTERRUPTED
 
 
+def write_lock_free(db: str) -> bool:
+    """True if nobody holds the database's write lock right now."""
+    conn = sqlite3.connect(db, timeout=0.2, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("ROLLBACK")
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        conn.close()
+    return True
+
+
 # -- item 11: an abort requested of a worker that died before acting on it -----------------
 
 
@@ -255,7 +268,15 @@ async def test_abort_pending_when_worker_was_killed_is_recorded_on_resume(
         await wait_until(
             probe, lambda r: r is not None and r.owner is not None, timeout=30, what="claimed"
         )
-        kill_child(worker, signal.SIGSTOP)  # it cannot act on the request
+        # freeze it (it cannot act on the request), never while it holds the write lock
+        for _ in range(200):
+            kill_child(worker, signal.SIGSTOP)
+            if await asyncio.to_thread(write_lock_free, db):
+                break
+            kill_child(worker, signal.SIGCONT)
+            await asyncio.sleep(0.01)
+        else:
+            pytest.fail("could not freeze the worker outside a transaction")
         asked = await acli("abort", "doomed", "--db", db, env=env)
         assert asked.code == 0, asked
         assert "abort requested" in asked.out
