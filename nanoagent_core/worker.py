@@ -164,7 +164,8 @@ async def drive(
             loop_task.cancel()
     if isinstance(failure, DatabaseBusyError):
         # Another process held the write lock past the busy timeout: not the run's fault.
-        return await _record_stop(store, run_id, epoch, _Stop.INTERRUPT, str(failure))
+        cause = f"another process holding the write lock past the busy timeout ({failure})"
+        return await _record_stop(store, run_id, epoch, _Stop.INTERRUPT, cause)
     if failure is not None:
         return await _record_failure(store, run_id, epoch, failure)
     reason = stops[0]
