@@ -46,6 +46,8 @@ STORE_FIGURES = (
     Figure("refresh", "store: refresh after 1 change (token + read_events + get_runs)", "us",
            flat=True),
     Figure("first_page", "store: first page (count_runs + 50 newest runs)", "ms"),
+    Figure("open_writer", "store: open + close as a writer (PRAGMA quick_check included)", "ms"),
+    Figure("open_viewer", "store: open + close read-only (cheap probe, no quick_check)", "ms"),
 )  # fmt: skip
 
 
@@ -91,10 +93,24 @@ async def store_costs(path: Path, runs: int, samples: int) -> dict[str, Stat]:
                 raise RuntimeError("short first page")
 
         page = await _time_async(first_page, max(5, samples // 5), 1e3)
+
+        async def open_close(read_only: bool) -> None:
+            store = await SQLiteStore.open(path, read_only=read_only, create=False)
+            await store.close()
+
+        opens = max(3, samples // 10)
+        open_writer = await _time_async(lambda: open_close(False), opens, 1e3)
+        open_viewer = await _time_async(lambda: open_close(True), opens, 1e3)
     finally:
         await writer.close()
         await reader.close()
-    return {"idle_poll": idle, "refresh": Stat.of(refresh), "first_page": page}
+    return {
+        "idle_poll": idle,
+        "refresh": Stat.of(refresh),
+        "first_page": page,
+        "open_writer": open_writer,
+        "open_viewer": open_viewer,
+    }
 
 
 def _last_event_id(path: Path) -> int:

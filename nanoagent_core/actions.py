@@ -13,7 +13,7 @@ from nanoagent_core.errors import RunBusyError, RunFinishedError, ValidationErro
 from nanoagent_core.launch import spawn_worker
 from nanoagent_core.models import RunState, RunStatus, check_run_id, utc_now, validated
 from nanoagent_core.protocols import LeaseStore, RunStore
-from nanoagent_core.status import owner_gone
+from nanoagent_core.status import check_not_held, check_readable, held_by_live_worker
 
 __all__ = [
     "MAX_OPTIONS",
@@ -114,10 +114,8 @@ async def start_detached(
 def check_resumable(run: RunState) -> None:
     """RunBusyError while a live worker holds the run; returns for anything resume takes up
     (a completed run included: resuming it returns at once)."""
-    if run.status is RunStatus.RUNNING and run.owner is not None and not owner_gone(run):
-        raise RunBusyError(
-            f"run {run.run_id!r} is held by a live worker (pid {run.owner.pid} on {run.owner.host})"
-        )
+    check_readable(run)
+    check_not_held(run)
 
 
 async def resume_detached(
@@ -138,9 +136,10 @@ async def abort_run(store: ActionStore, run_id: str) -> str:
     live worker, aborted at once. RunFinishedError for a finished run. Says what happened."""
     for _ in range(3):
         run = await store.get_run(run_id)
+        check_readable(run)
         if run.status.finished:
             raise RunFinishedError(f"run {run_id!r} has already finished ({run.status})")
-        if run.status is RunStatus.RUNNING and run.owner is not None and not owner_gone(run):
+        if held_by_live_worker(run) and run.owner is not None:
             await store.request_abort(run_id)
             return f"abort requested: worker pid {run.owner.pid} on {run.owner.host} stops it"
         try:

@@ -38,10 +38,11 @@ from nanoagent_core.models import (
     RunStatus,
     Task,
     check_run_id,
+    utc_now,
 )
 from nanoagent_core.paths import MEMORY, resolve_db_location
 from nanoagent_core.protocols import Step
-from nanoagent_core.status import ShownStatus, shown_status
+from nanoagent_core.status import ShownStatus, shown_status, verdict, verdicts
 from nanoagent_core.stores import AnyStore, open_store
 from nanoagent_core.worker import DEFAULT_HEARTBEAT, resume_run
 
@@ -440,8 +441,9 @@ async def _cmd_abort(location: str, args: argparse.Namespace) -> int:
     return 0
 
 
-def run_summary(run: RunState) -> dict[str, Any]:
-    """The fields of one run in ``list --json`` (and the top of ``show --json``)."""
+def run_summary(run: RunState, status: ShownStatus | None = None) -> dict[str, Any]:
+    """The fields of one run in ``list --json`` (and the top of ``show --json``); ``status``
+    is its verdict (status.verdicts), judged now when not given."""
 
     def iso(value: datetime | None) -> str | None:
         return None if value is None else value.isoformat()
@@ -450,7 +452,7 @@ def run_summary(run: RunState) -> dict[str, Any]:
         "run_id": run.run_id,
         "goal": run.goal,
         "agent": run.agent,
-        "status": shown_status(run).value,
+        "status": (status or shown_status(run)).value,
         "phase": run.phase.value,
         "iteration": run.iteration,
         "max_iterations": run.max_iterations,
@@ -463,22 +465,27 @@ def run_summary(run: RunState) -> dict[str, Any]:
         "heartbeat_at": iso(run.heartbeat_at),
         "worker_host": run.owner.host if run.owner else None,
         "worker_pid": run.owner.pid if run.owner else None,
+        "damaged": run.damaged,  #: why the stored row could not be read whole, or None
     }
 
 
-async def _all_runs(store: AnyStore, status: str | None, limit: int | None) -> list[RunState]:
+async def _all_runs(
+    store: AnyStore, status: str | None, limit: int | None
+) -> list[tuple[RunState, ShownStatus]]:
     wanted = None if status is None else ShownStatus(status)
     stored: list[RunStatus] | None = None
     if wanted is ShownStatus.CRASHED:
         stored = [RunStatus.RUNNING]
+    elif wanted is ShownStatus.DAMAGED:
+        stored = None
     elif wanted is not None:
         stored = [RunStatus(wanted.value)]
     # One query, no OFFSET paging (each page would sort the table again). Stored "running"
     # splits into running and crashed, so those are filtered here before the limit applies.
-    derived = wanted in (ShownStatus.RUNNING, ShownStatus.CRASHED)
-    fetch = 1 << 62 if derived or limit is None else limit
-    batch = await store.list_runs(statuses=stored, limit=fetch)
-    runs = [r for r in batch if not derived or shown_status(r) is wanted]
+    # A damaged run shows as damaged whatever its stored status says.
+    fetch = 1 << 62 if wanted is not None or limit is None else limit
+    batch = await verdicts(store, await store.list_runs(statuses=stored, limit=fetch))
+    runs = [(r, shown) for r, shown in batch if wanted is None or shown is wanted]
     return runs if limit is None else runs[:limit]
 
 
@@ -486,7 +493,7 @@ async def _cmd_list(location: str, args: argparse.Namespace) -> int:
     try:
         store = await open_store(location, create=False, read_only=location != ":memory:")
     except DatabaseNotFoundError:
-        runs: list[RunState] = []
+        runs: list[tuple[RunState, ShownStatus]] = []
     else:
         try:
             runs = await _all_runs(store, args.status, args.limit)
@@ -494,15 +501,15 @@ async def _cmd_list(location: str, args: argparse.Namespace) -> int:
             await store.close()
     if args.json:
         # Compact: the C encoder (an indent falls back to the pure-Python one).
-        json.dump([run_summary(run) for run in runs], sys.stdout)
+        json.dump([run_summary(run, shown) for run, shown in runs], sys.stdout)
         print()
         return 0
     if not runs:
         print("no runs yet: try 'nanoagent demo' or 'nanoagent run \"a goal\"'")
         return 0
     print(f"{'STATUS':<12}{'RUN':<14}{'PHASE':<11}{'TASKS':>7}{'ITER':>10}  GOAL")
-    for run in runs:
-        status = shown_status(run).value + ("*" if run.abort_requested_at else "")
+    for run, shown in runs:
+        status = shown.value + ("*" if run.abort_requested_at else "")
         tasks = f"{run.tasks_done}/{run.tasks_total}"
         iters = f"{run.iteration}/{run.max_iterations}"
         goal = " ".join(run.goal.split())
@@ -537,6 +544,7 @@ async def _cmd_show(location: str, args: argparse.Namespace) -> int:
         raise RunNotFoundError(f"no run {run_id!r} (no database at {location})") from None
     try:
         run, tasks, results = await store.get_run_detail(run_id)
+        run, shown = await verdict(store, run)
         events: list[Event] = []
         while True:
             batch = await store.read_events(
@@ -548,7 +556,7 @@ async def _cmd_show(location: str, args: argparse.Namespace) -> int:
     finally:
         await store.close()
     if args.json:
-        document = run_summary(run) | {
+        document = run_summary(run, shown) | {
             "tasks": [_task_json(task) for task in tasks],
             "results": results,
             "events": [_event_json(event) for event in events],
@@ -558,13 +566,20 @@ async def _cmd_show(location: str, args: argparse.Namespace) -> int:
         json.dump(document, sys.stdout, indent=1)
         print()
         return 0
-    summary = run_summary(run)
+    summary = run_summary(run, shown)
+    if run.damaged:
+        print(f"run {run.run_id}  damaged: {run.damaged}")
     print(f"run {run.run_id}  {summary['status']}  {run.phase} iteration {run.iteration}"
           f"/{run.max_iterations}  tasks {run.tasks_done}/{run.tasks_total}")  # fmt: skip
     print(f"goal: {run.goal}")
     print(f"agent: {run.agent} {json.dumps(run.agent_options)}")
     if run.owner:
-        print(f"worker: pid {run.owner.pid} on {run.owner.host}")
+        waits = ""
+        if shown is ShownStatus.RUNNING and run.lease_expires_at and run.heartbeat_at:
+            quiet = (utc_now() - run.heartbeat_at).total_seconds()
+            if run.lease_expires_at <= utc_now():  # alive, but its heartbeat cannot commit
+                waits = f" (waiting: no heartbeat committed for {quiet:.0f} s; database busy?)"
+        print(f"worker: pid {run.owner.pid} on {run.owner.host}{waits}")
     for task in tasks:
         mark = ">" if task.id == run.current_task_id and run.phase.value == "executing" else " "
         print(f"{mark} {task.status.value:<9} {task.id} p{task.priority} a{task.attempts}"

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 __all__ = [
     "AgentError",
+    "DamagedRunError",
+    "DatabaseBusyError",
     "DatabaseError",
     "DatabaseNotFoundError",
     "LeaseLostError",
@@ -57,6 +59,10 @@ class DatabaseError(NanoagentError):
     exit_code = 2
 
 
+class DatabaseBusyError(DatabaseError):
+    """Another process held the database's write lock past the busy timeout."""
+
+
 class DatabaseNotFoundError(DatabaseError):
     """No database at that path."""
 
@@ -85,6 +91,12 @@ class RunBusyError(NanoagentError):
     """A live worker holds this run."""
 
     exit_code = 4
+
+
+class DamagedRunError(NanoagentError):
+    """The run's row holds what nanoagent never writes; it is shown, never acted on."""
+
+    exit_code = 2
 
 
 class RunFinishedError(NanoagentError):

@@ -172,6 +172,9 @@ class RunState(BaseModel):
     result: str | None = None
     tasks_total: int = Field(default=0, ge=0)
     tasks_done: int = Field(default=0, ge=0)
+    #: Why the stored row could not be read whole (None for every row nanoagent wrote); the
+    #: fields that could not be read hold defaults. Never stored: set when reading.
+    damaged: str | None = None
 
 
 class Event(BaseModel):

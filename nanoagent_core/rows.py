@@ -1,8 +1,9 @@
 """Rows read back from a database, turned into records: shared by the SQL stores.
 
 Each store hands in how its time column reads back (SQLite: REAL seconds; PostgreSQL:
-timestamptz). A row holding what this code never writes raises DamagedRowError, which the
-store reports as a damaged database, never as a raw ValueError.
+timestamptz). A task or event row holding what this code never writes raises DamagedRowError,
+which the store reports as a damaged database, never as a raw ValueError; a run row is read
+as far as it can be and flagged ``damaged`` (see run_from_row).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from nanoagent_core.models import Event, Owner, Phase, RunState, RunStatus, Task, TaskStatus
@@ -48,40 +49,108 @@ def decoder(fn: Callable[..., T]) -> Callable[..., T]:
     return decode
 
 
-@decoder
 def run_from_row(row: Row, when: TimeReader) -> RunState:
-    (run_id, goal, max_iterations, agent, agent_options, phase, iteration, current_task_id,
-     status, created_at, updated_at, finished_at, owner_host, owner_pid, owner_pid_started,
-     epoch, heartbeat_at, lease_expires_at, abort_requested_at, error, result,
-     tasks_total, tasks_done) = row  # fmt: skip
+    """The run a row holds. A field holding what this code never writes does not make the
+    run unreadable: it gets a default and the run is flagged ``damaged`` with the reason, so
+    one bad row does not make a whole listing (or dashboard) unreadable. Writers refuse a
+    damaged run (status.check_readable)."""
+    try:
+        (run_id, goal, max_iterations, agent, agent_options, phase, iteration, current_task_id,
+         status, created_at, updated_at, finished_at, owner_host, owner_pid, owner_pid_started,
+         epoch, heartbeat_at, lease_expires_at, abort_requested_at, error, result,
+         tasks_total, tasks_done) = row  # fmt: skip
+    except (TypeError, ValueError) as exc:
+        raise DamagedRowError(f"unreadable row: {_clip(exc)}") from None
+    problems: list[str] = []
+
+    def read(name: str, fn: Callable[[], T], fallback: T, why: str | None = None) -> T:
+        # ``why`` replaces messages that would quote the stored value (enums, pydantic).
+        try:
+            return fn()
+        except (ValueError, TypeError, AttributeError, ArithmeticError, OSError) as exc:
+            problems.append(f"{name}: {why or _clip(exc)}")
+            return fallback
+
+    def text(name: str, value: Any) -> str:
+        return read(name, lambda: _str(value), str(value))
+
+    def number(name: str, value: Any) -> int:
+        return read(name, lambda: _int(value), 0)
+
+    def moment(name: str, value: Any) -> datetime | None:
+        return read(name, lambda: when(value), None)
+
     owner = (
         None
         if owner_host is None or owner_pid is None
-        else Owner(host=owner_host, pid=owner_pid, pid_started=owner_pid_started or 0.0)
+        else read(
+            "owner",
+            lambda: Owner(
+                host=_str(owner_host),
+                pid=_int(owner_pid),
+                pid_started=float(owner_pid_started or 0.0),
+            ),
+            None,
+            "not a valid owner",
+        )
     )
+    created = moment("created_at", created_at) or _EPOCH
     return RunState.model_construct(
-        run_id=run_id,
-        goal=goal,
-        max_iterations=max_iterations,
-        agent=agent,
-        agent_options=json.loads(agent_options),
-        phase=Phase(phase),
-        iteration=iteration,
-        current_task_id=current_task_id,
-        status=RunStatus(status),
-        created_at=when(created_at),
-        updated_at=when(updated_at),
-        finished_at=when(finished_at),
+        run_id=text("run_id", run_id),
+        goal=text("goal", goal),
+        max_iterations=number("max_iterations", max_iterations),
+        agent=text("agent", agent),
+        agent_options=read("agent_options", lambda: _options(agent_options), {}),
+        phase=read("phase", lambda: Phase(phase), Phase.PLANNING, "not a known phase"),
+        iteration=number("iteration", iteration),
+        current_task_id=current_task_id if isinstance(current_task_id, str) else None,
+        status=read("status", lambda: RunStatus(status), RunStatus.FAILED, "not a known status"),
+        created_at=created,
+        updated_at=moment("updated_at", updated_at) or created,
+        finished_at=moment("finished_at", finished_at),
         owner=owner,
-        epoch=epoch,
-        heartbeat_at=when(heartbeat_at),
-        lease_expires_at=when(lease_expires_at),
-        abort_requested_at=when(abort_requested_at),
-        error=error,
-        result=result,
-        tasks_total=tasks_total,
-        tasks_done=tasks_done,
+        epoch=number("epoch", epoch),
+        heartbeat_at=moment("heartbeat_at", heartbeat_at),
+        lease_expires_at=moment("lease_expires_at", lease_expires_at),
+        abort_requested_at=moment("abort_requested_at", abort_requested_at),
+        error=error if error is None or isinstance(error, str) else str(error),
+        result=result if result is None or isinstance(result, str) else str(result),
+        tasks_total=number("tasks_total", tasks_total),
+        tasks_done=number("tasks_done", tasks_done),
+        damaged="; ".join(problems) or None,
     )
+
+
+_EPOCH = datetime.fromtimestamp(0, UTC)
+
+
+def _clip(exc: BaseException) -> str:
+    return " ".join(str(exc).split())[:200]
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"holds {type(value).__name__}, not text")
+    return value
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"holds {type(value).__name__}, not an integer")
+    return value
+
+
+def _options(raw: Any) -> dict[str, str]:
+    try:
+        value = json.loads(_str(raw))
+    except json.JSONDecodeError:
+        raise ValueError("not JSON") from None
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str)
+        for k, v in value.items()  # pyright: ignore[reportUnknownVariableType]
+    ):
+        raise ValueError("not an object of text values")
+    return value  # pyright: ignore[reportUnknownVariableType]
 
 
 @decoder

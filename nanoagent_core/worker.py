@@ -21,6 +21,7 @@ from typing import Protocol
 
 from nanoagent_core.agents.registry import load_agent
 from nanoagent_core.errors import (
+    DatabaseBusyError,
     LeaseLostError,
     NanoagentError,
     RunAbortedError,
@@ -31,7 +32,7 @@ from nanoagent_core.loop import DEFAULT_MAX_FAILURES, Loop, LoopStore, StepListe
 from nanoagent_core.models import EventKind, RunState, RunStatus
 from nanoagent_core.procinfo import current_owner
 from nanoagent_core.protocols import LeaseStore, NewEvent, RunStore, Step
-from nanoagent_core.status import owner_gone
+from nanoagent_core.status import check_not_held, check_readable
 
 __all__ = ["DEFAULT_HEARTBEAT", "WorkerStore", "drive", "resume_run"]
 
@@ -72,26 +73,39 @@ async def resume_run(
     if not (math.isfinite(heartbeat) and heartbeat > 0):
         raise ValidationError(f"heartbeat must be a positive number of seconds, not {heartbeat!r}")
     run = await store.get_run(run_id)
+    check_readable(run)
     if run.status is RunStatus.COMPLETED:
         return run
-    gone = owner_gone(run)
-    if run.status is RunStatus.RUNNING and run.owner is not None and not gone:
-        raise RunBusyError(
-            f"run {run_id!r} is held by a live worker (pid {run.owner.pid} on {run.owner.host})"
-        )
+    check_not_held(run)  # RunBusyError
     agent = load_agent(run.agent, run.agent_options)
+    if run.status is RunStatus.RUNNING and run.abort_requested_at is not None:
+        run = await _apply_pending_abort(store, run)
     on_step = _fault_injector(on_step)
     claimed = await store.claim_run(
         run_id,
         current_owner(),
         expected_epoch=run.epoch,
         lease_seconds=3 * heartbeat,
-        owner_gone=gone,
+        owner_gone=run.status is RunStatus.RUNNING,  # checked above: nobody live holds it
     )
     if on_claim is not None:
         on_claim(claimed, Step(phase=claimed.phase, iteration=claimed.iteration))
     loop = Loop(store, claimed, agent, max_failures=max_failures, on_step=on_step)
     return await drive(store, loop, heartbeat=heartbeat, handle_signals=handle_signals)
+
+
+async def _apply_pending_abort(store: WorkerStore, run: RunState) -> RunState:
+    """An abort was requested, but the worker died before acting on it: the request applies
+    now (the run is recorded ``aborted``, with an event), and this resume then takes up the
+    aborted run, so the request is never dropped silently."""
+    try:
+        return await store.abort_unowned(
+            run.run_id,
+            expected_epoch=run.epoch,
+            reason="aborted on request (its worker ended before acting on it)",
+        )
+    except RunBusyError:
+        raise RunBusyError(f"run {run.run_id!r} was claimed by another worker meanwhile") from None
 
 
 def _fault_injector(on_step: StepListener | None) -> StepListener | None:
@@ -148,6 +162,10 @@ async def drive(
         _remove_signals(signals)
         if not loop_task.done():
             loop_task.cancel()
+    if isinstance(failure, DatabaseBusyError):
+        # Another process held the write lock past the busy timeout: not the run's fault.
+        cause = f"another process holding the write lock past the busy timeout ({failure})"
+        return await _record_stop(store, run_id, epoch, _Stop.INTERRUPT, cause)
     if failure is not None:
         return await _record_failure(store, run_id, epoch, failure)
     reason = stops[0]
@@ -199,7 +217,9 @@ def _remove_signals(installed: list[signal.Signals]) -> None:
         loop.remove_signal_handler(sig)
 
 
-async def _record_stop(store: WorkerStore, run_id: str, epoch: int, reason: _Stop) -> RunState:
+async def _record_stop(
+    store: WorkerStore, run_id: str, epoch: int, reason: _Stop, cause: str | None = None
+) -> RunState:
     # Read the position back rather than trusting the loop's copy: a commit cancelled
     # mid-flight may still have landed (it runs to its end on the connection's thread).
     current = await store.get_run(run_id)
@@ -215,7 +235,7 @@ async def _record_stop(store: WorkerStore, run_id: str, epoch: int, reason: _Sto
         error = f"aborted on request during {place}"
     else:
         status, kind = RunStatus.INTERRUPTED, EventKind.RUN_INTERRUPTED
-        error = f"interrupted by a signal during {place}"
+        error = f"interrupted by {'a signal' if cause is None else cause} during {place}"
     step = Step(
         phase=current.phase,
         iteration=current.iteration,

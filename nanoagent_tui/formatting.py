@@ -47,10 +47,12 @@ _LOOK: dict[str, tuple[str, str]] = {
     ShownStatus.COMPLETED: ("✔", "green"),
     ShownStatus.FAILED: ("✘", "bold red"),
     ShownStatus.ABORTED: ("■", "magenta"),
+    ShownStatus.DAMAGED: ("⚠", "bold red"),
 }
 
 #: The "needs attention first" order of the status sort.
 STATUS_ORDER: dict[str, int] = {
+    ShownStatus.DAMAGED: 0,
     ShownStatus.CRASHED: 0,
     ABORTING: 1,
     ShownStatus.RUNNING: 2,

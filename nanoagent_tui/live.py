@@ -98,8 +98,8 @@ class Filter:
 
     def stored(self) -> list[RunStatus] | None:
         """The stored statuses that can show as ``status``."""
-        if self.status is None:
-            return None
+        if self.status is None or self.status == ShownStatus.DAMAGED:
+            return None  # a damaged run's stored status says nothing
         if self.status in (ShownStatus.RUNNING, ShownStatus.CRASHED, ABORTING):
             return [RunStatus.RUNNING]
         return [RunStatus(self.status)]
@@ -209,6 +209,8 @@ class LiveData:
         self._watch_pending = False
         self._next_open = 0.0
         self._floor = 0.0  #: updated_at of the oldest kept run, when the window is full
+        #: Rows shown crashed: each was read after its worker was seen gone (status.py).
+        self._gone: set[tuple[str, int, datetime, datetime | None]] = set()
 
     # -- what the screens ask -------------------------------------------------------------
 
@@ -233,12 +235,21 @@ class LiveData:
         self._watched = run_id
         self._watch_pending = run_id is not None
 
+    def word(self, run: RunState, now: datetime) -> str:
+        """The status word of ``run``: ``crashed`` only for a row that a poll read after its
+        worker was seen gone; until then (at most one poll) a row read before the worker's
+        last commit still shows what it said (running)."""
+        word = status_word(run, now)
+        if word == ShownStatus.CRASHED and _identity(run) not in self._gone:
+            return ABORTING if run.abort_requested_at is not None else ShownStatus.RUNNING.value
+        return word
+
     def visible(self, now: datetime, sort: SortMode) -> list[tuple[RunState, str]]:
         """The kept runs the filter lets through, in ``sort`` order, with their status word."""
         rows = [
             (run, word)
             for run in self.runs.values()
-            if self.filter.matches(run, word := status_word(run, now))
+            if self.filter.matches(run, word := self.word(run, now))
         ]
         rows.sort(key=_sort_key(sort))
         return rows
@@ -251,7 +262,7 @@ class LiveData:
         split: dict[str, int] = {}
         for run in self.runs.values():
             if run.status is RunStatus.RUNNING:
-                word = status_word(run, now)
+                word = self.word(run, now)
                 split[word] = split.get(word, 0) + 1
         split_total = sum(split.values())
         if stored_running > split_total:
@@ -325,13 +336,14 @@ class LiveData:
         assert store is not None
         token = await store.change_token()
         if self._reload:
-            return await self._load(store, token)
+            return await self._load(store, token, now)
         watch_pending = self._watch_pending
         if token == self._cursor.token and not watch_pending:
             self.stats.idle += 1
+            confirmed = await self._confirm(store, now)
             if self.health is not Health.LIVE:
-                return self._set(Health.LIVE)
-            return None
+                return self._set(Health.LIVE) or (Update(runs=confirmed) if confirmed else None)
+            return Update(runs=confirmed) if confirmed else None
         began = time.perf_counter()
         events, last, more = await self._new_events(store)
         touched = {event.run_id for event in events}
@@ -356,6 +368,7 @@ class LiveData:
         self._cursor = _Cursor(None if more else token, last)
         self.counts = counts
         self._absorb(runs, now)
+        runs.extend(await self._confirm(store, now))
         if watch_pending and watched == self._watched:
             self._watch_pending = False
         health = self._set(Health.LIVE)
@@ -370,7 +383,32 @@ class LiveData:
             history=history,
         )
 
-    async def _load(self, store: ViewerStore, token: int) -> Update:
+    async def _confirm(self, store: ViewerStore, now: datetime) -> tuple[RunState, ...]:
+        """Read again every kept run that looks crashed and is not confirmed yet: the check
+        that its worker is gone comes first, so a row read now that still says running under
+        that worker is a crash; a row that changed (the worker's last commit) replaces the
+        old one and is judged at the next poll. Returns the runs whose word changed."""
+        suspects = [
+            run
+            for run in self.runs.values()
+            if run.status is RunStatus.RUNNING
+            and _identity(run) not in self._gone
+            and status_word(run, now) == ShownStatus.CRASHED
+        ]
+        kept = {_identity(run) for run in self.runs.values()}
+        self._gone &= kept
+        if not suspects:
+            return ()
+        fresh = await store.get_runs([run.run_id for run in suspects])
+        seen = {_identity(run) for run in suspects}
+        for run in fresh:
+            if _identity(run) in seen:
+                self._gone.add(_identity(run))
+            elif run.run_id in self.runs:
+                self.runs[run.run_id] = run
+        return tuple(fresh)
+
+    async def _load(self, store: ViewerStore, token: int, now: datetime) -> Update:
         began = time.perf_counter()
         last = await _last_event_id(store)
         counts = await store.count_runs()
@@ -386,6 +424,7 @@ class LiveData:
             history = await _read_history(store, watched)
         self.runs = {run.run_id: run for run in running}
         self.runs.update((run.run_id, run) for run in window)
+        await self._confirm(store, now)
         self.truncated = len(window) >= self.window
         self._floor = window[-1].updated_at.timestamp() if window else 0.0
         self.counts = counts
@@ -420,7 +459,7 @@ class LiveData:
             if run.run_id in self.runs or run.status is RunStatus.RUNNING:
                 added = added or run.status is not RunStatus.RUNNING  # may have just ended
                 self.runs[run.run_id] = run
-            elif self.filter.matches(run, status_word(run, now)) and (
+            elif self.filter.matches(run, self.word(run, now)) and (
                 floor is None or run.updated_at.timestamp() >= floor
             ):
                 self.runs[run.run_id] = run
@@ -438,6 +477,11 @@ class LiveData:
                     del self.runs[run.run_id]
             self.truncated = True
             self._floor = spare[excess].updated_at.timestamp()
+
+
+def _identity(run: RunState) -> tuple[str, int, datetime, datetime | None]:
+    """One stored version of a run (every write moves updated_at, the epoch or the lease)."""
+    return run.run_id, run.epoch, run.updated_at, run.lease_expires_at
 
 
 def _lease_ending(run: RunState, now: datetime) -> bool:

@@ -37,6 +37,8 @@ def why_not_resumable(run: RunState, now: datetime) -> str | None:
     word = status_word(run, now)
     if word in RESUMABLE:
         return None
+    if word == ShownStatus.DAMAGED:
+        return f"{run.run_id} is damaged: {run.damaged}"
     if word == ABORTING:
         return f"{run.run_id} is being aborted; resume it once it shows aborted"
     if word == ShownStatus.RUNNING:
@@ -47,6 +49,8 @@ def why_not_resumable(run: RunState, now: datetime) -> str | None:
 
 def why_not_abortable(run: RunState, now: datetime) -> str | None:
     word = status_word(run, now)
+    if word == ShownStatus.DAMAGED:
+        return f"{run.run_id} is damaged: {run.damaged}"
     if word == ABORTING:
         return f"{run.run_id}: abort already requested; its worker stops at its next heartbeat"
     if run.status.finished:

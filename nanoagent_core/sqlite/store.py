@@ -22,6 +22,7 @@ import aiosqlite
 
 from nanoagent_core import rows
 from nanoagent_core.errors import (
+    DatabaseBusyError,
     DatabaseError,
     DatabaseNotFoundError,
     LeaseLostError,
@@ -687,6 +688,8 @@ def _prepare(
             )
         _integrity_probe(conn, where)
         return
+    if objects:
+        _quick_check(conn, where)  # before this connection writes anything (WAL switch included)
     _enter_wal(conn, busy_timeout)
     conn.execute(f"PRAGMA synchronous = {synchronous}")
     conn.execute("PRAGMA journal_size_limit = 67108864")
@@ -741,6 +744,24 @@ def _integrity_probe(conn: sqlite3.Connection, where: str) -> None:
         raise NotANanoagentDatabaseError(f"{where}: damaged database ({exc})") from None
 
 
+def _quick_check(conn: sqlite3.Connection, where: str) -> None:
+    """Refuse a corrupt file before writing to it: ``PRAGMA quick_check`` reads every page of
+    the file (every b-tree, not the indexes' agreement with their tables), so its cost grows
+    with the file (bench/bigdb.py measures it). Only a writer pays it; viewers keep the cheap
+    probe, since they never change the file."""
+    try:
+        first = conn.execute("PRAGMA quick_check(1)").fetchone()
+    except sqlite3.DatabaseError as exc:
+        if _damaged(exc):
+            raise NotANanoagentDatabaseError(f"{where}: damaged database ({exc})") from None
+        raise
+    if first is None or first[0] != "ok":
+        detail = " ".join(str(first[0] if first else "no answer").split())[:200]
+        raise NotANanoagentDatabaseError(
+            f"{where}: damaged database (quick_check: {detail}); nothing was written"
+        )
+
+
 def _create_private_file(path: Path) -> None:
     """Create an empty database file readable by its owner only (SQLite's -wal and -shm files
     take the same mode)."""
@@ -765,4 +786,9 @@ def _translate(where: str, exc: sqlite3.Error) -> DatabaseError:
     message = " ".join(str(exc).split()) or type(exc).__name__
     if _damaged(exc):
         return NotANanoagentDatabaseError(f"{where}: damaged database ({message})")
+    if isinstance(exc, sqlite3.OperationalError) and (
+        getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+        or "database is locked" in message
+    ):
+        return DatabaseBusyError(f"{where}: {message}")
     return DatabaseError(f"{where}: {message}")

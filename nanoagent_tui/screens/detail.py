@@ -9,7 +9,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Footer, RichLog, Sparkline, Static
 
 from nanoagent_core.models import Event, EventKind, RunState
-from nanoagent_tui.formatting import in_flight, status_word, task_row
+from nanoagent_tui.formatting import in_flight, task_row
 from nanoagent_tui.live import Detail, Update
 from nanoagent_tui.screens.base import ACTION_BINDINGS, LiveScreen
 from nanoagent_tui.screens.detail_parts import (
@@ -134,7 +134,7 @@ class DetailScreen(LiveScreen):
             return
         run = detail.run
         now = self.dash.clock()
-        word = status_word(run, now)
+        word = self.dash.live.word(run, now)
         width = self.size.width
         shown = (detail, word, width, now.replace(microsecond=0))
         if shown == self._shown:

@@ -610,7 +610,10 @@ async def test_crash_after_every_commit_then_resume_matches_a_clean_run() -> Non
         await store.create_run(
             RunState(run_id="r", goal=GOAL, max_iterations=50, agent_options=DEMO_OPTIONS)
         )
-        run = await store.claim_run("r", current_owner(), expected_epoch=0, lease_seconds=6)
+        # the crashed worker: this process's pid with another start time, i.e. gone (on
+        # this host the process, not the lease, says whether a worker holds the run)
+        dead = current_owner().model_copy(update={"pid_started": 1.0})
+        run = await store.claim_run("r", dead, expected_epoch=0, lease_seconds=6)
         seen = 0
 
         def crash_after_k(state: RunState, step: Step, k: int = k) -> None:
