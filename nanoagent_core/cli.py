@@ -28,7 +28,7 @@ from nanoagent_core.errors import (
 )
 from nanoagent_core.eventtext import describe_event
 from nanoagent_core.models import Event, RunState, RunStatus, Task, check_run_id
-from nanoagent_core.paths import resolve_db_location
+from nanoagent_core.paths import display_location, resolve_db_location, worker_log_path
 from nanoagent_core.protocols import Step
 from nanoagent_core.status import ShownStatus, shown_status
 from nanoagent_core.stores import AnyStore, open_store
@@ -221,7 +221,7 @@ async def _cmd_run(location: str, args: argparse.Namespace) -> int:
             print(run_id)
             return 0
         await store.create_run(run)
-        print(f"run {run_id} in {location}", flush=True)
+        print(f"run {run_id} in {display_location(location)}", flush=True)
         return await _drive(store, run_id, args, quiet=False)
     finally:
         await store.close()
@@ -248,7 +248,9 @@ async def _cmd_resume(location: str, args: argparse.Namespace) -> int:
     try:
         store = await _open(location, create=False)
     except DatabaseNotFoundError:
-        raise RunNotFoundError(f"no run {run_id!r} (no database at {location})") from None
+        raise RunNotFoundError(
+            f"no run {run_id!r} (no database at {display_location(location)})"
+        ) from None
     try:
         run = await store.get_run(run_id)
         if args.new and (run.epoch != 0 or run.status is not RunStatus.RUNNING):
@@ -272,7 +274,9 @@ async def _cmd_abort(location: str, args: argparse.Namespace) -> int:
     try:
         store = await _open(location, create=False)
     except DatabaseNotFoundError:
-        raise RunNotFoundError(f"no run {run_id!r} (no database at {location})") from None
+        raise RunNotFoundError(
+            f"no run {run_id!r} (no database at {display_location(location)})"
+        ) from None
     try:
         message = await abort_run(store, run_id)
     finally:
@@ -373,7 +377,9 @@ async def _cmd_show(location: str, args: argparse.Namespace) -> int:
     try:
         store = await open_store(location, create=False, read_only=location != ":memory:")
     except DatabaseNotFoundError:
-        raise RunNotFoundError(f"no run {run_id!r} (no database at {location})") from None
+        raise RunNotFoundError(
+            f"no run {run_id!r} (no database at {display_location(location)})"
+        ) from None
     try:
         run, tasks, results = await store.get_run_detail(run_id)
         events: list[Event] = []
@@ -404,6 +410,8 @@ async def _cmd_show(location: str, args: argparse.Namespace) -> int:
     print(f"agent: {run.agent} {json.dumps(run.agent_options)}")
     if run.owner:
         print(f"worker: pid {run.owner.pid} on {run.owner.host}")
+    if (log := worker_log_path(location, run.run_id)).exists():
+        print(f"worker log: {log}")
     for task in tasks:
         mark = ">" if task.id == run.current_task_id and run.phase.value == "executing" else " "
         print(f"{mark} {task.status.value:<9} {task.id} p{task.priority} a{task.attempts}"

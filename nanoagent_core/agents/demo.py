@@ -6,7 +6,9 @@ Options (all strings, as given with ``--option KEY=VALUE``):
 * ``delay``: seconds each task body takes (default 0.3)
 * ``followups``: tasks the first reflection adds (default 2)
 * ``fail``: comma-separated task numbers whose first attempt fails, e.g. ``2,4``
-* ``log``: a file to which each body start appends ``key`` (``run_id:task_id:attempt``)
+* ``log``: a file to which each body start appends ``key`` (``run_id:task_id:attempt``);
+  a plain path, inside ``NANOAGENT_ALLOWED_DIR`` when that is set (checked whenever the agent
+  is built, a resume from a database included), created 0600
 
 The same goal and options give the same tasks, results and final result, whether or not the
 run was interrupted and resumed.
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -23,6 +26,7 @@ from dataclasses import dataclass
 from nanoagent_core.agents.base import Agent, ExecutionResult, Reflection
 from nanoagent_core.errors import ValidationError
 from nanoagent_core.models import Task
+from nanoagent_core.paths import guard_file
 
 __all__ = ["DemoOptions", "make_demo_agent"]
 
@@ -60,7 +64,10 @@ class DemoOptions:
                 if not part.strip().isdigit():
                     raise ValidationError(f"demo agent: fail takes task numbers, not {part!r}")
                 fail.add(int(part))
-        return cls(tasks, delay, followups, frozenset(fail), options.get("log") or None)
+        log = options.get("log") or None
+        if log is not None:
+            guard_file(log, what="demo agent: log")
+        return cls(tasks, delay, followups, frozenset(fail), log)
 
 
 def _int(options: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
@@ -116,7 +123,8 @@ class _DemoExecutor:
 
     async def execute(self, task: Task, results: Mapping[str, str], key: str) -> ExecutionResult:
         if self._opts.log:
-            with open(self._opts.log, "a", encoding="utf-8") as journal:
+            fd = os.open(self._opts.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            with open(fd, "a", encoding="utf-8") as journal:
                 journal.write(key + "\n")
         if self._opts.delay:
             await asyncio.sleep(self._opts.delay)
