@@ -119,7 +119,7 @@ def resolve_db_location(explicit: str | None, env: Mapping[str, str] | None = No
         return check_postgres_location(location)
     if location != MEMORY:
         _plain_path(location, "database path")
-        location = str(Path(location).expanduser())
+        location = os.path.expanduser(location)  # not Path(): it would drop a leading ./
     return check_allowed(location, environ.get(ALLOWED_DIR_VAR) or None)
 
 
