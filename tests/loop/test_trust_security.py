@@ -25,7 +25,6 @@ from loopkit import NANOAGENT, Reaper, Result, read_run, wait_until
 
 from nanoagent_core.errors import ValidationError
 from nanoagent_core.models import RunState, RunStatus
-from nanoagent_core.paths import worker_log_path
 from nanoagent_core.sqlite import SQLiteStore
 from nanoagent_core.status import ShownStatus, shown_status
 
@@ -81,6 +80,11 @@ async def wait_finished(db: str | Path, run_id: str, timeout: float = 60.0) -> R
         interval=0.1,
         what=f"run {run_id} to finish",
     )
+
+
+def worker_log_path(db: str, run_id: str) -> Path:
+    """Where README says a detached worker's stderr goes: next to the database."""
+    return Path(db + ".logs") / f"{run_id}.log"
 
 
 def plant(directory: Path) -> Path:
