@@ -6,7 +6,6 @@ command line (the location reaches it through its environment)."""
 from __future__ import annotations
 
 import io
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -104,11 +103,9 @@ async def test_a_detached_worker_gets_the_url_through_its_environment(
     assert run.owner is not None
     pid = run.owner.pid
     try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes()
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes()  # what ps shows any user
         assert SECRET.encode() not in argv, argv
         assert b"postgresql" not in argv, argv
-        ps = subprocess.run(["ps", "-ww", "-o", "args=", "-p", str(pid)], capture_output=True)
-        assert SECRET.encode() not in ps.stdout
     finally:
         aborted = cli(["abort", run_id, "--db", location])
         assert aborted.returncode == 0, aborted
