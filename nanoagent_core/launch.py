@@ -158,10 +158,9 @@ async def start_worker(
     (or found nothing to do). WorkerStartError with the worker's first error line if it
     ended without claiming, or if it has not claimed within ``timeout`` seconds."""
     spawned = _spawn(location, run_id, heartbeat=heartbeat, new=new, env=env)
-    try:
-        said = await asyncio.to_thread(_wait_ready, spawned.ready, timeout)
-    finally:
-        os.close(spawned.ready)
+    # the thread closes the pipe itself: closing it here while the thread still waits on it
+    # (this task cancelled) could hand its number to another file that the thread then reads
+    said = await asyncio.to_thread(_wait_ready, spawned.ready, timeout)
     if said == CLAIMED:
         return spawned.child.pid
     pid = spawned.child.pid
@@ -180,7 +179,14 @@ async def start_worker(
 
 def _wait_ready(fd: int, timeout: float) -> bytes | None:
     """What the worker said on the pipe: CLAIMED, b"" (it closed the pipe, by exiting), or
-    None if it said nothing within ``timeout``."""
+    None if it said nothing within ``timeout``. Closes ``fd``."""
+    try:
+        return _read_ready(fd, timeout)
+    finally:
+        os.close(fd)
+
+
+def _read_ready(fd: int, timeout: float) -> bytes | None:
     deadline = time.monotonic() + timeout
     said = b""
     while True:
