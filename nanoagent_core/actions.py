@@ -10,7 +10,7 @@ from typing import Protocol
 from nanoagent_core.agents.registry import load_agent
 from nanoagent_core.clip import quoted
 from nanoagent_core.errors import RunBusyError, RunFinishedError, ValidationError
-from nanoagent_core.launch import spawn_worker
+from nanoagent_core.launch import start_worker
 from nanoagent_core.models import RunState, RunStatus, check_run_id, utc_now, validated
 from nanoagent_core.protocols import LeaseStore, RunStore
 from nanoagent_core.status import check_not_held, check_readable, held_by_live_worker
@@ -106,9 +106,10 @@ def _check_options(options: Mapping[str, str]) -> None:
 async def start_detached(
     store: RunStore, location: str, run: RunState, *, heartbeat: float | None = None
 ) -> int:
-    """Store ``run`` and start a detached worker for it; returns the worker's pid."""
+    """Store ``run`` and start a detached worker for it; returns the worker's pid once the
+    worker has claimed the run (WorkerStartError with its first error line otherwise)."""
     await store.create_run(run)
-    return spawn_worker(location, run.run_id, heartbeat=heartbeat, new=True)
+    return await start_worker(location, run.run_id, heartbeat=heartbeat, new=True)
 
 
 def check_resumable(run: RunState) -> None:
@@ -121,14 +122,15 @@ def check_resumable(run: RunState) -> None:
 async def resume_detached(
     store: RunStore, location: str, run_id: str, *, heartbeat: float | None = None
 ) -> int:
-    """Start a detached worker that resumes ``run_id``; returns its pid. The worker's claim is
+    """Start a detached worker that resumes ``run_id``; returns its pid once it has claimed
+    the run (WorkerStartError with its first error line otherwise). The worker's claim is
     the compare-and-set: of two racing resumes exactly one proceeds."""
     run = await store.get_run(run_id)
     check_resumable(run)
     if run.status is RunStatus.COMPLETED:
         raise RunFinishedError(f"run {run_id!r} has already completed")
     load_agent(run.agent, run.agent_options)
-    return spawn_worker(location, run_id, heartbeat=heartbeat)
+    return await start_worker(location, run_id, heartbeat=heartbeat)
 
 
 async def abort_run(store: ActionStore, run_id: str) -> str:

@@ -40,7 +40,12 @@ from nanoagent_core.models import (
     check_run_id,
     utc_now,
 )
-from nanoagent_core.paths import MEMORY, resolve_db_location
+from nanoagent_core.paths import (
+    MEMORY,
+    display_location,
+    resolve_db_location,
+    worker_log_path,
+)
 from nanoagent_core.protocols import Step
 from nanoagent_core.status import ShownStatus, shown_status, verdict, verdicts
 from nanoagent_core.stores import AnyStore, open_store
@@ -381,7 +386,7 @@ async def _cmd_run(location: str, args: argparse.Namespace) -> int:
             print(run_id)
             return 0
         await store.create_run(run)
-        _say(f"run {run_id} in {location}")
+        _say(f"run {run_id} in {display_location(location)}")
         return await _drive(store, run_id, args, quiet=False)
     finally:
         await store.close()
@@ -408,7 +413,9 @@ async def _cmd_resume(location: str, args: argparse.Namespace) -> int:
     try:
         store = await _open(location, create=False)
     except DatabaseNotFoundError:
-        raise RunNotFoundError(f"no run {run_id!r} (no database at {location})") from None
+        raise RunNotFoundError(
+            f"no run {run_id!r} (no database at {display_location(location)})"
+        ) from None
     try:
         run = await store.get_run(run_id)
         if args.new and (run.epoch != 0 or run.status is not RunStatus.RUNNING):
@@ -432,7 +439,9 @@ async def _cmd_abort(location: str, args: argparse.Namespace) -> int:
     try:
         store = await _open(location, create=False)
     except DatabaseNotFoundError:
-        raise RunNotFoundError(f"no run {run_id!r} (no database at {location})") from None
+        raise RunNotFoundError(
+            f"no run {run_id!r} (no database at {display_location(location)})"
+        ) from None
     try:
         message = await abort_run(store, run_id)
     finally:
@@ -541,7 +550,9 @@ async def _cmd_show(location: str, args: argparse.Namespace) -> int:
     try:
         store = await open_store(location, create=False, read_only=location != ":memory:")
     except DatabaseNotFoundError:
-        raise RunNotFoundError(f"no run {run_id!r} (no database at {location})") from None
+        raise RunNotFoundError(
+            f"no run {run_id!r} (no database at {display_location(location)})"
+        ) from None
     try:
         run, tasks, results = await store.get_run_detail(run_id)
         run, shown = await verdict(store, run)
@@ -580,6 +591,8 @@ async def _cmd_show(location: str, args: argparse.Namespace) -> int:
             if run.lease_expires_at <= utc_now():  # alive, but its heartbeat cannot commit
                 waits = f" (waiting: no heartbeat committed for {quiet:.0f} s; database busy?)"
         print(f"worker: pid {run.owner.pid} on {run.owner.host}{waits}")
+    if (log := worker_log_path(location, run.run_id)).exists():
+        print(f"worker log: {log}")
     for task in tasks:
         mark = ">" if task.id == run.current_task_id and run.phase.value == "executing" else " "
         print(f"{mark} {task.status.value:<9} {task.id} p{task.priority} a{task.attempts}"
@@ -600,7 +613,9 @@ async def _follow_show(location: str, args: argparse.Namespace) -> int:
     try:
         store = await open_store(location, create=False, read_only=location != MEMORY)
     except DatabaseNotFoundError:
-        raise RunNotFoundError(f"no run {run_id!r} (no database at {location})") from None
+        raise RunNotFoundError(
+            f"no run {run_id!r} (no database at {display_location(location)})"
+        ) from None
 
     def say(line: str) -> None:
         _say(line)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from nanoagent_core.errors import NanoagentError
-from nanoagent_core.launch import reap_workers, spawn_worker
+from nanoagent_core.launch import reap_workers, start_worker
 from nanoagent_core.models import RunState, utc_now
 from nanoagent_core.stores import open_store
 
@@ -83,10 +83,11 @@ async def start_demo_runs(location: str, *, crash_timeout: float = 30.0) -> list
                     lease_expires_at=utc_now() + timedelta(seconds=10),
                 )
             )
-            spawn_worker(location, run_id, new=True)
             ids.append(run_id)
             if demo.crash:
                 crash_id = run_id
+        # each worker has claimed its run (or its first error line is raised) before return
+        await asyncio.gather(*(start_worker(location, run_id, new=True) for run_id in ids))
         if crash_id is not None:
             await _crash_midway(store, crash_id, crash_timeout)
     finally:

@@ -6,7 +6,8 @@
 * A worker whose lease was lost (another worker claimed the run) stops at once and writes
   nothing more: every write it makes is fenced by its epoch.
 
-Run detached as ``python -m nanoagent_core.worker --db PATH RUN_ID``.
+Run detached as ``python -P -m nanoagent_core.worker RUN_ID`` with the location in
+``NANOAGENT_DB`` (see nanoagent_core.launch).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from nanoagent_core.errors import (
     RunBusyError,
     ValidationError,
 )
+from nanoagent_core.launch import announce_claim, take_ready_fd
 from nanoagent_core.loop import DEFAULT_MAX_FAILURES, Loop, LoopStore, StepListener
 from nanoagent_core.models import EventKind, RunState, RunStatus
 from nanoagent_core.procinfo import current_owner
@@ -88,6 +90,7 @@ async def resume_run(
         lease_seconds=3 * heartbeat,
         owner_gone=run.status is RunStatus.RUNNING,  # checked above: nobody live holds it
     )
+    announce_claim()
     if on_claim is not None:
         on_claim(claimed, Step(phase=claimed.phase, iteration=claimed.iteration))
     loop = Loop(store, claimed, agent, max_failures=max_failures, on_step=on_step)
@@ -271,4 +274,5 @@ if __name__ == "__main__":
 
     from nanoagent_core.cli import main
 
+    take_ready_fd()
     sys.exit(main(["resume", "--quiet", *sys.argv[1:]]))

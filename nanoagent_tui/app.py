@@ -240,6 +240,11 @@ class DashboardApp(App[int]):
         def started(run_id: str | None) -> None:
             if run_id is not None:
                 self.pending_select = run_id
+                # its row may be on screen already (it was stored before its worker claimed
+                # it): move the cursor now, not at the next change
+                for screen in self.screen_stack:
+                    if isinstance(screen, RunsScreen):
+                        screen.refresh_view()
                 self.request_poll()
 
         self.push_screen(NewRunScreen(agent_names()), started)

@@ -26,7 +26,7 @@ from nanoagent_core.errors import (
     SchemaTooNewError,
 )
 from nanoagent_core.models import Event, EventKind, RunState, RunStatus, Task
-from nanoagent_core.paths import MEMORY
+from nanoagent_core.paths import MEMORY, display_location
 from nanoagent_core.postgres import PostgresStore, is_postgres_location
 from nanoagent_core.procinfo import owner_alive
 from nanoagent_core.sqlite import SQLiteStore
@@ -320,7 +320,7 @@ class LiveData:
         try:
             self._store = await self._opener(location)
         except DatabaseNotFoundError:
-            return self._set(Health.MISSING, f"{location}: no database here yet")
+            return self._set(Health.MISSING, f"{display_location(location)}: no database here yet")
         except (NotANanoagentDatabaseError, SchemaTooNewError) as exc:
             return self._set(Health.BROKEN, str(exc))
         except DatabaseError as exc:

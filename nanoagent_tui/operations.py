@@ -63,7 +63,8 @@ async def _open(location: str, *, create: bool = False) -> AnyStore:
 
 
 async def resume(location: str, run_id: str) -> str:
-    """Start a detached worker that claims and resumes the run; says what happened."""
+    """Start a detached worker that claims and resumes the run; says so once the worker holds
+    it (WorkerStartError with the worker's first error line if it could not start)."""
     store = await _open(location)
     try:
         pid = await resume_detached(store, location, run_id)

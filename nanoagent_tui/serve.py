@@ -44,8 +44,11 @@ def is_loopback(host: str) -> bool:
 
 
 def dashboard_command() -> str:
-    """The shell command textual-serve runs per browser tab (no database location in it)."""
-    return shlex.join([sys.executable, "-m", "nanoagent_tui.cli", "tui"])
+    """The shell command textual-serve runs per browser tab (no database location in it; like a
+    detached worker, nothing is imported from the current directory)."""
+    return shlex.join(
+        [sys.executable, "-P", "-m", "nanoagent_tui.cli", "tui"]
+    )  # -P: no cwd on sys.path
 
 
 def _origin(host: str, port: int) -> str:

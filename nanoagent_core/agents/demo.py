@@ -9,7 +9,9 @@ Options (all strings, as given with ``--option KEY=VALUE``):
 * ``fail_always``: comma-separated task numbers whose every attempt fails (the run fails)
 * ``backoff``: seconds before a failed task's retry, doubling per retry (default 0; at most
   60; see ``Agent.retry_backoff``)
-* ``log``: a file to which each body start appends ``key`` (``run_id:task_id:attempt``)
+* ``log``: a file to which each body start appends ``key`` (``run_id:task_id:attempt``);
+  a plain path, inside ``NANOAGENT_ALLOWED_DIR`` when that is set (checked whenever the agent
+  is built, a resume from a database included), created 0600
 
 The same goal and options give the same tasks, results and final result, whether or not the
 run was interrupted and resumed.
@@ -21,6 +23,7 @@ import asyncio
 import dataclasses
 import hashlib
 import math
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +32,7 @@ from nanoagent_core.agents.base import MAX_RETRY_BACKOFF, Agent, ExecutionResult
 from nanoagent_core.clip import quoted
 from nanoagent_core.errors import ValidationError
 from nanoagent_core.models import Task
+from nanoagent_core.paths import guard_file
 
 __all__ = ["DemoOptions", "make_demo_agent"]
 
@@ -64,7 +68,10 @@ class DemoOptions:
         delay = _float(options, "delay", 0.3, 0.0, 3600.0)
         followups = _int(options, "followups", 2, 0, 20)
         fail = _numbers(options, "fail")
-        parsed = cls(tasks, delay, followups, fail, options.get("log") or None)
+        log = options.get("log") or None
+        if log is not None:
+            guard_file(log, what="demo agent: log")
+        parsed = cls(tasks, delay, followups, fail, log)
         return dataclasses.replace(
             parsed,
             fail_always=_numbers(options, "fail_always"),
@@ -138,7 +145,8 @@ class _DemoExecutor:
 
     async def execute(self, task: Task, results: Mapping[str, str], key: str) -> ExecutionResult:
         if self._opts.log:
-            with open(self._opts.log, "a", encoding="utf-8") as journal:
+            fd = os.open(self._opts.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            with open(fd, "a", encoding="utf-8") as journal:
                 journal.write(key + "\n")
         if self._opts.delay:
             await asyncio.sleep(self._opts.delay)

@@ -59,6 +59,7 @@ from nanoagent_core.models import (
     check_run_id,
     utc_now,
 )
+from nanoagent_core.paths import check_postgres_location, display_location
 from nanoagent_core.postgres import sql
 from nanoagent_core.protocols import NewEvent, Step
 
@@ -85,8 +86,9 @@ def is_postgres_location(location: str) -> bool:
 
 def split_location(location: str) -> tuple[str, str, str]:
     """``(conninfo, schema, shown)`` of a ``postgresql://`` URL: the URL for libpq without
-    our own ``schema`` parameter, the schema, and the URL to show (password masked)."""
-    parts = urlsplit(location)
+    our own ``schema`` parameter, the schema, and the URL to show (password masked).
+    A malformed URL is a ValidationError (exit 2) that shows it masked."""
+    parts = urlsplit(check_postgres_location(location))
     query = parse_qsl(parts.query, keep_blank_values=True)
     schemas = [value for key, value in query if key == "schema"]
     schema = schemas[-1] if schemas else DEFAULT_SCHEMA
@@ -100,13 +102,7 @@ def split_location(location: str) -> tuple[str, str, str]:
         conninfo = urlunsplit(parts._replace(query=urlencode(rest, quote_via=quote)))
     else:
         conninfo = location
-    netloc = parts.netloc
-    if parts.password is not None:
-        user, _, host = netloc.rpartition("@")
-        name = user.partition(":")[0]
-        netloc = f"{name}:***@{host}"
-    shown = urlunsplit(parts._replace(netloc=netloc))
-    return conninfo, schema, shown
+    return conninfo, schema, display_location(location)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -11,6 +11,8 @@ from textual.containers import Center, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from nanoagent_core.paths import display_location
+
 if TYPE_CHECKING:
     from nanoagent_tui.app import DashboardApp
 
@@ -25,7 +27,7 @@ def error_text(location: str, message: str) -> Text:
         "The dashboard wrote nothing to it. Check the path (--db or NANOAGENT_DB), or start "
         "a new database with a first run, e.g.\n\n"
     )
-    text.append(f'  nanoagent run "a goal" --db {location}.new', style="cyan")
+    text.append(f'  nanoagent run "a goal" --db {display_location(location)}.new', style="cyan")
     text.append("\n\nr tries again; q quits.", style="bright_black")
     return text
 

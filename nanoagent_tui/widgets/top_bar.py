@@ -8,6 +8,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
+from nanoagent_core.paths import display_location
 from nanoagent_tui.formatting import status_text
 from nanoagent_tui.live import Health
 
@@ -29,7 +30,7 @@ def live_text(state: BarState) -> Text:
     if health is Health.LIVE:
         return Text("● live", style="bold green")
     if health is Health.WAITING:
-        reason = state.message.removeprefix(f"{state.location}: ")
+        reason = state.message.removeprefix(f"{display_location(state.location)}: ")
         waited = f" {int(state.waited)}s" if state.waited is not None else ""
         return Text(f"◌ waiting{waited}: {reason}", style="bold yellow")
     if health is Health.MISSING:
@@ -61,7 +62,7 @@ class TopBar(Static):
         grid = Table.grid(expand=True)
         grid.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
         grid.add_column(justify="right", no_wrap=True)
-        title = Text.assemble(("nanoagent ", "bold"), (state.location, "cyan"))
+        title = Text.assemble(("nanoagent ", "bold"), (display_location(state.location), "cyan"))
         right = Text(f"{state.view}   " if state.view else "", style="bright_black")
         right.append_text(live_text(state))
         grid.add_row(title, right)
