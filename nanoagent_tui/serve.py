@@ -48,7 +48,7 @@ def dashboard_command() -> str:
     detached worker, nothing is imported from the current directory)."""
     return shlex.join(
         [sys.executable, "-P", "-m", "nanoagent_tui.cli", "tui"]
-    )  # -P: no cwd on sys.path
+    )
 
 
 def _origin(host: str, port: int) -> str:
