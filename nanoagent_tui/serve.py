@@ -46,9 +46,7 @@ def is_loopback(host: str) -> bool:
 def dashboard_command() -> str:
     """The shell command textual-serve runs per browser tab (no database location in it; like a
     detached worker, nothing is imported from the current directory)."""
-    return shlex.join(
-        [sys.executable, "-P", "-m", "nanoagent_tui.cli", "tui"]
-    )
+    return shlex.join([sys.executable, "-P", "-m", "nanoagent_tui.cli", "tui"])
 
 
 def _origin(host: str, port: int) -> str:
