@@ -11,14 +11,23 @@ __all__ = ["Backoff"]
 
 class Backoff:
     """``wait()`` sleeps the next delay and says True, or says False (without sleeping) when
-    sleeping would pass the deadline (``within`` seconds from creation; None: no deadline).
+    sleeping would pass the deadline (``within`` seconds from creation, or ``until`` on the
+    monotonic clock; neither: no deadline).
     ``reset()`` starts the delays again from ``first`` (after a success)."""
 
-    def __init__(self, first: float, most: float, *, within: float | None = None) -> None:
+    def __init__(
+        self,
+        first: float,
+        most: float,
+        *,
+        within: float | None = None,
+        until: float | None = None,
+    ) -> None:
         self._first = first
         self._most = most
         self.delay = first
-        self.deadline = None if within is None else time.monotonic() + within
+        #: the deadline on the monotonic clock: ``until``, or ``within`` seconds from now
+        self.deadline = until if within is None else time.monotonic() + within
         self.attempts = 0
 
     def reset(self) -> None:
