@@ -57,6 +57,12 @@ class MemoryStore:
         """Nothing to release; later calls raise DatabaseError, as on the other stores."""
         self._closed = True
 
+    async def __aenter__(self) -> MemoryStore:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
     def _check_open(self) -> None:
         if self._closed:
             raise DatabaseError(f"{MEMORY}: the store is closed")

@@ -3,17 +3,11 @@ URL as shown (password masked), and the driver check (psycopg is an extra)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
-from nanoagent_core.errors import (
-    DatabaseError,
-)
+from nanoagent_core.errors import DatabaseError
 from nanoagent_core.paths import check_postgres_location, display_location
 from nanoagent_core.postgres import sql
-
-if TYPE_CHECKING:
-    pass
 
 __all__ = ["DEFAULT_SCHEMA", "is_postgres_location", "require_driver", "split_location"]
 
@@ -24,10 +18,11 @@ INSTALL_HINT = "PostgreSQL support is not installed: pip install 'nanoagent[post
 
 def require_driver() -> None:
     """DatabaseError (one line: how to install it) when psycopg is not installed."""
-    import importlib.util
-
-    if any(importlib.util.find_spec(name) is None for name in ("psycopg", "psycopg_pool")):
-        raise DatabaseError(INSTALL_HINT)
+    try:
+        import psycopg  # noqa: F401  # pyright: ignore[reportUnusedImport]
+        import psycopg_pool  # noqa: F401  # pyright: ignore[reportUnusedImport]
+    except ImportError:
+        raise DatabaseError(INSTALL_HINT) from None
 
 
 def is_postgres_location(location: str) -> bool:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
@@ -21,7 +21,6 @@ from nanoagent_core import store_rules as rules
 from nanoagent_core.errors import (
     DatabaseError,
     DatabaseNotFoundError,
-    NanoagentError,
     NotANanoagentDatabaseError,
 )
 from nanoagent_core.models import (
@@ -37,7 +36,7 @@ from nanoagent_core.models import (
 )
 from nanoagent_core.paths import MEMORY, check_allowed
 from nanoagent_core.protocols import NewEvent, Step
-from nanoagent_core.sqlite import sql
+from nanoagent_core.sqlite import ops, sql
 from nanoagent_core.sqlite.schema import (
     Synchronous,
     create_private_file,
@@ -52,63 +51,6 @@ __all__ = ["SQLiteStore", "Synchronous"]
 
 T = TypeVar("T")
 Row = rows.Row
-
-
-def _ts(value: datetime | None) -> float | None:
-    return None if value is None else value.timestamp()
-
-
-def _dt(value: float | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, UTC)
-
-
-_DamagedRowError = rows.DamagedRowError
-_decoder = rows.decoder
-_task_from_row = rows.task_from_row
-
-
-def _run_from_row(row: Row) -> RunState:
-    return rows.run_from_row(row, _dt)
-
-
-def _event_from_row(row: Row) -> Event:
-    return rows.event_from_row(row, _dt)
-
-
-@_decoder
-def _count_from_row(row: Row) -> tuple[RunStatus, int]:
-    status, count = row
-    return RunStatus(status), int(count)
-
-
-@_decoder
-def _result_from_row(row: Row) -> tuple[str, str]:
-    task_id, result = row
-    if not isinstance(task_id, str) or not isinstance(result, str):
-        raise TypeError(f"result row holds {type(task_id).__name__}, {type(result).__name__}")
-    return task_id, result
-
-
-def _event_params(run_id: str, now: float, events: Iterable[NewEvent]) -> list[Row]:
-    return [(run_id, now, event.kind, rules.event_json(event)) for event in events]
-
-
-def _fence_failure(conn: sqlite3.Connection, run_id: str, epoch: int) -> NanoagentError:
-    row = conn.execute(sql.SELECT_EPOCH, (run_id,)).fetchone()
-    return rules.fence_refusal(run_id, None if row is None else row[0], epoch)
-
-
-def _claim_refusal(conn: sqlite3.Connection, run_id: str, expected_epoch: int) -> NanoagentError:
-    row = conn.execute(sql.SELECT_RUN, (run_id,)).fetchone()
-    return rules.claim_refusal(run_id, None if row is None else _run_from_row(row), expected_epoch)
-
-
-def _check_tasks_exist(conn: sqlite3.Connection, run_id: str, task_ids: Iterable[str]) -> None:
-    """ValidationError for a result naming a task the run does not have (the foreign key
-    would refuse it too, but without saying which task)."""
-    for task_id in task_ids:
-        if conn.execute(sql.TASK_EXISTS, (run_id, task_id)).fetchone() is None:
-            raise rules.missing_task(run_id, task_id)
 
 
 class SQLiteStore:
@@ -218,7 +160,7 @@ class SQLiteStore:
                 return fn(conn, *args)
             except sqlite3.Error as exc:
                 raise translate(self._location, exc) from None
-            except _DamagedRowError as exc:
+            except ops.DamagedRowError as exc:
                 raise NotANanoagentDatabaseError(
                     f"{self._location}: damaged database ({exc})"
                 ) from None
@@ -247,10 +189,10 @@ class SQLiteStore:
             **rules.run_params(run),
             "created_at": now,
             "updated_at": now,
-            "finished_at": _ts(run.finished_at),
-            "heartbeat_at": _ts(run.heartbeat_at),
-            "lease_expires_at": _ts(run.lease_expires_at),
-            "abort_requested_at": _ts(run.abort_requested_at),
+            "finished_at": ops.ts(run.finished_at),
+            "heartbeat_at": ops.ts(run.heartbeat_at),
+            "lease_expires_at": ops.ts(run.lease_expires_at),
+            "abort_requested_at": ops.ts(run.abort_requested_at),
         }
         created = rules.created_event(run)
 
@@ -258,8 +200,8 @@ class SQLiteStore:
             if conn.execute(sql.RUN_EXISTS, (run.run_id,)).fetchone():
                 raise rules.run_exists(run.run_id)
             conn.execute(sql.INSERT_RUN, params)
-            conn.executemany(sql.INSERT_EVENT, _event_params(run.run_id, now, [created]))
-            return _run_from_row(conn.execute(sql.SELECT_RUN, (run.run_id,)).fetchone())
+            conn.executemany(sql.INSERT_EVENT, ops.event_params(run.run_id, now, [created]))
+            return ops.run_from_row(conn.execute(sql.SELECT_RUN, (run.run_id,)).fetchone())
 
         return await self._write(txn)
 
@@ -270,7 +212,7 @@ class SQLiteStore:
             row = conn.execute(sql.SELECT_RUN, (run_id,)).fetchone()
             if row is None:
                 raise rules.run_not_found(run_id)
-            return _run_from_row(row)
+            return ops.run_from_row(row)
 
         return await self._call(read)
 
@@ -279,7 +221,7 @@ class SQLiteStore:
 
         def read(conn: sqlite3.Connection) -> list[RunState]:
             rows = (conn.execute(sql.SELECT_RUN, (run_id,)).fetchone() for run_id in run_ids)
-            return [_run_from_row(row) for row in rows if row is not None]
+            return [ops.run_from_row(row) for row in rows if row is not None]
 
         return await self._read(read)
 
@@ -306,13 +248,13 @@ class SQLiteStore:
         params.extend([max(0, limit), max(0, offset)])
 
         def read(conn: sqlite3.Connection) -> list[RunState]:
-            return [_run_from_row(row) for row in conn.execute(query, params)]
+            return [ops.run_from_row(row) for row in conn.execute(query, params)]
 
         return await self._call(read)
 
     async def count_runs(self) -> dict[RunStatus, int]:
         def read(conn: sqlite3.Connection) -> dict[RunStatus, int]:
-            return dict(_count_from_row(row) for row in conn.execute(sql.COUNT_RUNS))
+            return dict(ops.count_from_row(row) for row in conn.execute(sql.COUNT_RUNS))
 
         return await self._call(read)
 
@@ -333,8 +275,8 @@ class SQLiteStore:
                 (Phase(phase).value, iteration, current_task_id, now, run_id, epoch),
             )
             if cur.rowcount == 0:
-                raise _fence_failure(conn, run_id, epoch)
-            return _run_from_row(conn.execute(sql.SELECT_RUN, (run_id,)).fetchone())
+                raise ops.fence_failure(conn, run_id, epoch)
+            return ops.run_from_row(conn.execute(sql.SELECT_RUN, (run_id,)).fetchone())
 
         return await self._write(txn)
 
@@ -345,21 +287,21 @@ class SQLiteStore:
 
         def txn(conn: sqlite3.Connection) -> None:
             if conn.execute(sql.TOUCH_RUN, (now, run_id, epoch)).rowcount == 0:
-                raise _fence_failure(conn, run_id, epoch)
-            _upsert_tasks(conn, run_id, [task])
+                raise ops.fence_failure(conn, run_id, epoch)
+            ops.upsert_tasks(conn, run_id, [task])
 
         await self._write(txn)
 
     async def get_all_tasks(self, run_id: str) -> list[Task]:
         def read(conn: sqlite3.Connection) -> list[Task]:
-            return [_task_from_row(row) for row in conn.execute(sql.SELECT_TASKS, (run_id,))]
+            return [ops.task_from_row(row) for row in conn.execute(sql.SELECT_TASKS, (run_id,))]
 
         return await self._call(read)
 
     async def get_pending_tasks(self, run_id: str) -> list[Task]:
         def read(conn: sqlite3.Connection) -> list[Task]:
             rows = conn.execute(sql.SELECT_PENDING_TASKS, (run_id,))
-            return [_task_from_row(row) for row in rows]
+            return [ops.task_from_row(row) for row in rows]
 
         return await self._call(read)
 
@@ -368,8 +310,8 @@ class SQLiteStore:
 
         def txn(conn: sqlite3.Connection) -> None:
             if conn.execute(sql.TOUCH_RUN, (now, run_id, epoch)).rowcount == 0:
-                raise _fence_failure(conn, run_id, epoch)
-            _check_tasks_exist(conn, run_id, [task_id])
+                raise ops.fence_failure(conn, run_id, epoch)
+            ops.check_tasks_exist(conn, run_id, [task_id])
             conn.execute(sql.UPSERT_RESULT, (run_id, task_id, result))
 
         await self._write(txn)
@@ -377,7 +319,7 @@ class SQLiteStore:
     async def get_all_results(self, run_id: str) -> dict[str, str]:
         def read(conn: sqlite3.Connection) -> dict[str, str]:
             return dict(
-                _result_from_row(row) for row in conn.execute(sql.SELECT_RESULTS, (run_id,))
+                ops.result_from_row(row) for row in conn.execute(sql.SELECT_RESULTS, (run_id,))
             )
 
         return await self._call(read)
@@ -390,9 +332,12 @@ class SQLiteStore:
             row = conn.execute(sql.SELECT_RUN, (run_id,)).fetchone()
             if row is None:
                 raise rules.run_not_found(run_id)
-            tasks = [_task_from_row(r) for r in conn.execute(sql.SELECT_TASKS, (run_id,))]
-            results = dict(_result_from_row(r) for r in conn.execute(sql.SELECT_RESULTS, (run_id,)))
-            return _run_from_row(row), tasks, results
+            task_rows = conn.execute(sql.SELECT_TASKS, (run_id,))
+            tasks = [ops.task_from_row(r) for r in task_rows]
+            results = dict(
+                ops.result_from_row(r) for r in conn.execute(sql.SELECT_RESULTS, (run_id,))
+            )
+            return ops.run_from_row(row), tasks, results
 
         return await self._read(read)
 
@@ -409,7 +354,7 @@ class SQLiteStore:
                 sql.INSERT_EVENT_RETURNING, (run_id, now, event.kind, data)
             ).fetchone()
             return Event.model_construct(
-                id=event_id, run_id=run_id, ts=_dt(now), kind=event.kind, data=json.loads(data)
+                id=event_id, run_id=run_id, ts=ops.dt(now), kind=event.kind, data=json.loads(data)
             )
 
         return await self._write(txn)
@@ -422,7 +367,7 @@ class SQLiteStore:
                 rows = conn.execute(sql.SELECT_EVENTS, (after_id, max(0, limit)))
             else:
                 rows = conn.execute(sql.SELECT_RUN_EVENTS, (run_id, after_id, max(0, limit)))
-            return [_event_from_row(row) for row in rows]
+            return [ops.event_from_row(row) for row in rows]
 
         return await self._call(read)
 
@@ -453,10 +398,10 @@ class SQLiteStore:
         def txn(conn: sqlite3.Connection) -> RunState:
             row = conn.execute(sql.CLAIM_RUN, params).fetchone()
             if row is None:
-                raise _claim_refusal(conn, run_id, expected_epoch)
-            claimed = _run_from_row(row)
+                raise ops.claim_refusal(conn, run_id, expected_epoch)
+            claimed = ops.run_from_row(row)
             event = rules.claimed_event(claimed, owner)
-            conn.executemany(sql.INSERT_EVENT, _event_params(run_id, now, [event]))
+            conn.executemany(sql.INSERT_EVENT, ops.event_params(run_id, now, [event]))
             return claimed
 
         return await self._write(txn)
@@ -468,8 +413,8 @@ class SQLiteStore:
         def txn(conn: sqlite3.Connection) -> RunState:
             row = conn.execute(sql.RENEW_LEASE, params).fetchone()
             if row is None:
-                raise _fence_failure(conn, run_id, epoch)
-            return _run_from_row(row)
+                raise ops.fence_failure(conn, run_id, epoch)
+            return ops.run_from_row(row)
 
         return await self._write(txn)
 
@@ -483,11 +428,11 @@ class SQLiteStore:
             row = conn.execute(sql.SELECT_RUN, (run_id,)).fetchone()
             if row is None:
                 raise rules.run_not_found(run_id)
-            run = _run_from_row(row)
+            run = ops.run_from_row(row)
             if run.status.finished:
                 raise rules.run_finished(run)
             if changed:
-                conn.executemany(sql.INSERT_EVENT, _event_params(run_id, now, [event]))
+                conn.executemany(sql.INSERT_EVENT, ops.event_params(run_id, now, [event]))
             return run
 
         return await self._write(txn)
@@ -500,10 +445,10 @@ class SQLiteStore:
         def txn(conn: sqlite3.Connection) -> RunState:
             row = conn.execute(sql.ABORT_UNOWNED, params).fetchone()
             if row is None:
-                raise _claim_refusal(conn, run_id, expected_epoch)
-            run = _run_from_row(row)
+                raise ops.claim_refusal(conn, run_id, expected_epoch)
+            run = ops.run_from_row(row)
             event = rules.aborted_event(run, reason)
-            conn.executemany(sql.INSERT_EVENT, _event_params(run_id, now, [event]))
+            conn.executemany(sql.INSERT_EVENT, ops.event_params(run_id, now, [event]))
             return run
 
         return await self._write(txn)
@@ -515,25 +460,25 @@ class SQLiteStore:
         params = {**rules.step_params(run_id, step, epoch), "now": now}
         tasks = step.tasks
         results = [(run_id, task_id, text) for task_id, text in step.results.items()]
-        events = _event_params(run_id, now, step.events)
+        events = ops.event_params(run_id, now, step.events)
 
         def txn(conn: sqlite3.Connection) -> RunState:
             # Fence first (the write lock is held, so the epoch cannot move before COMMIT):
             # a stale or unknown run is reported as such, whatever else the step holds.
             row = conn.execute(sql.SELECT_EPOCH, (run_id,)).fetchone()
             if row is None or row[0] != epoch:
-                raise _fence_failure(conn, run_id, epoch)
+                raise ops.fence_failure(conn, run_id, epoch)
             if tasks:
-                _upsert_tasks(conn, run_id, tasks)
+                ops.upsert_tasks(conn, run_id, tasks)
             if results:
-                _check_tasks_exist(conn, run_id, [task_id for _, task_id, _ in results])
+                ops.check_tasks_exist(conn, run_id, [task_id for _, task_id, _ in results])
                 conn.executemany(sql.UPSERT_RESULT, results)
             if events:
                 conn.executemany(sql.INSERT_EVENT, events)
             row = conn.execute(sql.FINISH_STEP, params).fetchone()
             if row is None:
-                raise _fence_failure(conn, run_id, epoch)
-            return _run_from_row(row)
+                raise ops.fence_failure(conn, run_id, epoch)
+            return ops.run_from_row(row)
 
         return await self._write(txn)
 
@@ -544,11 +489,3 @@ class SQLiteStore:
             return int(conn.execute(sql.DATA_VERSION).fetchone()[0])
 
         return await self._call(read)
-
-
-def _upsert_tasks(conn: sqlite3.Connection, run_id: str, tasks: Iterable[Task]) -> None:
-    """Insert or replace tasks, moving the run's task counters by the difference (counted
-    before the rows change, so the cost does not grow with the run's tasks)."""
-    params, ids, done = rows.task_upserts(run_id, tasks)
-    conn.execute(sql.COUNT_TASK_CHANGES, {"run_id": run_id, "ids": json.dumps(ids), "done": done})
-    conn.executemany(sql.UPSERT_TASK, params)
