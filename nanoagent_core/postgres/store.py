@@ -15,27 +15,26 @@
   while that connection is down it polls the change counter and reconnects by itself.
   ``connected`` says whether the database is reachable right now.
 
+The parts: location.py (URLs), opening.py (open), schema.py (migrations), connection.py
+(transactions and retries), listener.py (LISTEN), ops.py (rows, refusals); this module
+keeps the domain methods.
+
 psycopg is imported when a store is opened, not with this module, so that commands working
 on a SQLite file do not pay for it.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import functools
 import json
 import logging
-import os
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from nanoagent_core import rows
 from nanoagent_core import store_rules as rules
 from nanoagent_core.errors import (
     DatabaseError,
-    NanoagentError,
 )
 from nanoagent_core.models import (
     Event,
@@ -50,33 +49,28 @@ from nanoagent_core.models import (
 )
 from nanoagent_core.postgres import sql
 from nanoagent_core.protocols import NewEvent, Step
-from nanoagent_core.retry import Backoff
 from nanoagent_core.sqltext import fill
 
 if TYPE_CHECKING:
     from psycopg import AsyncConnection, AsyncCursor
     from psycopg_pool import AsyncConnectionPool
+from nanoagent_core.postgres import ops
 from nanoagent_core.postgres.connection import (
-    Engine,
     Stmt,
     Txn,
     abandon,
     encoded,
     nothing,
-    one_line,
-    quiet_driver_logs,
-    retryable,
     retryable_state,
-    trusted_sql,
 )
-from nanoagent_core.postgres.listener import Listener as _Listener
+from nanoagent_core.postgres.listener import Watched
 from nanoagent_core.postgres.location import (
     DEFAULT_SCHEMA,
     is_postgres_location,
-    require_driver,
     split_location,
 )
-from nanoagent_core.postgres.schema import prepare as _prepare
+from nanoagent_core.postgres.opening import connect
+from nanoagent_core.postgres.ops import Refusals
 
 __all__ = ["DEFAULT_SCHEMA", "PostgresStore", "is_postgres_location", "split_location"]
 
@@ -88,31 +82,7 @@ if TYPE_CHECKING:
     Cursor: TypeAlias = AsyncCursor[Row]
 
 
-def _aware(value: datetime | None) -> datetime | None:
-    return None if value is None else value.astimezone(UTC)
-
-
-_DamagedRowError = rows.DamagedRowError
-_task_from_row = rows.task_from_row
-
-
-def _run_from_row(row: Row) -> RunState:
-    return rows.run_from_row(row, _aware)
-
-
-def _event_from_row(row: Row) -> Event:
-    return rows.event_from_row(row, _aware)
-
-
-def _task_statements(run_id: str, tasks: Iterable[Task]) -> list[Stmt]:
-    """Insert or replace tasks, moving the run's task counters by the difference (counted
-    before the rows change, so the cost does not grow with the run's tasks)."""
-    params, ids, done = rows.task_upserts(run_id, tasks)
-    counts: Stmt = (sql.COUNT_TASK_CHANGES, {"run_id": run_id, "ids": ids, "done": done})
-    return [counts, (sql.UPSERT_TASK, params)]
-
-
-class PostgresStore(Engine):
+class PostgresStore(Watched, Refusals):
     """A nanoagent database in one schema of a PostgreSQL database, shared by many hosts."""
 
     def __init__(
@@ -130,6 +100,8 @@ class PostgresStore(Engine):
     ) -> None:
         super().__init__(
             pool,
+            conninfo=conninfo,
+            kwargs=kwargs,
             location=location,
             schema=schema,
             read_only=read_only,
@@ -137,10 +109,6 @@ class PostgresStore(Engine):
             retry_seconds=retry_seconds,
             connect_timeout=connect_timeout,
         )
-        self._conninfo = conninfo
-        self._kwargs = kwargs
-        self._listener: _Listener | None = None
-        self._polled: int | None = None
 
     # -- opening and closing ---------------------------------------------------------------
 
@@ -165,75 +133,22 @@ class PostgresStore(Engine):
         that name holding tables that are not nanoagent's, and a schema newer than this code.
         ``clock`` (tests only) replaces the database's clock for every time it stamps.
         """
-        require_driver()
-        import psycopg
-        from psycopg_pool import AsyncConnectionPool
-
-        quiet_driver_logs()
-        conninfo, url_schema, shown = split_location(location)
-        schema = schema or url_schema
-        if not sql.SCHEMA_NAME.fullmatch(schema):
-            raise DatabaseError(f"bad schema name {schema[:80]!r}")
-        shown_at = shown if schema == url_schema else f"{shown} (schema {schema})"
-        kwargs: dict[str, Any] = {
-            "autocommit": True,
-            "connect_timeout": max(2, round(connect_timeout)),
-        }
-        if "application_name" not in conninfo:
-            kwargs["application_name"] = f"nanoagent/{os.getpid()}"  # for pg_stat_activity
-        store_sql = functools.partial(sql.render, schema=schema)
-        # A server that cannot be reached is reported at once; one that was reached but whose
-        # session broke midway (terminated, restarting) is tried again within retry_seconds,
-        # as every operation is (the schema work is one transaction: nothing half-done).
-        backoff = Backoff(0.05, 1.0, within=retry_seconds)
-        reached = False
-        while True:
-            try:
-                conn = await psycopg.AsyncConnection.connect(conninfo, **kwargs)
-            except psycopg.Error as exc:
-                failure = f"cannot connect: {one_line(exc)}"
-                if not reached:
-                    raise DatabaseError(f"{shown_at}: {failure}") from None
-            else:
-                reached = True
-                try:
-                    await _prepare(conn, store_sql, shown_at, schema, read_only, create)
-                    break
-                except psycopg.Error as exc:
-                    failure = one_line(exc)
-                    if not retryable(exc, conn):
-                        raise DatabaseError(f"{shown_at}: {failure}") from None
-                finally:
-                    await conn.close()
-            if not await backoff.wait():
-                raise DatabaseError(f"{shown_at}: {failure}")
-            logger.info("%s: opening: %s; trying again", shown_at, failure)
-
-        configure_sql = fill(
-            sql.CONFIGURE_SESSION, idle_ms=str(max(0, round(idle_in_transaction_timeout * 1000)))
-        )
-
-        async def configure(new: AsyncConnection[Row]) -> None:
-            await new.execute(trusted_sql(configure_sql))
-
-        pool: AsyncConnectionPool[AsyncConnection[Row]] = AsyncConnectionPool(
-            conninfo,
-            min_size=1,
-            max_size=max(1, pool_size),
-            open=False,
-            kwargs=kwargs,
-            configure=configure,
-            timeout=connect_timeout,
-            reconnect_timeout=2.0,  # then a new attempt at the next demand: no long back-off
-            name=f"nanoagent:{schema}",
-        )
-        await pool.open(wait=False)
-        return cls(
-            pool,
-            conninfo=conninfo,
-            kwargs=kwargs,
-            location=shown_at,
+        opened = await connect(
+            location,
             schema=schema,
+            read_only=read_only,
+            create=create,
+            retry_seconds=retry_seconds,
+            connect_timeout=connect_timeout,
+            pool_size=pool_size,
+            idle_in_transaction_timeout=idle_in_transaction_timeout,
+        )
+        return cls(
+            opened.pool,
+            conninfo=opened.conninfo,
+            kwargs=opened.kwargs,
+            location=opened.shown_at,
+            schema=opened.schema,
             read_only=read_only,
             clock=clock,
             retry_seconds=retry_seconds,
@@ -253,26 +168,11 @@ class PostgresStore(Engine):
     def read_only(self) -> bool:
         return self._read_only
 
-    @property
-    def connected(self) -> bool:
-        """False while the database cannot be reached (what a dashboard shows as
-        "disconnected"): neither the listener is connected nor did the last query get through.
-        """
-        return self.listening or self._healthy
-
-    @property
-    def listening(self) -> bool:
-        """True while changes are pushed (the listener is connected); False before the first
-        :meth:`change_token` and while :meth:`change_token` falls back to polling."""
-        return self._listener is not None and self._listener.connected
-
     async def close(self) -> None:
         """Close the pool and the listener; later calls raise DatabaseError. Closing twice
         is fine."""
         self._closed = True
-        if self._listener is not None:
-            await self._listener.stop()
-            self._listener = None
+        await self._stop_listening()
         await self._pool.close()
 
     async def __aenter__(self) -> PostgresStore:
@@ -303,7 +203,7 @@ class PostgresStore(Engine):
             if row is None:
                 raise rules.run_exists(run.run_id)
             await self._commit(t, run.run_id, events)
-            return _run_from_row(row)
+            return ops.run_from_row(row)
 
         return await self._write(txn, self._reread(run.run_id))
 
@@ -314,7 +214,7 @@ class PostgresStore(Engine):
             row = await self._one(t, sql.SELECT_RUN, {"run_id": run_id})
             if row is None:
                 raise rules.run_not_found(run_id)
-            return _run_from_row(row)
+            return ops.run_from_row(row)
 
         return await self._read(read)
 
@@ -324,7 +224,7 @@ class PostgresStore(Engine):
 
         async def read(t: Txn) -> list[RunState]:
             rows = await self._all(t, sql.SELECT_RUNS, {"run_ids": wanted})
-            return [_run_from_row(row) for row in rows]
+            return [ops.run_from_row(row) for row in rows]
 
         return await self._read(read)
 
@@ -350,7 +250,7 @@ class PostgresStore(Engine):
         query = fill(sql.LIST_RUNS, where=where)
 
         async def read(t: Txn) -> list[RunState]:
-            return [_run_from_row(row) for row in await self._all(t, query, params)]
+            return [ops.run_from_row(row) for row in await self._all(t, query, params)]
 
         return await self._read(read)
 
@@ -383,14 +283,14 @@ class PostgresStore(Engine):
             if row is None:
                 raise await self._fence_failure(t, run_id, epoch)
             await self._commit(t, run_id)
-            return _run_from_row(row)
+            return ops.run_from_row(row)
 
         return await self._write(txn, self._reread(run_id))
 
     # -- TaskStore and ContextStore ----------------------------------------------------------
 
     async def save_task(self, run_id: str, task: Task, *, epoch: int) -> None:
-        upsert = _task_statements(run_id, [task])
+        upsert = ops.task_statements(run_id, [task])
 
         async def txn(t: Txn) -> None:
             if await self._count(t, sql.TOUCH_RUN, {"run_id": run_id, "epoch": epoch}) == 0:
@@ -402,14 +302,14 @@ class PostgresStore(Engine):
     async def get_all_tasks(self, run_id: str) -> list[Task]:
         async def read(t: Txn) -> list[Task]:
             rows = await self._all(t, sql.SELECT_TASKS, {"run_id": run_id})
-            return [_task_from_row(row) for row in rows]
+            return [ops.task_from_row(row) for row in rows]
 
         return await self._read(read)
 
     async def get_pending_tasks(self, run_id: str) -> list[Task]:
         async def read(t: Txn) -> list[Task]:
             rows = await self._all(t, sql.SELECT_PENDING_TASKS, {"run_id": run_id})
-            return [_task_from_row(row) for row in rows]
+            return [ops.task_from_row(row) for row in rows]
 
         return await self._read(read)
 
@@ -449,9 +349,9 @@ class PostgresStore(Engine):
             row = await run_cur.fetchone()
             if row is None:
                 raise rules.run_not_found(run_id)
-            tasks = [_task_from_row(r) for r in await tasks_cur.fetchall()]
+            tasks = [ops.task_from_row(r) for r in await tasks_cur.fetchall()]
             results: dict[str, str] = dict(await results_cur.fetchall())
-            return _run_from_row(row), tasks, results
+            return ops.run_from_row(row), tasks, results
 
         return await self._snapshot(read)
 
@@ -479,7 +379,7 @@ class PostgresStore(Engine):
                 )
                 if row is None:
                     raise DatabaseError(f"{self._location}: committed event not found")
-                return _event_from_row(row)
+                return ops.event_from_row(row)
 
             return await self._read(read)
 
@@ -492,7 +392,7 @@ class PostgresStore(Engine):
         query = sql.SELECT_EVENTS if run_id is None else sql.SELECT_RUN_EVENTS
 
         async def read(t: Txn) -> list[Event]:
-            return [_event_from_row(row) for row in await self._all(t, query, params)]
+            return [ops.event_from_row(row) for row in await self._all(t, query, params)]
 
         return await self._read(read)
 
@@ -522,7 +422,7 @@ class PostgresStore(Engine):
             row = await self._one(t, sql.CLAIM_RUN, params)
             if row is None:
                 raise await self._claim_refusal(t, run_id, expected_epoch)
-            claimed = _run_from_row(row)
+            claimed = ops.run_from_row(row)
             await self._commit(t, run_id, encoded([rules.claimed_event(claimed, owner)]))
             return claimed
 
@@ -536,7 +436,7 @@ class PostgresStore(Engine):
             if row is None:
                 raise await self._fence_failure(t, run_id, epoch)
             await self._commit(t, run_id)
-            return _run_from_row(row)
+            return ops.run_from_row(row)
 
         return await self._write(txn, self._reread(run_id))
 
@@ -552,7 +452,7 @@ class PostgresStore(Engine):
             row = await read.fetchone()
             if row is None:
                 raise rules.run_not_found(run_id)
-            run = _run_from_row(row)
+            run = ops.run_from_row(row)
             if run.status.finished:
                 raise rules.run_finished(run)
             if update.rowcount:
@@ -569,7 +469,7 @@ class PostgresStore(Engine):
             row = await self._one(t, sql.ABORT_UNOWNED, params)
             if row is None:
                 raise await self._claim_refusal(t, run_id, expected_epoch)
-            run = _run_from_row(row)
+            run = ops.run_from_row(row)
             await self._commit(t, run_id, encoded([rules.aborted_event(run, reason)]))
             return run
 
@@ -587,7 +487,7 @@ class PostgresStore(Engine):
         unknown = [task_id for task_id in step.results if task_id not in carried]
         statements: list[Stmt] = [(sql.LOCK_EPOCH, {"run_id": run_id})]
         if step.tasks:
-            statements += _task_statements(run_id, step.tasks)
+            statements += ops.task_statements(run_id, step.tasks)
         if step.results:
             result_ids = list(step.results)
             texts = [step.results[task_id] for task_id in result_ids]
@@ -616,24 +516,9 @@ class PostgresStore(Engine):
             if row is None or row[0] != epoch or finished is None:
                 raise await self._fence_failure(t, run_id, epoch)
             await self._commit(t, run_id, events)
-            return _run_from_row(finished)
+            return ops.run_from_row(finished)
 
         return await self._write(txn, self._reread(run_id))
-
-    async def _step_refusal(
-        self, t: Txn, run_id: str, epoch: int, unknown: list[str]
-    ) -> NanoagentError | None:
-        """Why a step the server refused was refused, if it is ours to say: a stale or
-        unknown run, or a result naming a task the run does not have (asked after the
-        rollback, outside any transaction)."""
-        row = await self._one(t, sql.SELECT_EPOCH, {"run_id": run_id})
-        if row is None or row[0] != epoch:
-            return await self._fence_failure(t, run_id, epoch)
-        if unknown:
-            absent = await self._one(t, sql.MISSING_TASK, {"run_id": run_id, "task_ids": unknown})
-            if absent is not None:
-                return rules.missing_task(run_id, absent[0])
-        return None
 
     def _reread(self, run_id: str) -> Callable[[str], Awaitable[RunState]]:
         """What a write whose COMMIT landed (answer lost) returns: the run as it now is."""
@@ -642,68 +527,3 @@ class PostgresStore(Engine):
             return await self.get_run(run_id)
 
         return recover
-
-    # -- ChangeWatch -----------------------------------------------------------------------
-
-    async def change_token(self) -> int:
-        """Counts notifications of committed writes (no query while listening). The first
-        call starts the listener; while it is disconnected, each call polls the change
-        counter instead, and raises DatabaseError when that fails too (the server is
-        unreachable: the store keeps reconnecting by itself)."""
-        self._check_open()
-        listener = self._listener
-        if listener is None:
-            kwargs = dict(self._kwargs)
-            if "application_name" in kwargs:
-                kwargs["application_name"] += "/listen"
-            listener = self._listener = _Listener(
-                self._conninfo,
-                kwargs,
-                self._channel,
-                connect_timeout=self._connect_timeout,
-                ping=5.0,
-                where=self._location,
-            )
-            listener.start()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(listener.ready.wait(), timeout=1.0)
-        if not listener.connected:
-            await self._poll_changes(listener)
-        return listener.token
-
-    async def _poll_changes(self, listener: _Listener) -> None:
-        import psycopg
-        from psycopg_pool import PoolTimeout
-
-        try:
-            async with self._pool.connection(timeout=0.5) as conn:
-                cur = await conn.execute(self._q(sql.POLL_CHANGES))
-                row = await cur.fetchone()
-        except (psycopg.Error, PoolTimeout) as exc:
-            self._healthy = False
-            raise DatabaseError(
-                f"{self._location}: disconnected from the server, reconnecting ({one_line(exc)})"
-            ) from None
-        self._healthy = True
-        changes = None if row is None else int(row[0])
-        if changes != self._polled:
-            self._polled = changes
-            listener.token += 1
-
-    # -- refusals --------------------------------------------------------------------------
-
-    async def _fence_failure(self, t: Txn, run_id: str, epoch: int) -> NanoagentError:
-        row = await self._one(t, sql.SELECT_EPOCH, {"run_id": run_id})
-        return rules.fence_refusal(run_id, None if row is None else row[0], epoch)
-
-    async def _claim_refusal(self, t: Txn, run_id: str, expected_epoch: int) -> NanoagentError:
-        row = await self._one(t, sql.SELECT_RUN, {"run_id": run_id})
-        run = None if row is None else _run_from_row(row)
-        return rules.claim_refusal(run_id, run, expected_epoch)
-
-    async def _check_tasks_exist(self, t: Txn, run_id: str, task_ids: list[str]) -> None:
-        """ValidationError for a result naming a task the run does not have (the foreign key
-        would refuse it too, but without saying which task)."""
-        row = await self._one(t, sql.MISSING_TASK, {"run_id": run_id, "task_ids": task_ids})
-        if row is not None:
-            raise rules.missing_task(run_id, row[0])
