@@ -9,22 +9,55 @@ and calls run in the order they were made.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import queue
 import sqlite3
+import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 __all__ = ["ConnectionThread"]
 
 T = TypeVar("T")
 
+#: a job: the function, its arguments, the future for its answer and that future's loop
+_Job = tuple[Callable[..., Any], tuple[Any, ...], "asyncio.Future[Any]", asyncio.AbstractEventLoop]
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.done():  # the caller was cancelled: the job ran anyway; nobody waits for it
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
 
 class ConnectionThread:
-    """One ``sqlite3.Connection`` and the one thread that uses it."""
+    """One ``sqlite3.Connection`` and the one thread that uses it (a daemon: a store left
+    unclosed never holds up the interpreter's exit)."""
 
     def __init__(self, name: str = "nanoagent-sqlite") -> None:
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._conn: sqlite3.Connection | None = None
+        self._thread = threading.Thread(target=self._work, name=name, daemon=True)
+        self._thread.start()
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            fn, args, future, loop = job
+            result: Any = None
+            error: BaseException | None = None
+            try:
+                result = fn(*args)
+            except BaseException as exc:  # handed to the caller, whatever it is
+                error = exc
+            # RuntimeError: the caller's loop is closed, so nobody is waiting
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle, future, result, error)
 
     async def connect(self, target: str, *, uri: bool) -> None:
         """Open the connection on the thread (autocommit: BEGIN/COMMIT are ours)."""
@@ -42,16 +75,18 @@ class ConnectionThread:
 
     async def close(self) -> None:
         """Close the connection on its thread (after every call already handed over), then
-        let the thread end."""
+        end the thread."""
         conn, self._conn = self._conn, None
         try:
             if conn is not None:
                 await self._hand_over(conn.close)
         finally:
-            self._executor.shutdown(wait=False)
+            self._jobs.put(None)
 
     async def _hand_over(self, fn: Callable[..., T], *args: Any) -> T:
-        future = asyncio.wrap_future(self._executor.submit(fn, *args))
-        # shield: a cancelled caller must not cancel the job itself (a queued COMMIT would
-        # otherwise be dropped while its BEGIN ran); it runs to its end on the thread.
-        return await asyncio.shield(future)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        # Once queued, the job runs to its end on the thread even if the caller is
+        # cancelled meanwhile (cancelling only drops the wait): a transaction is never cut.
+        self._jobs.put((fn, args, future, loop))
+        return await future
