@@ -52,8 +52,7 @@ from nanoagent_core.protocols import NewEvent, Step
 from nanoagent_core.sqltext import fill
 
 if TYPE_CHECKING:
-    from psycopg import AsyncConnection, AsyncCursor
-    from psycopg_pool import AsyncConnectionPool
+    from psycopg import AsyncCursor
 from nanoagent_core.postgres import ops
 from nanoagent_core.postgres.connection import (
     Stmt,
@@ -83,32 +82,9 @@ if TYPE_CHECKING:
 
 
 class PostgresStore(Watched, Refusals):
-    """A nanoagent database in one schema of a PostgreSQL database, shared by many hosts."""
-
-    def __init__(
-        self,
-        pool: AsyncConnectionPool[AsyncConnection[Row]],
-        *,
-        conninfo: str,
-        kwargs: dict[str, Any],
-        location: str,
-        schema: str,
-        read_only: bool,
-        clock: Callable[[], datetime] | None,
-        retry_seconds: float,
-        connect_timeout: float,
-    ) -> None:
-        super().__init__(
-            pool,
-            conninfo=conninfo,
-            kwargs=kwargs,
-            location=location,
-            schema=schema,
-            read_only=read_only,
-            clock=clock,
-            retry_seconds=retry_seconds,
-            connect_timeout=connect_timeout,
-        )
+    """A nanoagent database in one schema of a PostgreSQL database, shared by many hosts.
+    Made by :meth:`open` (the constructor takes what connection.Engine and
+    listener.Watched keep)."""
 
     # -- opening and closing ---------------------------------------------------------------
 
