@@ -9,6 +9,7 @@ finishes, committing or rolling back, on its thread). Opening and the schema: sq
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -48,6 +49,8 @@ from nanoagent_core.sqlite.thread import ConnectionThread
 from nanoagent_core.sqltext import fill
 
 __all__ = ["SQLiteStore", "Synchronous"]
+
+logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 Row = rows.Row
@@ -126,6 +129,7 @@ class SQLiteStore:
         except BaseException:
             await db.close()
             raise
+        logger.debug("%s: opened (%s)", where, "read-only" if read_only else "read-write")
         return store
 
     @property
