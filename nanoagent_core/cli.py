@@ -30,6 +30,7 @@ from nanoagent_core.eventtext import describe_event
 from nanoagent_core.models import Event, RunState, RunStatus, Task, check_run_id
 from nanoagent_core.paths import resolve_db_location
 from nanoagent_core.protocols import Step
+from nanoagent_core.safetext import visible
 from nanoagent_core.status import ShownStatus, shown_status
 from nanoagent_core.stores import AnyStore, open_store
 from nanoagent_core.worker import DEFAULT_HEARTBEAT, resume_run
@@ -156,7 +157,7 @@ def main(argv: Sequence[str] | None = None, *, dashboard: Dashboard | None = Non
         handler = _COMMANDS[command]
         return asyncio.run(handler(location, args))
     except NanoagentError as exc:
-        print(f"nanoagent: {exc}", file=sys.stderr)
+        print(f"nanoagent: {visible(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
@@ -185,7 +186,8 @@ def _printer(quiet: bool) -> Callable[[RunState, Step], None]:
             return
         stamp = run.updated_at.astimezone().strftime("%H:%M:%S")
         for event in step.events:
-            print(f"{stamp} {run.run_id} {describe_event(event.kind, event.data)}", flush=True)
+            line = describe_event(event.kind, event.data)  # escaped already
+            print(f"{stamp} {visible(run.run_id)} {line}", flush=True)
 
     return on_step
 
@@ -195,7 +197,7 @@ def _claim_printer(quiet: bool) -> Callable[[RunState, Step], None]:
         if not quiet:
             stamp = run.updated_at.astimezone().strftime("%H:%M:%S")
             print(
-                f"{stamp} {run.run_id} run_claimed epoch={run.epoch} phase={run.phase}"
+                f"{stamp} {visible(run.run_id)} run_claimed epoch={run.epoch} phase={run.phase}"
                 f" iteration={run.iteration}",
                 flush=True,
             )
@@ -238,7 +240,7 @@ async def _drive(store: AnyStore, run_id: str, args: argparse.Namespace, *, quie
     if not quiet:
         line = f"run {run_id} {final.status}"
         if final.error:
-            line += f": {final.error}"
+            line += f": {visible(final.error)}"
         print(line, flush=True)
     return EXIT_CODES[final.status]
 
@@ -277,7 +279,7 @@ async def _cmd_abort(location: str, args: argparse.Namespace) -> int:
         message = await abort_run(store, run_id)
     finally:
         await store.close()
-    print(message)
+    print(visible(message))
     return 0
 
 
@@ -346,8 +348,8 @@ async def _cmd_list(location: str, args: argparse.Namespace) -> int:
         status = shown_status(run).value + ("*" if run.abort_requested_at else "")
         tasks = f"{run.tasks_done}/{run.tasks_total}"
         iters = f"{run.iteration}/{run.max_iterations}"
-        goal = " ".join(run.goal.split())
-        print(f"{status:<12}{run.run_id[:13]:<14}{run.phase.value:<11}{tasks:>7}{iters:>10}"
+        goal = visible(" ".join(run.goal.split()))
+        print(f"{status:<12}{visible(run.run_id)[:13]:<14}{run.phase.value:<11}{tasks:>7}{iters:>10}"
               f"  {goal[:60]}")  # fmt: skip
     return 0
 
@@ -398,20 +400,20 @@ async def _cmd_show(location: str, args: argparse.Namespace) -> int:
         print()
         return 0
     summary = run_summary(run)
-    print(f"run {run.run_id}  {summary['status']}  {run.phase} iteration {run.iteration}"
+    print(f"run {visible(run.run_id)}  {summary['status']}  {run.phase} iteration {run.iteration}"
           f"/{run.max_iterations}  tasks {run.tasks_done}/{run.tasks_total}")  # fmt: skip
-    print(f"goal: {run.goal}")
-    print(f"agent: {run.agent} {json.dumps(run.agent_options)}")
+    print(f"goal: {visible(run.goal)}")
+    print(f"agent: {visible(run.agent)} {json.dumps(run.agent_options)}")  # json: escaped
     if run.owner:
-        print(f"worker: pid {run.owner.pid} on {run.owner.host}")
+        print(f"worker: pid {run.owner.pid} on {visible(run.owner.host)}")
     for task in tasks:
         mark = ">" if task.id == run.current_task_id and run.phase.value == "executing" else " "
-        print(f"{mark} {task.status.value:<9} {task.id} p{task.priority} a{task.attempts}"
-              f"  {task.description}")  # fmt: skip
+        print(f"{mark} {task.status.value:<9} {visible(task.id)} p{task.priority} a{task.attempts}"
+              f"  {visible(task.description)}")  # fmt: skip
     if run.error:
-        print(f"error: {run.error}")
+        print(f"error: {visible(run.error, lines=True)}")
     if run.result:
-        print(run.result)
+        print(visible(run.result, lines=True))
     return 0
 
 
