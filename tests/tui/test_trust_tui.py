@@ -39,6 +39,7 @@ from nanoagent_core.models import (
 from nanoagent_core.protocols import NewEvent, Step
 from nanoagent_core.safetext import visible
 from nanoagent_core.sqlite import SQLiteStore
+from nanoagent_tui import live
 from nanoagent_tui.app import DashboardApp
 from nanoagent_tui.live import Update
 from nanoagent_tui.screens.detail import DetailScreen
@@ -276,7 +277,12 @@ async def _toggle(app: DashboardApp, times: int) -> None:
 
 
 @pytest.mark.timeout(600)
-async def test_detail_opened_and_closed_200_times_on_a_busy_run(here: Path) -> None:
+async def test_detail_opened_and_closed_200_times_on_a_busy_run(
+    here: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each opening loads the run's last events into the log; a shorter log keeps 200 openings
+    # cheap on a loaded machine (the race does not depend on its length).
+    monkeypatch.setattr(live, "DETAIL_EVENTS", 200)
     store, epoch = await _busy_run(here / "busy.db")
     stop = asyncio.Event()
     writer = asyncio.create_task(_write_events(store, epoch, stop))
