@@ -30,7 +30,7 @@ from nanoagent_core.errors import (
     ValidationError,
 )
 from nanoagent_core.eventtext import describe_event
-from nanoagent_core.follow import EXIT_CRASHED, event_line, follow_run, visible
+from nanoagent_core.follow import EXIT_CRASHED, event_line, follow_run
 from nanoagent_core.models import (
     MAX_ITERATIONS,
     Event,
@@ -47,6 +47,7 @@ from nanoagent_core.paths import (
     worker_log_path,
 )
 from nanoagent_core.protocols import Step
+from nanoagent_core.safetext import visible
 from nanoagent_core.status import ShownStatus, shown_status, verdict, verdicts
 from nanoagent_core.stores import AnyStore, open_store
 from nanoagent_core.worker import DEFAULT_HEARTBEAT, resume_run
@@ -246,7 +247,7 @@ def main(
     try:
         return _main(args, dashboard, serve)
     except NanoagentError as exc:
-        print(f"nanoagent: {exc}", file=sys.stderr)
+        print(f"nanoagent: {visible(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
@@ -351,7 +352,8 @@ def _printer(quiet: bool) -> Callable[[RunState, Step], None]:
             return
         stamp = run.updated_at.astimezone().strftime("%H:%M:%S")
         for event in step.events:
-            _say(f"{stamp} {run.run_id} {describe_event(event.kind, event.data)}")
+            line = describe_event(event.kind, event.data)  # escaped already
+            _say(f"{stamp} {visible(run.run_id)} {line}")
 
     return on_step
 
@@ -361,7 +363,7 @@ def _claim_printer(quiet: bool) -> Callable[[RunState, Step], None]:
         if not quiet:
             stamp = run.updated_at.astimezone().strftime("%H:%M:%S")
             _say(
-                f"{stamp} {run.run_id} run_claimed epoch={run.epoch} phase={run.phase}"
+                f"{stamp} {visible(run.run_id)} run_claimed epoch={run.epoch} phase={run.phase}"
                 f" iteration={run.iteration}"
             )
 
@@ -403,7 +405,7 @@ async def _drive(store: AnyStore, run_id: str, args: argparse.Namespace, *, quie
     if not quiet:
         line = f"run {run_id} {final.status}"
         if final.error:
-            line += f": {final.error}"
+            line += f": {visible(final.error)}"
         _say(line)
     return EXIT_CODES[final.status]
 
@@ -446,7 +448,7 @@ async def _cmd_abort(location: str, args: argparse.Namespace) -> int:
         message = await abort_run(store, run_id)
     finally:
         await store.close()
-    print(message)
+    print(visible(message))
     return 0
 
 
@@ -521,8 +523,8 @@ async def _cmd_list(location: str, args: argparse.Namespace) -> int:
         status = shown.value + ("*" if run.abort_requested_at else "")
         tasks = f"{run.tasks_done}/{run.tasks_total}"
         iters = f"{run.iteration}/{run.max_iterations}"
-        goal = " ".join(run.goal.split())
-        print(f"{status:<12}{run.run_id[:13]:<14}{run.phase.value:<11}{tasks:>7}{iters:>10}"
+        goal = visible(" ".join(run.goal.split()))
+        print(f"{status:<12}{visible(run.run_id)[:13]:<14}{run.phase.value:<11}{tasks:>7}{iters:>10}"
               f"  {goal[:60]}")  # fmt: skip
     return 0
 
@@ -579,28 +581,28 @@ async def _cmd_show(location: str, args: argparse.Namespace) -> int:
         return 0
     summary = run_summary(run, shown)
     if run.damaged:
-        print(f"run {run.run_id}  damaged: {run.damaged}")
-    print(f"run {run.run_id}  {summary['status']}  {run.phase} iteration {run.iteration}"
+        print(f"run {visible(run.run_id)}  damaged: {visible(run.damaged)}")
+    print(f"run {visible(run.run_id)}  {summary['status']}  {run.phase} iteration {run.iteration}"
           f"/{run.max_iterations}  tasks {run.tasks_done}/{run.tasks_total}")  # fmt: skip
-    print(f"goal: {run.goal}")
-    print(f"agent: {run.agent} {json.dumps(run.agent_options)}")
+    print(f"goal: {visible(run.goal)}")
+    print(f"agent: {visible(run.agent)} {json.dumps(run.agent_options)}")  # json: escaped
     if run.owner:
         waits = ""
         if shown is ShownStatus.RUNNING and run.lease_expires_at and run.heartbeat_at:
             quiet = (utc_now() - run.heartbeat_at).total_seconds()
             if run.lease_expires_at <= utc_now():  # alive, but its heartbeat cannot commit
                 waits = f" (waiting: no heartbeat committed for {quiet:.0f} s; database busy?)"
-        print(f"worker: pid {run.owner.pid} on {run.owner.host}{waits}")
+        print(f"worker: pid {run.owner.pid} on {visible(run.owner.host)}{waits}")
     if (log := worker_log_path(location, run.run_id)).exists():
         print(f"worker log: {log}")
     for task in tasks:
         mark = ">" if task.id == run.current_task_id and run.phase.value == "executing" else " "
-        print(f"{mark} {task.status.value:<9} {task.id} p{task.priority} a{task.attempts}"
-              f"  {task.description}")  # fmt: skip
+        print(f"{mark} {task.status.value:<9} {visible(task.id)} p{task.priority} a{task.attempts}"
+              f"  {visible(task.description)}")  # fmt: skip
     if run.error:
-        print(f"error: {run.error}")
+        print(f"error: {visible(run.error, lines=True)}")
     if run.result:
-        print(run.result)
+        print(visible(run.result, lines=True))
     return 0
 
 

@@ -136,6 +136,7 @@ class Update:
     health_changed: bool = False
     detail: Detail | None = None  #: the watched run, fetched again
     history: tuple[Event, ...] | None = None  #: the watched run's events, when (re)loaded
+    watched: str | None = None  #: the run ``detail`` and ``history`` are about
 
 
 @dataclass
@@ -229,6 +230,11 @@ class LiveData:
         if new != self.filter:
             self.filter = new
             self._reload = True
+
+    @property
+    def watched(self) -> str | None:
+        """The run followed for the detail screen, if any."""
+        return self._watched
 
     def watch(self, run_id: str | None) -> None:
         """Follow one run's tasks and events (the detail screen); None stops."""
@@ -381,6 +387,7 @@ class LiveData:
             health_changed=health is not None,
             detail=detail,
             history=history,
+            watched=watched,
         )
 
     async def _confirm(self, store: ViewerStore, now: datetime) -> tuple[RunState, ...]:
@@ -434,7 +441,9 @@ class LiveData:
         self._set(Health.LIVE)
         self.stats.loads += 1
         self.stats.last_load = time.perf_counter() - began
-        return Update(reloaded=True, health_changed=True, detail=detail, history=history)
+        return Update(
+            reloaded=True, health_changed=True, detail=detail, history=history, watched=watched
+        )
 
     async def _new_events(self, store: ViewerStore) -> tuple[list[Event], int, bool]:
         """Events after the cursor: (events, new cursor, whether more are waiting)."""
