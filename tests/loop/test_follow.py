@@ -15,7 +15,7 @@ import signal
 from collections.abc import Iterator
 
 import pytest
-from loopkit import Reaper, acli, option_args, start_cli, wait_until
+from loopkit import Reaper, acli, option_args, start_cli
 from pgkit import drop_schema, new_schema_name, usable_server, with_schema
 
 from nanoagent_core.follow import EXIT_CRASHED, event_line
