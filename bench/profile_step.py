@@ -30,7 +30,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from bench.step_cost import loop_sample
+from bench.step_cost import floor_steps_per_s, loop_sample
 from nanoagent_core.sqlite import SQLiteStore
 from nanoagent_core.sqlite import sql as sql_module
 from nanoagent_core.sqlite import store as store_module
@@ -180,7 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     plain: list[float] = []
     timed: list[float] = []
     hops: list[float] = []
+    floor: list[float] = []
     for _ in range(args.rounds):
+        floor.append(1e6 / floor_steps_per_s(fresh(), "NORMAL", 1000))
         sample = asyncio.run(loop_sample(fresh(), "NORMAL", TASKS, RUNS))
         plain.append(1e6 * sample.seconds / sample.steps)
         hops.append(1e6 * asyncio.run(_empty_hops(fresh(), 2000)))
@@ -195,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"commits timed: {commits} over {args.rounds} rounds of {RUNS} runs x {TASKS} tasks")
     print(f"plain loop: {statistics.median(plain):.0f} us/commit (median of rounds)")
     print(f"timed loop: {statistics.median(timed):.0f} us/commit (timers included)")
+    print(f"floor (plain sqlite3, 1 txn per step): {statistics.median(floor):.0f} us/step")
     print(f"empty hop through aiosqlite's thread: {statistics.median(hops):.0f} us")
     print("per commit (mean / median us):")
     print(f"  {'loop Python (timed loop - commit_step)':44s} {loop_us:8.1f}")
