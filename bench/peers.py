@@ -91,6 +91,12 @@ def _intervals(began: float, marks: list[float]) -> tuple[float, ...]:
     return tuple(out)
 
 
+def _steps(starts: list[float], end: float) -> tuple[float, ...]:
+    """Seconds from each step's start to the next one's (the last: to the end). The times a
+    stream yields are no good for this: it can hand over two steps' values back to back."""
+    return _intervals(starts[0], [*starts[1:], end])
+
+
 def _pragmas(conn: sqlite3.Connection) -> str:
     mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
     sync = conn.execute("PRAGMA synchronous").fetchone()[0]
@@ -172,10 +178,13 @@ class _State(TypedDict):
     result: str  #: the latest task's result only (no reducer: each step overwrites it)
 
 
-def _graph(tasks: int, checkpointer: Any) -> Any:
+def _graph(tasks: int, checkpointer: Any, marks: list[float]) -> Any:
+    """The graph; ``marks`` gets the time each step's node starts (the previous step's
+    checkpoint is written by then: durability "sync")."""
     from langgraph.graph import END, START, StateGraph  # pyright: ignore[reportMissingImports]
 
     def work(state: _State) -> dict[str, Any]:
+        marks.append(time.perf_counter())
         return {"n": state["n"] + 1, "result": PAYLOAD}
 
     def route(state: _State) -> str:
@@ -203,23 +212,21 @@ def langgraph_trial(path: Path, tasks: int) -> PeerSample:
         conn.execute("PRAGMA synchronous = FULL")
         saver = SqliteSaver(conn)
         saver.setup()
-        graph = _graph(tasks, saver)
         marks: list[float] = []
+        graph = _graph(tasks, saver, marks)
         began = time.perf_counter()
         final: Any = None
         for chunk in graph.stream(
             {"n": 0, "result": ""}, _config(tasks), stream_mode="values", durability="sync"
         ):
             final = chunk
-            marks.append(time.perf_counter())
         seconds = time.perf_counter() - began
         settings = _pragmas(conn)
     finally:
         conn.close()
     if final is None or final["n"] != tasks:
         raise RuntimeError(f"LangGraph ended at {final!r}")
-    # stream_mode="values" also yields the input state once (its checkpoint is written too)
-    return PeerSample(tasks, len(marks), seconds, _intervals(began, marks)[1:], settings)
+    return PeerSample(tasks, len(marks), seconds, _steps(marks, began + seconds), settings)
 
 
 async def _langgraph_async(path: Path, tasks: int) -> PeerSample:
@@ -231,15 +238,14 @@ async def _langgraph_async(path: Path, tasks: int) -> PeerSample:
         await conn.execute("PRAGMA synchronous = FULL")
         saver = AsyncSqliteSaver(conn)
         await saver.setup()
-        graph = _graph(tasks, saver)
         marks: list[float] = []
+        graph = _graph(tasks, saver, marks)
         began = time.perf_counter()
         final: Any = None
         async for chunk in graph.astream(
             {"n": 0, "result": ""}, _config(tasks), stream_mode="values", durability="sync"
         ):
             final = chunk
-            marks.append(time.perf_counter())
         seconds = time.perf_counter() - began
         async with conn.execute("PRAGMA journal_mode") as cur:
             mode = (await cur.fetchone() or ("?",))[0]
@@ -250,7 +256,7 @@ async def _langgraph_async(path: Path, tasks: int) -> PeerSample:
     if final is None or final["n"] != tasks:
         raise RuntimeError(f"LangGraph (async) ended at {final!r}")
     settings = f"journal_mode={mode}, synchronous={_sync_name(sync)}"
-    return PeerSample(tasks, len(marks), seconds, _intervals(began, marks)[1:], settings)
+    return PeerSample(tasks, len(marks), seconds, _steps(marks, began + seconds), settings)
 
 
 def langgraph_async_trial(path: Path, tasks: int) -> PeerSample:
@@ -436,8 +442,10 @@ def run(cfg: Config, workdir: Path) -> SectionResult:
         "A step is one durable write of each system: a commit of the loop (nanoagent), a"
         " checkpoint (LangGraph, durability='sync': written before the next step starts), a"
         " step's recorded output (DBOS), a transaction (floor). Step latency is the time from"
-        " one step's completion to the next's; p50/p99 are nearest-rank over a trial's steps,"
-        " and the table gives their median over the trials.",
+        " one step's completion to the next's (LangGraph: from one node's start to the next's,"
+        " the checkpoint in between; its stream can hand over two steps' values back to back);"
+        " p50/p99 are nearest-rank over a trial's steps, and the table gives their median over"
+        " the trials.",
         "LangGraph: StateGraph with one node looping on itself; the state keeps the latest"
         " result only (no reducer); one thread; recursion_limit above the task count.",
         "DBOS: one workflow calling a @DBOS.step once per task; the file is put in WAL before"
