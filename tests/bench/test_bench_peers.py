@@ -45,3 +45,18 @@ def test_peers_skip_with_one_line_reason(tmp_path: Path, monkeypatch: pytest.Mon
     assert result.notes == [reason]
     assert all(row[1] == reason for row in result.rows)
     assert not list(tmp_path.iterdir())  # nothing ran
+
+
+def test_rewrite_keeps_hand_written_tail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bench.__main__ import HAND_WRITTEN, main
+
+    monkeypatch.setattr(peers, "PEER_MODULES", ("nanoagent_bench_no_such_module",))
+    out = tmp_path / "RESULTS.md"
+    out.write_text(f"old tables\n\n{HAND_WRITTEN}\n\n## Profile\n\nby hand\n", encoding="utf-8")
+    code = main(["--sections", "peers", "--pg", "none", "--out", str(out)])
+    assert code == 0
+    text = out.read_text(encoding="utf-8")
+    assert "old tables" not in text
+    assert "skipped: bench dependency group not installed" in text
+    assert text.endswith(f"{HAND_WRITTEN}\n\n## Profile\n\nby hand\n")
+    assert text.count(HAND_WRITTEN) == 1
