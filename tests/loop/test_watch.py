@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from loopkit import Reaper, acli, kill_child, option_args, start_cli, wait_until
+from loopkit import NANOAGENT, Reaper, acli, kill_child, option_args, start_cli, wait_until
 from pgkit import drop_schema, new_schema_name, usable_server, with_schema
 
 from nanoagent_core.models import RunState
@@ -331,3 +331,23 @@ async def test_a_state_file_that_is_not_one_or_of_another_database_is_refused(
     assert result.code == 2, result
     assert "belongs to another database" in result.err, result
     assert len(result.err_lines) == 1
+
+
+async def test_a_closed_stdout_exits_quietly_and_records_nothing_it_could_not_print(
+    db: str, wenv: dict[str, str], tmp_path: Path
+) -> None:
+    await fail_run(db, "old-failed", "failed before", wenv)
+    state = tmp_path / "s.json"
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write to stdout fails with EPIPE
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            NANOAGENT, "watch", "--all", "--db", db, "--state", str(state),
+            env=wenv, stdin=asyncio.subprocess.DEVNULL, stdout=write_end,
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+    finally:
+        os.close(write_end)
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert (proc.returncode, err) == (141, b"")
+    assert not state.exists()  # the next start reports old-failed again
