@@ -271,7 +271,8 @@ async def test_a_failing_or_hung_command_is_one_line_and_watching_goes_on(
     db: str, wenv: dict[str, str], hook: Path, tmp_path: Path
 ) -> None:
     await complete_run(db, "first", wenv)  # the database exists
-    watch = await Watch.start(db, tmp_path / "s.json", wenv, "--exec-timeout", "1",
+    # 10 s: ample for the other two (a shell printing one line), the hung one is killed then
+    watch = await Watch.start(db, tmp_path / "s.json", wenv, "--exec-timeout", "10",
                               "--exec", str(hook))  # fmt: skip
     await fail_run(db, "bad", "a bad hook", wenv)
     await fail_run(db, "hang", "a hang hook", wenv)
@@ -283,7 +284,7 @@ async def test_a_failing_or_hung_command_is_one_line_and_watching_goes_on(
     assert printed(out) == expected
     assert err.splitlines() == [
         f"nanoagent watch: '{hook}' for run bad (failed) failed with exit status 3",
-        f"nanoagent watch: '{hook}' for run hang (failed) killed after 1 s",
+        f"nanoagent watch: '{hook}' for run hang (failed) killed after 10 s",
     ]
 
 
