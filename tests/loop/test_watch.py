@@ -280,8 +280,8 @@ async def test_a_failing_or_hung_command_is_one_line_and_watching_goes_on(
     expected = Counter({("bad", "failed"): 1, ("hang", "failed"): 1, ("fine", "failed"): 1})
     await wait_hook(wenv, expected, "all three")
     code, out, err = await watch.stop()
-    assert code == 0
-    assert printed(out) == expected
+    assert code == 0, (out, err)
+    assert printed(out) == expected, (out, err)
     assert err.splitlines() == [
         f"nanoagent watch: '{hook}' for run bad (failed) failed with exit status 3",
         f"nanoagent watch: '{hook}' for run hang (failed) killed after 10 s",
