@@ -36,13 +36,14 @@ import math
 import os
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol, cast
 
-from nanoagent_core.errors import DatabaseError, ValidationError
+from nanoagent_core.errors import DatabaseError, RunNotFoundError, ValidationError
 from nanoagent_core.follow import visible
 from nanoagent_core.models import Event, EventKind, RunState, RunStatus, utc_now
 from nanoagent_core.paths import MEMORY
@@ -65,6 +66,9 @@ __all__ = [
 
 #: Seconds between two looks at the database (the change token and the stored-running runs).
 WATCH_INTERVAL = 1.0
+#: Seconds between two writes of the state file when only the position in the events moved
+#: (a transition is written at once; a hard kill then re-reads at most this much).
+SAVE_EVERY = 10.0
 #: Seconds a ``--exec`` command may take before it (and its process group) is killed.
 EXEC_TIMEOUT = 30.0
 #: The statuses ``--status`` takes (the default: all of them).
@@ -339,6 +343,7 @@ class Watcher:
         self._now = now
         self._token: int | None = None
         self._unsaved = False
+        self._saved_at = time.monotonic()
 
     async def start(self, *, report_existing: bool) -> None:
         """On a first start, skip (or with ``report_existing``, report) what is already in a
@@ -368,9 +373,13 @@ class Watcher:
             await self.events()
         if not self._stop.is_set():
             await self.crashes(report=True)
-        if self._unsaved:
-            self._cursor.save()
-            self._unsaved = False
+        if self._unsaved and time.monotonic() - self._saved_at >= SAVE_EVERY:
+            self._save()
+
+    def _save(self) -> None:
+        self._cursor.save()
+        self._unsaved = False
+        self._saved_at = time.monotonic()
 
     async def events(self) -> None:
         while not self._stop.is_set():
@@ -382,7 +391,7 @@ class Watcher:
                 if status in self._statuses:
                     await self._report(await self._entered(event, status))
                     self._cursor.last_event_id = event.id
-                    self._cursor.save()
+                    self._save()
                 else:
                     self._cursor.last_event_id = event.id
                     self._unsaved = True
@@ -394,7 +403,7 @@ class Watcher:
         reason = data.get("reason") or data.get("error") or ""
         try:
             goal = (await self._store.get_run(event.run_id)).goal
-        except Exception:  # the run is gone (deleted): still worth the line
+        except RunNotFoundError:  # the run is gone: still worth the line
             goal = ""
         return Transition(event.run_id, status, str(reason), goal)
 
@@ -422,7 +431,7 @@ class Watcher:
                 await self._report(Transition(run.run_id, ShownStatus.CRASHED.value,
                                               crash_reason(run), run.goal))  # fmt: skip
             self._cursor.crashed[run.run_id] = run.epoch
-            self._cursor.save()
+            self._save()
 
     async def run(
         self, interval: float = WATCH_INTERVAL, *, warn: Callable[[str], None] | None = None
@@ -443,7 +452,7 @@ class Watcher:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), interval)
         if self._unsaved:
-            self._cursor.save()
+            self._save()
 
 
 def check_location(location: str) -> None:
