@@ -72,15 +72,17 @@ def test_writers_and_a_reader_share_one_file(db_path: Path) -> None:
     results = SPAWN.Queue()
     barrier = SPAWN.Barrier(WRITERS + 1)
     stop = SPAWN.Event()
+    saw = SPAWN.Event()  # writers pause halfway until the reader has seen events
     run_ids = [f"writer-{n}" for n in range(WRITERS)]
     writers = [
         SPAWN.Process(
-            target=prockit.commit_worker, args=(str(db_path), rid, STEPS, barrier, results)
+            target=prockit.commit_worker,
+            args=(str(db_path), rid, STEPS, barrier, results, saw),
         )
         for rid in run_ids
     ]
     reader = SPAWN.Process(
-        target=prockit.reader_worker, args=(str(db_path), barrier, stop, results)
+        target=prockit.reader_worker, args=(str(db_path), barrier, stop, results, saw)
     )
     procs = [*writers, reader]
     for proc in procs:
@@ -99,7 +101,7 @@ def test_writers_and_a_reader_share_one_file(db_path: Path) -> None:
     assert report["problems"] == []
     per_run = STEPS + 2  # run_created + run_claimed + one event per step
     assert report["seen"] == report["last_id"] == WRITERS * per_run
-    assert report["reads_while_writing"] > 0
+    assert report["reads_while_writing"] > 0  # surely: the writers waited for one halfway
 
     expected = dict.fromkeys(run_ids, STEPS)
     assert raw_counts(db_path, "tasks") == expected
@@ -128,15 +130,21 @@ RACERS = 8
 ROUNDS = 15
 
 
-def test_claim_race_has_exactly_one_winner(db_path: Path) -> None:
+@pytest.mark.parametrize("owner_gone", [False, True], ids=["lease-decides", "only-cas-decides"])
+def test_claim_race_has_exactly_one_winner(db_path: Path, owner_gone: bool) -> None:
     """8 processes released together claim the same free run; over 15 runs, each run has
-    exactly one winner, the others get RunBusyError, and the stored owner is the winner."""
+    exactly one winner, the others get RunBusyError, and the stored owner is the winner.
+    With ``owner_gone`` the lease check lets every racer through: only the claim's
+    compare-and-set on the epoch stops the losers."""
     run_ids = [f"race-{n}" for n in range(ROUNDS)]
     asyncio.run(make_db(db_path, run_ids))
     results = SPAWN.Queue()
     barrier = SPAWN.Barrier(RACERS)
     procs = [
-        SPAWN.Process(target=prockit.claim_worker, args=(str(db_path), run_ids, barrier, results))
+        SPAWN.Process(
+            target=prockit.claim_worker,
+            args=(str(db_path), run_ids, barrier, results, owner_gone),
+        )
         for _ in range(RACERS)
     ]
     for proc in procs:
