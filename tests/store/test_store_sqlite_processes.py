@@ -225,9 +225,11 @@ NOBODY = 65534
 
 @pytest.fixture
 def shared_dir() -> Iterator[Path]:
-    """A directory outside pytest's private (0700) tmp tree, so user nobody can reach it."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to drop privileges (a non-root run tests permissions as is)")
+    """A directory outside pytest's private (0700) tmp tree, so user nobody can reach it.
+
+    As root, the child drops to user nobody and the files stay root's; as anyone else (no
+    privileges to drop), the child runs as this user and the modes deny it instead: both
+    variants run, neither skips."""
     import shutil
     import tempfile
 
@@ -236,12 +238,34 @@ def shared_dir() -> Iterator[Path]:
     try:
         yield path
     finally:
+        path.chmod(0o755)
+        for child in path.iterdir():
+            child.chmod(0o644)
         shutil.rmtree(path)
+
+
+ROOT = os.geteuid() == 0
+#: the user the child runs as: nobody when root can drop to it, else this user
+OTHER = NOBODY if ROOT else os.geteuid()
+
+
+def deny(db: Path, *, file_mode: int, directory_writable: bool) -> None:
+    """Make ``db`` and its directory what the child (OTHER) may not touch: as root, the
+    files stay root's (the modes then speak to nobody as "other"); as a plain user, the
+    owner's own bits are taken away."""
+    directory = db.parent
+    if ROOT:
+        db.chmod(file_mode)
+        if directory_writable:
+            os.chown(directory, NOBODY, NOBODY)
+    else:
+        db.chmod(file_mode & 0o007 | (file_mode & 0o007) << 6)  # "other" bits for the owner
+        directory.chmod(0o755 if directory_writable else 0o555)
 
 
 def run_as_nobody(db: Path) -> dict[str, Any]:
     child = subprocess.run(
-        [sys.executable, str(HERE / "readonly_child.py"), str(db), str(NOBODY)],
+        [sys.executable, str(HERE / "readonly_child.py"), str(db), str(OTHER)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -259,13 +283,12 @@ def test_unwritable_file_reads_but_refuses_writes(shared_dir: Path) -> None:
     changes nothing; read_only=True opens and reads."""
     db = shared_dir / "ro.db"
     asyncio.run(make_db(db, ["r1", "r2"]))
-    db.chmod(0o644)
-    os.chown(shared_dir, NOBODY, NOBODY)
+    deny(db, file_mode=0o644, directory_writable=True)
     digest = storekit.file_digest(db)
 
     report = run_as_nobody(db)
 
-    assert report["uid"] == NOBODY
+    assert report["uid"] == OTHER
     assert sorted(report["read_write_open"]["runs"]) == ["r1", "r2"]
     assert sorted(report["read_write_open"]["runs_after"]) == ["r1", "r2"]
     for name, outcome in report["read_write_open"]["writes"].items():
@@ -284,7 +307,7 @@ def test_unwritable_directory_gives_a_clear_error(shared_dir: Path) -> None:
     claim that the file is not a nanoagent database)."""
     db = shared_dir / "ro.db"
     asyncio.run(make_db(db, ["r1"]))
-    db.chmod(0o644)
+    deny(db, file_mode=0o644, directory_writable=False)
     report = run_as_nobody(db)
     for mode in ("read_write_open", "read_only_open"):
         outcome = report[mode]["open_error"]
@@ -295,8 +318,8 @@ def test_unwritable_directory_gives_a_clear_error(shared_dir: Path) -> None:
 
 def test_unreadable_file_gives_a_clear_error(shared_dir: Path) -> None:
     db = shared_dir / "private.db"
-    asyncio.run(make_db(db, ["r1"]))  # created 0600, owned by root
-    os.chown(shared_dir, NOBODY, NOBODY)
+    asyncio.run(make_db(db, ["r1"]))  # created 0600
+    deny(db, file_mode=0o600, directory_writable=True)
     report = run_as_nobody(db)
     for mode in ("read_write_open", "read_only_open"):
         outcome = report[mode]["open_error"]
