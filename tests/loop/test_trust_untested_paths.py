@@ -8,10 +8,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from loopkit import Reaper, ScriptedAgent, acli, ashow_json, read_run, wait_until
 
+from nanoagent_core.actions import abort_run
 from nanoagent_core.demo import DEMO_RUNS
-from nanoagent_core.errors import DatabaseError
+from nanoagent_core.errors import DatabaseError, RunBusyError
 from nanoagent_core.loop import Loop
 from nanoagent_core.memory_store import MemoryStore
 from nanoagent_core.models import Phase, RunState, RunStatus, Task, TaskStatus
@@ -266,3 +268,48 @@ async def test_resume_at_a_task_already_done_moves_on_without_running_it() -> No
     started = [e.data["task_id"] for e in await store.read_events(run_id="r")
                if e.kind == "task_started"]  # fmt: skip
     assert "t1" not in started
+
+
+# -- abort_run when the run changes hands under it ---------------------------------------------
+
+
+class HandOverStore(MemoryStore):
+    """A real memory store where, just before each of the first ``handovers`` abort_unowned
+    calls, another (dead) worker claims the run: the epoch the caller read has moved."""
+
+    def __init__(self, handovers: int) -> None:
+        super().__init__()
+        self.handovers = handovers
+        self.calls = 0
+
+    async def abort_unowned(self, run_id: str, *, expected_epoch: int, reason: str) -> RunState:
+        self.calls += 1
+        if self.calls <= self.handovers:
+            run = await self.get_run(run_id)
+            dead = current_owner().model_copy(update={"pid": 2**22 + self.calls})
+            await self.claim_run(run_id, dead, expected_epoch=run.epoch, lease_seconds=60,
+                                 owner_gone=True)  # fmt: skip
+        return await super().abort_unowned(run_id, expected_epoch=expected_epoch, reason=reason)
+
+
+async def crashed_run(store: MemoryStore) -> None:
+    await store.create_run(RunState(run_id="r", goal=GOAL, max_iterations=50))
+    dead = current_owner().model_copy(update={"pid": 2**22 + 99, "pid_started": 1.0})
+    await store.claim_run("r", dead, expected_epoch=0, lease_seconds=60)
+
+
+async def test_abort_retries_when_a_worker_claimed_the_run_meanwhile() -> None:
+    store = HandOverStore(handovers=1)
+    await crashed_run(store)
+    assert await abort_run(store, "r") == "run r aborted"
+    assert store.calls == 2
+    assert (await store.get_run("r")).status is RunStatus.ABORTED
+
+
+async def test_abort_gives_up_on_a_run_that_keeps_changing_hands() -> None:
+    store = HandOverStore(handovers=3)
+    await crashed_run(store)
+    with pytest.raises(RunBusyError, match="keeps changing hands"):
+        await abort_run(store, "r")
+    assert store.calls == 3
+    assert (await store.get_run("r")).status is RunStatus.RUNNING
