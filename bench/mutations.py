@@ -144,7 +144,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "claim ignores a live lease (SQLite)",
         ((SQLITE_SQL, "      OR lease_expires_at <= :now OR :owner_gone)",
           "      OR 1 OR :owner_gone)"),),
-        ("tests/store/test_store_sqlite_processes.py::test_claim_race_has_exactly_one_winner",),
+        ("tests/store/test_store_contract.py",),
     ),
 )  # fmt: skip
 

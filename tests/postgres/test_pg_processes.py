@@ -73,7 +73,7 @@ async def test_concurrent_writers_and_a_follower_see_every_event_once_in_order(
         assert len(await store.get_all_results(f"w{i}")) == STEPS
 
 
-@pytest.mark.parametrize("owner_gone", [False, True], ids=["lease-decides", "only-cas-decides"])
+@pytest.mark.parametrize("owner_gone", [False, True], ids=["epoch-and-lease", "epoch-only"])
 async def test_claim_race_between_processes_has_exactly_one_winner(
     location: str, store: PostgresStore, owner_gone: bool
 ) -> None:

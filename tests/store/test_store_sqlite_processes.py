@@ -130,7 +130,7 @@ RACERS = 8
 ROUNDS = 15
 
 
-@pytest.mark.parametrize("owner_gone", [False, True], ids=["lease-decides", "only-cas-decides"])
+@pytest.mark.parametrize("owner_gone", [False, True], ids=["epoch-and-lease", "epoch-only"])
 def test_claim_race_has_exactly_one_winner(db_path: Path, owner_gone: bool) -> None:
     """8 processes released together claim the same free run; over 15 runs, each run has
     exactly one winner, the others get RunBusyError, and the stored owner is the winner.
