@@ -3,7 +3,18 @@ status cycle, ``escape`` clearing the filter, and the "no run matches" text."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import fcntl
+import os
+import pty
+import select
 import shutil
+import struct
+import subprocess
+import sys
+import termios
+import time
 from pathlib import Path
 
 from tuikit import (
@@ -16,6 +27,7 @@ from tuikit import (
     wait_for,
 )
 
+from nanoagent_core.sqlite import SQLiteStore
 from nanoagent_tui.screens.error import ErrorScreen
 from nanoagent_tui.screens.runs import STATUS_FILTERS
 
@@ -77,3 +89,57 @@ async def test_the_error_screen_retries_and_opens_a_repaired_database(here: Path
         await pilot.press("r")
         await wait_for(pilot, lambda: not isinstance(app.screen, ErrorScreen), what="retry")
         await wait_for(pilot, lambda: len(runs_screen(app).table.keys) > 0, what="the runs")
+
+
+def test_the_nanoagent_command_opens_the_dashboard_in_a_terminal_and_q_quits(
+    tmp_path: Path,
+) -> None:
+    """The real launch: ``nanoagent --db X`` on a pseudo-terminal draws the dashboard (the
+    seeded run ids appear on the screen), and ``q`` ends it with status 0."""
+    db = tmp_path / "runs.db"
+    asyncio.run(seed_database(db))
+    run_id = asyncio.run(first_run_id(db))
+    main, child = pty.openpty()
+    fcntl.ioctl(child, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 120, 0, 0))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NANOAGENT_")}
+    env.update(TERM="xterm-256color", HOME=str(tmp_path), COLUMNS="120", LINES="30")
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).with_name("nanoagent")), "--db", str(db)],
+        stdin=child,
+        stdout=child,
+        stderr=child,
+        env=env,
+        start_new_session=True,
+    )
+    os.close(child)
+    screen = b""
+    try:
+        deadline = time.monotonic() + 60
+        while run_id.encode() not in screen:
+            assert time.monotonic() < deadline, screen[-2000:]
+            ready, _, _ = select.select([main], [], [], 1.0)
+            if ready:
+                screen += os.read(main, 65536)
+        os.write(main, b"q")
+        code = None
+        while code is None:
+            assert time.monotonic() < deadline + 60, "the dashboard did not quit on q"
+            ready, _, _ = select.select([main], [], [], 0.5)
+            if ready:
+                with contextlib.suppress(OSError):  # EIO once the child closed the terminal
+                    os.read(main, 65536)
+            code = proc.poll()
+        assert code == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        os.close(main)
+
+
+async def first_run_id(db: Path) -> str:
+    store = await SQLiteStore.open(db, read_only=True)
+    try:
+        return (await store.list_runs(limit=1))[0].run_id
+    finally:
+        await store.close()
