@@ -10,14 +10,17 @@ import os
 import pty
 import select
 import shutil
+import sqlite3
 import struct
 import subprocess
 import sys
 import termios
 import time
 from pathlib import Path
+from typing import Any
 
 from tuikit import (
+    NOW,
     loaded,
     plain,
     runs_screen,
@@ -28,6 +31,7 @@ from tuikit import (
 )
 
 from nanoagent_core.sqlite import SQLiteStore
+from nanoagent_tui.app import DashboardApp
 from nanoagent_tui.screens.error import ErrorScreen
 from nanoagent_tui.screens.runs import STATUS_FILTERS
 
@@ -143,3 +147,37 @@ async def first_run_id(db: Path) -> str:
         return (await store.list_runs(limit=1))[0].run_id
     finally:
         await store.close()
+
+
+class NotingApp(DashboardApp):
+    """Keeps the titles of the notifications it showed."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.titles: list[str] = []
+
+    def notify(self, message: str, *args: Any, **kwargs: Any) -> None:  # type: ignore[override]
+        self.titles.append(f"{kwargs.get('title', '')}: {message}")
+        super().notify(message, *args, **kwargs)
+
+
+async def test_an_action_that_fails_says_so(here: Path) -> None:
+    """Resuming a crashed run whose agent is not installed: the worker is never started, and
+    the dashboard says "Resume ... failed" with the reason."""
+    db = here / "runs.db"
+    await seed_database(db)
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE runs SET agent = 'not-installed' WHERE run_id = 'crash-e02d5b'")
+    conn.close()
+    app = NotingApp("runs.db", clock=lambda: NOW, animate=False)
+    async with app.run_test(notifications=True) as pilot:
+        await loaded(pilot)
+        assert runs_screen(app).table.move_to("crash-e02d5b")
+        await pilot.press("r")
+        await wait_for(
+            pilot,
+            lambda: any(t.startswith("Resume crash-e02d5b failed:") for t in app.titles),
+            what="the failure notification",
+        )
+    failed = [t for t in app.titles if "failed:" in t]
+    assert "not-installed" in failed[0], failed
