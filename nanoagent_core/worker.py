@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import math
 import os
 import signal
+from collections.abc import Mapping
 from enum import Enum
 from typing import Protocol
 
+from nanoagent_core.agents.base import Agent, ExecutionResult
 from nanoagent_core.agents.registry import load_agent
 from nanoagent_core.errors import (
     DatabaseBusyError,
@@ -31,7 +34,7 @@ from nanoagent_core.errors import (
 )
 from nanoagent_core.launch import announce_claim, take_ready_fd
 from nanoagent_core.loop import DEFAULT_MAX_FAILURES, Loop, LoopStore, StepListener
-from nanoagent_core.models import EventKind, RunState, RunStatus
+from nanoagent_core.models import EventKind, RunState, RunStatus, Task
 from nanoagent_core.procinfo import current_owner
 from nanoagent_core.protocols import LeaseStore, NewEvent, RunStore, Step
 from nanoagent_core.status import check_not_held, check_readable
@@ -45,6 +48,10 @@ DEFAULT_HEARTBEAT = 2.0
 #: counts: planning, a task's start or outcome, a reflection). tests/loop uses it to crash a
 #: worker at every checkpoint position.
 FAULT_KILL_AFTER_COMMIT = "NANOAGENT_FAULT_KILL_AFTER_COMMIT"
+#: Test fault injector, never set in normal use: ``NANOAGENT_FAULT_KILL_IN_BODY=k`` makes the
+#: worker SIGKILL itself while the k-th task body it started is running (the body has begun,
+#: its outcome is not committed).
+FAULT_KILL_IN_BODY = "NANOAGENT_FAULT_KILL_IN_BODY"
 
 
 class WorkerStore(LoopStore, LeaseStore, RunStore, Protocol):
@@ -79,7 +86,7 @@ async def resume_run(
     if run.status is RunStatus.COMPLETED:
         return run
     check_not_held(run)  # RunBusyError
-    agent = load_agent(run.agent, run.agent_options)
+    agent = _fault_in_body(load_agent(run.agent, run.agent_options))
     if run.status is RunStatus.RUNNING and run.abort_requested_at is not None:
         run = await _apply_pending_abort(store, run)
     on_step = _fault_injector(on_step)
@@ -129,6 +136,28 @@ def _fault_injector(on_step: StepListener | None) -> StepListener | None:
             os.kill(os.getpid(), signal.SIGKILL)
 
     return listener
+
+
+def _fault_in_body(agent: Agent) -> Agent:
+    """Test fault injector (see FAULT_KILL_IN_BODY)."""
+    raw = os.environ.get(FAULT_KILL_IN_BODY)
+    if not raw:
+        return agent
+    after, inner, started = int(raw), agent.executor, 0
+
+    class Killing:
+        async def execute(
+            self, task: Task, results: Mapping[str, str], key: str
+        ) -> ExecutionResult:
+            nonlocal started
+            started += 1
+            body = asyncio.ensure_future(inner.execute(task, results, key))
+            if started >= after:
+                await asyncio.sleep(0)  # the body runs up to its first await
+                os.kill(os.getpid(), signal.SIGKILL)
+            return await body
+
+    return dataclasses.replace(agent, executor=Killing())
 
 
 async def drive(
