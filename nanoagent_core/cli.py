@@ -22,7 +22,8 @@ from nanoagent_core.actions import (
     resume_detached,
     start_detached,
 )
-from nanoagent_core.clip import quoted
+from nanoagent_core.clip import clip, quoted
+from nanoagent_core.defaults import DEFAULT_HEARTBEAT, DEFAULT_MAX_ITERATIONS
 from nanoagent_core.errors import (
     DatabaseNotFoundError,
     NanoagentError,
@@ -40,6 +41,7 @@ from nanoagent_core.models import (
     check_run_id,
     utc_now,
 )
+from nanoagent_core.options import parse_option_pairs
 from nanoagent_core.paths import (
     MEMORY,
     display_location,
@@ -47,9 +49,15 @@ from nanoagent_core.paths import (
     worker_log_path,
 )
 from nanoagent_core.protocols import Step
-from nanoagent_core.status import ShownStatus, shown_status, verdict, verdicts
+from nanoagent_core.status import (
+    ShownStatus,
+    shown_status,
+    stored_statuses,
+    verdict,
+    verdicts,
+)
 from nanoagent_core.stores import AnyStore, open_store
-from nanoagent_core.worker import DEFAULT_HEARTBEAT, resume_run
+from nanoagent_core.worker import resume_run
 
 __all__ = ["EXIT_CODES", "EXIT_PIPE", "MAX_LIST_LIMIT", "main", "run_summary"]
 
@@ -61,7 +69,6 @@ EXIT_CODES = {
     RunStatus.INTERRUPTED: 130,
     RunStatus.RUNNING: 1,
 }
-EXIT_UNKNOWN_RUN = 3
 EXIT_BUSY = 4
 #: Exit status of a command other than ``run`` / ``resume`` whose reader closed stdout (as
 #: ``nanoagent list | head -1`` does): 128 + SIGPIPE, what a shell reports for ``ls | head``.
@@ -105,7 +112,9 @@ def _build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", parents=[common], help="start a run")
     run.add_argument("goal")
     run.add_argument("--agent", default="demo")
-    run.add_argument("--max-iterations", type=_iterations, default=50, metavar="N")
+    run.add_argument(
+        "--max-iterations", type=_iterations, default=DEFAULT_MAX_ITERATIONS, metavar="N"
+    )
     run.add_argument(
         "--option", action="append", default=[], metavar="KEY=VALUE", help="agent option"
     )
@@ -293,8 +302,7 @@ _USERINFO = re.compile(r"(?<=://)[^/@\s]*@")
 def _unexpected(exc: BaseException) -> str:
     """``Type: message`` on one line, clipped, with any ``user:password@`` of an address cut."""
     text = " ".join(_USERINFO.sub("***@", str(exc)).split())
-    if len(text) > 200:
-        text = text[:199] + "…"
+    text = clip(text, 200)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
@@ -332,19 +340,6 @@ async def _open(location: str, *, create: bool) -> AnyStore:
     return await open_store(location, create=create)
 
 
-def _parse_options(pairs: Sequence[str]) -> dict[str, str]:
-    options: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ValidationError(f"--option takes KEY=VALUE, not {quoted(pair)}")
-        if key in options:
-            raise ValidationError(f"--option {quoted(key)} given twice; give each option once")
-        options[key] = value
-    return options
-
-
 def _printer(quiet: bool) -> Callable[[RunState, Step], None]:
     def on_step(run: RunState, step: Step) -> None:
         if quiet:
@@ -375,7 +370,7 @@ async def _cmd_run(location: str, args: argparse.Namespace) -> int:
         args.goal,
         agent=args.agent,
         max_iterations=args.max_iterations,
-        options=_parse_options(args.option),
+        options=parse_option_pairs(args.option),
         heartbeat=args.heartbeat,
         claim_grace=None if args.detach else 0.0,  # in the foreground, this process claims it
     )
@@ -482,13 +477,7 @@ async def _all_runs(
     store: AnyStore, status: str | None, limit: int | None
 ) -> list[tuple[RunState, ShownStatus]]:
     wanted = None if status is None else ShownStatus(status)
-    stored: list[RunStatus] | None = None
-    if wanted is ShownStatus.CRASHED:
-        stored = [RunStatus.RUNNING]
-    elif wanted is ShownStatus.DAMAGED:
-        stored = None
-    elif wanted is not None:
-        stored = [RunStatus(wanted.value)]
+    stored = stored_statuses(wanted)
     # One query, no OFFSET paging (each page would sort the table again). Stored "running"
     # splits into running and crashed, so those are filtered here before the limit applies.
     # A damaged run shows as damaged whatever its stored status says.

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from nanoagent_core.clip import clip
+
 __all__ = ["describe_event"]
 
 _ORDER = ("iteration", "task_id", "attempt", "seconds", "reason", "error", "result", "description")
@@ -14,7 +16,7 @@ def _scalar(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     text = " ".join(str(value).split())
-    return text if len(text) <= 80 else text[:79] + "…"
+    return clip(text, 80)
 
 
 def describe_event(kind: str, data: Mapping[str, Any]) -> str:

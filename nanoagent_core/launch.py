@@ -24,6 +24,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from nanoagent_core.clip import clip
+from nanoagent_core.defaults import DB_VAR, READY_FD_VAR
 from nanoagent_core.errors import NanoagentError
 from nanoagent_core.paths import MEMORY, is_postgres_url, worker_log_path
 
@@ -40,8 +42,6 @@ __all__ = [
     "take_ready_fd",
 ]
 
-#: The variable that tells a detached worker which inherited fd to report its claim on.
-READY_FD_VAR = "NANOAGENT_READY_FD"
 #: What the worker writes on that fd once it holds the run.
 CLAIMED = b"claimed\n"
 #: How long :func:`start_worker` waits for a worker to claim its run (it normally takes well
@@ -71,7 +71,7 @@ def _child_env(location: str, env: Mapping[str, str] | None) -> dict[str, str]:
     child = dict(os.environ if env is None else env)
     if location != MEMORY and not is_postgres_url(location):
         location = os.path.abspath(location)  # the child resolves nothing against a cwd
-    child["NANOAGENT_DB"] = location
+    child[DB_VAR] = location
     paths = [p for p in child.pop("PYTHONPATH", "").split(os.pathsep) if os.path.isabs(p)]
     if paths:
         child["PYTHONPATH"] = os.pathsep.join(paths)
@@ -226,7 +226,7 @@ def first_error_line(log: Path, offset: int = 0, *, limit: int = 300) -> str:
         chosen = lines[-1] if lines else ""
     chosen = chosen.removeprefix("nanoagent: ")
     shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in chosen)
-    return shown[:limit] + ("..." if len(shown) > limit else "")
+    return shown if len(shown) <= limit else clip(shown, limit + 3, "...")
 
 
 def reap_workers() -> None:

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
 from nanoagent_core.agents.base import Agent, ExecutionResult
+from nanoagent_core.clip import clip
 from nanoagent_core.errors import RunAbortedError
 from nanoagent_core.models import EventKind, Phase, RunState, RunStatus, Task, TaskStatus
 from nanoagent_core.protocols import ContextStore, NewEvent, Step, StepStore, TaskStore
@@ -61,7 +62,7 @@ def _pending_order(task: Task) -> tuple[int, int]:
 
 def _preview(text: str, limit: int = 80) -> str:
     text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return clip(text, limit)
 
 
 class Loop:

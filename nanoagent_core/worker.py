@@ -21,6 +21,7 @@ from enum import Enum
 from typing import Protocol
 
 from nanoagent_core.agents.registry import load_agent
+from nanoagent_core.defaults import DEFAULT_HEARTBEAT, FAULT_KILL_AFTER_COMMIT, lease_seconds
 from nanoagent_core.errors import (
     DatabaseBusyError,
     LeaseLostError,
@@ -36,15 +37,12 @@ from nanoagent_core.procinfo import current_owner
 from nanoagent_core.protocols import LeaseStore, NewEvent, RunStore, Step
 from nanoagent_core.status import check_not_held, check_readable
 
-__all__ = ["DEFAULT_HEARTBEAT", "WorkerStore", "drive", "resume_run"]
+__all__ = ["DEFAULT_HEARTBEAT", "FAULT_KILL_AFTER_COMMIT", "WorkerStore", "drive", "resume_run"]
 
-DEFAULT_HEARTBEAT = 2.0
-
-#: Test fault injector, never set in normal use: ``NANOAGENT_FAULT_KILL_AFTER_COMMIT=k`` makes
-#: the worker SIGKILL itself right after its k-th committed step (each step the loop commits
-#: counts: planning, a task's start or outcome, a reflection). tests/loop uses it to crash a
-#: worker at every checkpoint position.
-FAULT_KILL_AFTER_COMMIT = "NANOAGENT_FAULT_KILL_AFTER_COMMIT"
+# FAULT_KILL_AFTER_COMMIT (nanoagent_core.defaults) is a test fault injector: the worker
+# SIGKILLs itself right after its k-th committed step (each step the loop commits counts:
+# planning, a task's start or outcome, a reflection). tests/loop uses it to crash a worker at
+# every checkpoint position.
 
 
 class WorkerStore(LoopStore, LeaseStore, RunStore, Protocol):
@@ -87,7 +85,7 @@ async def resume_run(
         run_id,
         current_owner(),
         expected_epoch=run.epoch,
-        lease_seconds=3 * heartbeat,
+        lease_seconds=lease_seconds(heartbeat),
         owner_gone=run.status is RunStatus.RUNNING,  # checked above: nobody live holds it
     )
     announce_claim()
@@ -187,7 +185,9 @@ async def _heartbeat(
     while True:
         await asyncio.sleep(interval)
         try:
-            run = await store.renew_lease(run_id, epoch=epoch, lease_seconds=3 * interval)
+            run = await store.renew_lease(
+                run_id, epoch=epoch, lease_seconds=lease_seconds(interval)
+            )
         except LeaseLostError:
             stop(_Stop.LEASE_LOST)
             return
