@@ -105,12 +105,19 @@ def _check_options(options: Mapping[str, str]) -> None:
 
 
 async def start_detached(
-    store: RunStore, location: str, run: RunState, *, heartbeat: float | None = None
+    store: RunStore,
+    location: str,
+    run: RunState,
+    *,
+    heartbeat: float | None = None,
+    log_level: str | None = None,
 ) -> int:
     """Store ``run`` and start a detached worker for it; returns the worker's pid once the
     worker has claimed the run (WorkerStartError with its first error line otherwise)."""
     await store.create_run(run)
-    return await start_worker(location, run.run_id, heartbeat=heartbeat, new=True)
+    return await start_worker(
+        location, run.run_id, heartbeat=heartbeat, new=True, log_level=log_level
+    )
 
 
 def check_resumable(run: RunState) -> None:
@@ -121,7 +128,12 @@ def check_resumable(run: RunState) -> None:
 
 
 async def resume_detached(
-    store: RunStore, location: str, run_id: str, *, heartbeat: float | None = None
+    store: RunStore,
+    location: str,
+    run_id: str,
+    *,
+    heartbeat: float | None = None,
+    log_level: str | None = None,
 ) -> int:
     """Start a detached worker that resumes ``run_id``; returns its pid once it has claimed
     the run (WorkerStartError with its first error line otherwise). The worker's claim is
@@ -131,7 +143,7 @@ async def resume_detached(
     if run.status is RunStatus.COMPLETED:
         raise RunFinishedError(f"run {run_id!r} has already completed")
     load_agent(run.agent, run.agent_options)
-    return await start_worker(location, run_id, heartbeat=heartbeat)
+    return await start_worker(location, run_id, heartbeat=heartbeat, log_level=log_level)
 
 
 async def abort_run(store: ActionStore, run_id: str) -> str:

@@ -23,7 +23,13 @@ from nanoagent_core.actions import (
     start_detached,
 )
 from nanoagent_core.clip import clip, quoted
-from nanoagent_core.defaults import DEFAULT_HEARTBEAT, DEFAULT_MAX_ITERATIONS
+from nanoagent_core.defaults import (
+    DEFAULT_HEARTBEAT,
+    DEFAULT_LOG_LEVEL,
+    DEFAULT_MAX_ITERATIONS,
+    LOG_LEVELS,
+    WORKER_LOG_LIMIT,
+)
 from nanoagent_core.errors import (
     DatabaseNotFoundError,
     NanoagentError,
@@ -32,6 +38,7 @@ from nanoagent_core.errors import (
 )
 from nanoagent_core.eventtext import describe_event
 from nanoagent_core.follow import EXIT_CRASHED, event_line, follow_run, visible
+from nanoagent_core.logs import configure as configure_logging
 from nanoagent_core.models import (
     MAX_ITERATIONS,
     Event,
@@ -200,6 +207,14 @@ def _worker_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="synchronous=FULL: commits survive power loss, at about 3x the cost",
     )
+    parser.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        default=DEFAULT_LOG_LEVEL,
+        help=f"log records at this level or above to stderr, or a detached worker's log"
+        f" (default: {DEFAULT_LOG_LEVEL}; INFO adds claims, heartbeat trouble and retries)",
+    )
 
 
 def _heartbeat_seconds(text: str) -> float:
@@ -290,6 +305,11 @@ def _main(args: argparse.Namespace, dashboard: Dashboard | None, serve: Serve | 
         if dashboard is None:
             raise ValidationError("the dashboard is not installed; try 'nanoagent list'")
         return dashboard(location)
+    if command in ("run", "resume"):
+        # --quiet is the detached worker's mode: its stderr is its log file, kept bounded
+        configure_logging(
+            args.log_level, limit=WORKER_LOG_LIMIT if getattr(args, "quiet", False) else None
+        )
     handler = _COMMANDS[command]
     code = asyncio.run(handler(location, args))
     sys.stdout.flush()  # here, so that a closed pipe is seen (not at the interpreter's exit)
@@ -377,7 +397,9 @@ async def _cmd_run(location: str, args: argparse.Namespace) -> int:
     store = await _open(location, create=True)
     try:
         if args.detach:
-            await start_detached(store, location, run, heartbeat=args.heartbeat)
+            await start_detached(
+                store, location, run, heartbeat=args.heartbeat, log_level=args.log_level
+            )
             print(run_id)
             return 0
         await store.create_run(run)
@@ -421,7 +443,9 @@ async def _cmd_resume(location: str, args: argparse.Namespace) -> int:
             return 0
         check_resumable(run)
         if args.detach:
-            await resume_detached(store, location, run_id, heartbeat=args.heartbeat)
+            await resume_detached(
+                store, location, run_id, heartbeat=args.heartbeat, log_level=args.log_level
+            )
             print(run_id)
             return 0
         return await _drive(store, run_id, args, quiet=args.quiet)

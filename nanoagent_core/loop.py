@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
@@ -50,6 +51,9 @@ StepListener = Callable[[RunState, Step], None]
 
 class LoopStore(StepStore, TaskStore, ContextStore, Protocol):
     """What the loop needs of a store."""
+
+
+_log = logging.getLogger(__name__)
 
 
 def _seq(task: Task) -> int:
@@ -204,6 +208,15 @@ class Loop:
         if wait:
             data["retry_in"] = round(wait, 3)
         event = NewEvent(kind=EventKind.TASK_FAILED, data=data)
+        if not gave_up:
+            _log.info(
+                "run %s: task %s failed (attempt %d of %d); retrying in %gs",
+                self.state.run_id,
+                task.id,
+                failures,
+                self._max_failures,
+                wait,
+            )
         if gave_up:
             error = f"task {task.id} failed {failures} attempts in a row: {outcome.output}"
             return self._fail(error, [event], iteration=iteration, task_id=task.id)

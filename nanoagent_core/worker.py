@@ -6,14 +6,16 @@
 * A worker whose lease was lost (another worker claimed the run) stops at once and writes
   nothing more: every write it makes is fenced by its epoch.
 
-Run detached as ``python -P -m nanoagent_core.worker RUN_ID`` with the location in
-``NANOAGENT_DB`` (see nanoagent_core.launch).
+Run detached as ``python -P -m nanoagent_core.worker_main RUN_ID`` with the location in
+``NANOAGENT_DB`` (see nanoagent_core.launch). Trouble it rides out (a heartbeat that could not
+renew the lease) is logged on the ``nanoagent_core.worker`` logger, at WARNING.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import os
 import signal
@@ -30,7 +32,8 @@ from nanoagent_core.errors import (
     RunBusyError,
     ValidationError,
 )
-from nanoagent_core.launch import announce_claim, take_ready_fd
+from nanoagent_core.launch import announce_claim
+from nanoagent_core.logs import safe_text
 from nanoagent_core.loop import DEFAULT_MAX_FAILURES, Loop, LoopStore, StepListener
 from nanoagent_core.models import EventKind, RunState, RunStatus
 from nanoagent_core.procinfo import current_owner
@@ -43,6 +46,9 @@ __all__ = ["DEFAULT_HEARTBEAT", "FAULT_KILL_AFTER_COMMIT", "WorkerStore", "drive
 # SIGKILLs itself right after its k-th committed step (each step the loop commits counts:
 # planning, a task's start or outcome, a reflection). tests/loop uses it to crash a worker at
 # every checkpoint position.
+
+
+_log = logging.getLogger(__name__)
 
 
 class WorkerStore(LoopStore, LeaseStore, RunStore, Protocol):
@@ -89,6 +95,7 @@ async def resume_run(
         owner_gone=run.status is RunStatus.RUNNING,  # checked above: nobody live holds it
     )
     announce_claim()
+    _log.info("run %s: claimed (epoch %d) by pid %d", run_id, claimed.epoch, os.getpid())
     if on_claim is not None:
         on_claim(claimed, Step(phase=claimed.phase, iteration=claimed.iteration))
     loop = Loop(store, claimed, agent, max_failures=max_failures, on_step=on_step)
@@ -191,8 +198,17 @@ async def _heartbeat(
         except LeaseLostError:
             stop(_Stop.LEASE_LOST)
             return
-        except NanoagentError:
-            continue  # e.g. the database is busy; the lease still has two beats to go
+        except NanoagentError as exc:
+            # e.g. the database is busy; the lease still has two beats to go
+            _log.warning(
+                "run %s: heartbeat could not renew the lease (%s: %s); trying again in %gs",
+                run_id,
+                type(exc).__name__,
+                safe_text(exc),
+                interval,
+            )
+            continue
+        _log.debug("run %s: lease renewed (epoch %d)", run_id, epoch)
         if run.abort_requested_at is not None:
             stop(_Stop.ABORT)
             return
@@ -270,9 +286,8 @@ async def _record_failure(
 
 
 if __name__ == "__main__":
-    import sys
+    # ``python -m nanoagent_core.worker`` still starts a worker: the entry point is
+    # nanoagent_core.worker_main, above the command line (this module must not import it)
+    import runpy
 
-    from nanoagent_core.cli import main
-
-    take_ready_fd()
-    sys.exit(main(["resume", "--quiet", *sys.argv[1:]]))
+    runpy.run_module("nanoagent_core.worker_main", run_name="__main__", alter_sys=True)
