@@ -39,6 +39,22 @@ def safe_text(text: object, limit: int = 500) -> str:
     return clip(_URL.sub(lambda m: display_location(m.group()), flat), limit)
 
 
+class _StderrHandler(logging.StreamHandler[TextIO]):
+    """Writes to whatever ``sys.stderr`` is when a record comes (as logging's last resort
+    does), so that a handler outlives a swapped stderr (a test's capture, a closed stream)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:  # pyright: ignore[reportIncompatibleVariableOverride]
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: TextIO) -> None:  # pyright: ignore[reportIncompatibleVariableOverride]
+        pass
+
+
 class BoundedStreamHandler(logging.StreamHandler[TextIO]):
     """Writes records to ``stream`` while the file it writes to stays within ``limit`` bytes;
     the first record that would not fit is replaced by LIMIT_NOTE and later ones are dropped.
@@ -80,10 +96,9 @@ def configure(level: str = DEFAULT_LOG_LEVEL, *, limit: int | None = None) -> No
     logger = logging.getLogger(ROOT)
     for old in [h for h in logger.handlers if getattr(h, "_nanoagent", False)]:
         logger.removeHandler(old)
+    # a worker's stderr is its log file for its whole life; a command's may be swapped
     handler: logging.Handler = (
-        logging.StreamHandler(sys.stderr)
-        if limit is None
-        else BoundedStreamHandler(sys.stderr, limit)
+        _StderrHandler() if limit is None else BoundedStreamHandler(sys.stderr, limit)
     )
     handler.setFormatter(logging.Formatter(_FORMAT))
     handler._nanoagent = True  # type: ignore[attr-defined]
