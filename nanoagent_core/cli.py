@@ -22,7 +22,14 @@ from nanoagent_core.actions import (
     resume_detached,
     start_detached,
 )
-from nanoagent_core.clip import quoted
+from nanoagent_core.clip import clip, quoted
+from nanoagent_core.defaults import (
+    DEFAULT_HEARTBEAT,
+    DEFAULT_LOG_LEVEL,
+    DEFAULT_MAX_ITERATIONS,
+    LOG_LEVELS,
+    WORKER_LOG_LIMIT,
+)
 from nanoagent_core.errors import (
     DatabaseNotFoundError,
     NanoagentError,
@@ -31,6 +38,7 @@ from nanoagent_core.errors import (
 )
 from nanoagent_core.eventtext import describe_event
 from nanoagent_core.follow import EXIT_CRASHED, event_line, follow_run
+from nanoagent_core.logs import configure as configure_logging
 from nanoagent_core.models import (
     MAX_ITERATIONS,
     Event,
@@ -40,6 +48,7 @@ from nanoagent_core.models import (
     check_run_id,
     utc_now,
 )
+from nanoagent_core.options import parse_option_pairs
 from nanoagent_core.paths import (
     MEMORY,
     display_location,
@@ -48,9 +57,15 @@ from nanoagent_core.paths import (
 )
 from nanoagent_core.protocols import Step
 from nanoagent_core.safetext import visible
-from nanoagent_core.status import ShownStatus, shown_status, verdict, verdicts
+from nanoagent_core.status import (
+    ShownStatus,
+    shown_status,
+    stored_statuses,
+    verdict,
+    verdicts,
+)
 from nanoagent_core.stores import AnyStore, open_store
-from nanoagent_core.worker import DEFAULT_HEARTBEAT, resume_run
+from nanoagent_core.worker import resume_run
 
 __all__ = ["EXIT_CODES", "EXIT_PIPE", "MAX_LIST_LIMIT", "main", "run_summary"]
 
@@ -62,7 +77,6 @@ EXIT_CODES = {
     RunStatus.INTERRUPTED: 130,
     RunStatus.RUNNING: 1,
 }
-EXIT_UNKNOWN_RUN = 3
 EXIT_BUSY = 4
 #: Exit status of a command other than ``run`` / ``resume`` whose reader closed stdout (as
 #: ``nanoagent list | head -1`` does): 128 + SIGPIPE, what a shell reports for ``ls | head``.
@@ -106,7 +120,9 @@ def _build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", parents=[common], help="start a run")
     run.add_argument("goal")
     run.add_argument("--agent", default="demo")
-    run.add_argument("--max-iterations", type=_iterations, default=50, metavar="N")
+    run.add_argument(
+        "--max-iterations", type=_iterations, default=DEFAULT_MAX_ITERATIONS, metavar="N"
+    )
     run.add_argument(
         "--option", action="append", default=[], metavar="KEY=VALUE", help="agent option"
     )
@@ -236,6 +252,14 @@ def _worker_options(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="synchronous=FULL: commits survive power loss, at about 3x the cost",
     )
+    parser.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        default=DEFAULT_LOG_LEVEL,
+        help=f"log records at this level or above to stderr, or a detached worker's log"
+        f" (default: {DEFAULT_LOG_LEVEL}; INFO adds claims, heartbeat trouble and retries)",
+    )
 
 
 def _heartbeat_seconds(text: str) -> float:
@@ -326,6 +350,11 @@ def _main(args: argparse.Namespace, dashboard: Dashboard | None, serve: Serve | 
         if dashboard is None:
             raise ValidationError("the dashboard is not installed; try 'nanoagent list'")
         return dashboard(location)
+    if command in ("run", "resume"):
+        # --quiet is the detached worker's mode: its stderr is its log file, kept bounded
+        configure_logging(
+            args.log_level, limit=WORKER_LOG_LIMIT if getattr(args, "quiet", False) else None
+        )
     handler = _COMMANDS[command]
     code = asyncio.run(handler(location, args))
     sys.stdout.flush()  # here, so that a closed pipe is seen (not at the interpreter's exit)
@@ -338,8 +367,7 @@ _USERINFO = re.compile(r"(?<=://)[^/@\s]*@")
 def _unexpected(exc: BaseException) -> str:
     """``Type: message`` on one line, clipped, with any ``user:password@`` of an address cut."""
     text = " ".join(_USERINFO.sub("***@", str(exc)).split())
-    if len(text) > 200:
-        text = text[:199] + "…"
+    text = clip(text, 200)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
@@ -377,19 +405,6 @@ async def _open(location: str, *, create: bool) -> AnyStore:
     return await open_store(location, create=create)
 
 
-def _parse_options(pairs: Sequence[str]) -> dict[str, str]:
-    options: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ValidationError(f"--option takes KEY=VALUE, not {quoted(pair)}")
-        if key in options:
-            raise ValidationError(f"--option {quoted(key)} given twice; give each option once")
-        options[key] = value
-    return options
-
-
 def _printer(quiet: bool) -> Callable[[RunState, Step], None]:
     def on_step(run: RunState, step: Step) -> None:
         if quiet:
@@ -421,14 +436,16 @@ async def _cmd_run(location: str, args: argparse.Namespace) -> int:
         args.goal,
         agent=args.agent,
         max_iterations=args.max_iterations,
-        options=_parse_options(args.option),
+        options=parse_option_pairs(args.option),
         heartbeat=args.heartbeat,
         claim_grace=None if args.detach else 0.0,  # in the foreground, this process claims it
     )
     store = await _open(location, create=True)
     try:
         if args.detach:
-            await start_detached(store, location, run, heartbeat=args.heartbeat)
+            await start_detached(
+                store, location, run, heartbeat=args.heartbeat, log_level=args.log_level
+            )
             print(run_id)
             return 0
         await store.create_run(run)
@@ -472,7 +489,9 @@ async def _cmd_resume(location: str, args: argparse.Namespace) -> int:
             return 0
         check_resumable(run)
         if args.detach:
-            await resume_detached(store, location, run_id, heartbeat=args.heartbeat)
+            await resume_detached(
+                store, location, run_id, heartbeat=args.heartbeat, log_level=args.log_level
+            )
             print(run_id)
             return 0
         return await _drive(store, run_id, args, quiet=args.quiet)
@@ -528,13 +547,7 @@ async def _all_runs(
     store: AnyStore, status: str | None, limit: int | None
 ) -> list[tuple[RunState, ShownStatus]]:
     wanted = None if status is None else ShownStatus(status)
-    stored: list[RunStatus] | None = None
-    if wanted is ShownStatus.CRASHED:
-        stored = [RunStatus.RUNNING]
-    elif wanted is ShownStatus.DAMAGED:
-        stored = None
-    elif wanted is not None:
-        stored = [RunStatus(wanted.value)]
+    stored = stored_statuses(wanted)
     # One query, no OFFSET paging (each page would sort the table again). Stored "running"
     # splits into running and crashed, so those are filtered here before the limit applies.
     # A damaged run shows as damaged whatever its stored status says.

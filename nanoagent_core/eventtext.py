@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from nanoagent_core.clip import clip
 from nanoagent_core.safetext import visible
 
 __all__ = ["describe_event"]
@@ -19,7 +20,7 @@ def _scalar(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     text = visible(" ".join(str(value).split()))
-    return text if len(text) <= 80 else text[:79] + "…"
+    return clip(text, 80)
 
 
 def describe_event(kind: str, data: Mapping[str, Any]) -> str:

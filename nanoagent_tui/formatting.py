@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 from rich.text import Text
 
+from nanoagent_core.clip import clip as clip_text
 from nanoagent_core.models import Phase, RunState, RunStatus, Task, TaskStatus
 from nanoagent_core.safetext import visible
 from nanoagent_core.status import ShownStatus, shown_status
@@ -91,14 +92,11 @@ def one_line(text: str) -> str:
 
 def clip(text: str, width: int) -> str:
     """``text`` on one line, cut to ``width`` cells with an ellipsis."""
-    flat = one_line(text)
-    if width <= 0:
-        return ""
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
+    return clip_text(one_line(text), width) if width > 0 else ""
 
 
 def short_id(run_id: str, width: int = 15) -> str:
-    return run_id if len(run_id) <= width else run_id[: width - 1] + "…"
+    return clip_text(run_id, width)
 
 
 def span(seconds: float) -> str:

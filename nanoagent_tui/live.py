@@ -30,7 +30,7 @@ from nanoagent_core.paths import MEMORY, display_location
 from nanoagent_core.postgres import PostgresStore, is_postgres_location
 from nanoagent_core.procinfo import owner_alive
 from nanoagent_core.sqlite import SQLiteStore
-from nanoagent_core.status import ShownStatus
+from nanoagent_core.status import ShownStatus, stored_statuses
 from nanoagent_tui.formatting import ABORTING, STATUS_ORDER, status_word
 
 __all__ = [
@@ -98,11 +98,7 @@ class Filter:
 
     def stored(self) -> list[RunStatus] | None:
         """The stored statuses that can show as ``status``."""
-        if self.status is None or self.status == ShownStatus.DAMAGED:
-            return None  # a damaged run's stored status says nothing
-        if self.status in (ShownStatus.RUNNING, ShownStatus.CRASHED, ABORTING):
-            return [RunStatus.RUNNING]
-        return [RunStatus(self.status)]
+        return stored_statuses(self.status)
 
     def matches(self, run: RunState, word: str) -> bool:
         if self.status is not None and word != self.status:
@@ -144,9 +140,7 @@ class PollStats:
     """Counters for measuring what polls cost."""
 
     idle: int = 0
-    refreshes: int = 0
     loads: int = 0
-    last_refresh: float = 0.0  #: seconds the last refresh (not load) took
     last_load: float = 0.0
     fetched_runs: int = 0  #: runs fetched by the last refresh
 
@@ -350,7 +344,6 @@ class LiveData:
             if self.health is not Health.LIVE:
                 return self._set(Health.LIVE) or (Update(runs=confirmed) if confirmed else None)
             return Update(runs=confirmed) if confirmed else None
-        began = time.perf_counter()
         events, last, more = await self._new_events(store)
         touched = {event.run_id for event in events}
         touched.update(
@@ -378,9 +371,7 @@ class LiveData:
         if watch_pending and watched == self._watched:
             self._watch_pending = False
         health = self._set(Health.LIVE)
-        self.stats.refreshes += 1
         self.stats.fetched_runs = len(runs)
-        self.stats.last_refresh = time.perf_counter() - began
         return Update(
             runs=tuple(runs),
             events=tuple(events),

@@ -11,6 +11,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
+from nanoagent_core.defaults import DEFAULT_MAX_ITERATIONS
 from nanoagent_core.errors import NanoagentError
 from nanoagent_core.models import RunState
 from nanoagent_core.safetext import visible
@@ -71,7 +72,7 @@ class NewRunScreen(ModalScreen[str | None]):
                     )
                 with Vertical():
                     yield Label("max iterations")
-                    iterations = Input("50", id="iterations", type="integer")
+                    iterations = Input(str(DEFAULT_MAX_ITERATIONS), id="iterations", type="integer")
                     iterations.cursor_blink = blink
                     yield iterations
             yield Label("options (KEY=VALUE, separated by spaces)")

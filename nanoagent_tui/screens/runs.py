@@ -204,9 +204,6 @@ class RunsScreen(LiveScreen):
         status = STATUS_FILTERS[(at + 1) % len(STATUS_FILTERS)]
         self._set_filter(Filter(live.filter.text, status))
 
-    def set_status_filter(self, status: str | None) -> None:
-        self._set_filter(Filter(self.dash.live.filter.text, status))
-
     def action_cycle_sort(self) -> None:
         self.dash.cycle_sort()
         self.refresh_view()
