@@ -1,6 +1,8 @@
 """``uv run python -m bench``: every section, printed as a table and written to
 bench/RESULTS.md. ``--quick`` runs small sizes as a smoke check (and writes no file unless
-``--out`` is given); ``--sections 1,4`` runs some sections only. Sections 1-3 also measure
+``--out`` is given); ``--sections 1,4`` runs some sections only (``peers`` is section 6, which
+needs the bench dependency group: ``uv run --group bench python -m bench --sections peers``;
+without it, it is skipped with a one-line reason). Sections 1-3 also measure
 PostgreSQL (``--pg URL``, default ``NANOAGENT_BENCH_PG`` or a local server; ``--pg none``
 leaves it out; with no server answering, its rows say "skipped: no server")."""
 
@@ -17,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from bench import concurrency, crash, dashboard, live, pg, scale, step_cost
+from bench import concurrency, crash, dashboard, live, peers, pg, scale, step_cost
 from bench.common import Config, SectionResult
 from bench.report import machine, render
 
@@ -27,14 +29,22 @@ SECTIONS: dict[str, tuple[str, Callable[[Config, Path], SectionResult]]] = {
     "3": ("3. Live latency", live.run),
     "4": ("4. Scale", scale.run),
     "5": ("5. Crash detection and resume", crash.run),
+    "6": ("6. Peers (LangGraph, DBOS)", peers.run),
 }
+ALIASES: dict[str, str] = {"peers": "6"}
+ALL_SECTIONS = ",".join(SECTIONS)
+#: A line in RESULTS.md after which the text is written by hand (the profile of section 1):
+#: a new run keeps it.
+HAND_WRITTEN = "<!-- hand-written below this line: kept when python -m bench rewrites the file -->"
 DEFAULT_OUT = Path(__file__).resolve().parent / "RESULTS.md"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke check")
-    parser.add_argument("--sections", default="1,2,3,4,5", help="which sections, e.g. 1,4")
+    parser.add_argument(
+        "--sections", default=ALL_SECTIONS, help="which sections, e.g. 1,4 (peers: 6)"
+    )
     parser.add_argument("--out", type=Path, help="where to write the Markdown table")
     parser.add_argument("--workdir", type=Path, help="where the database files go")
     parser.add_argument("--keep", action="store_true", help="keep the database files")
@@ -47,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = Config.quick() if args.quick else Config.full()
     if args.pg is not None:
         cfg = replace(cfg, pg_url=None if args.pg.strip().lower() in ("", "none") else args.pg)
-    chosen = [s.strip() for s in args.sections.split(",") if s.strip()]
+    named: list[str] = [part.strip() for part in args.sections.split(",") if part.strip()]
+    chosen = [ALIASES.get(part, part) for part in named]
     unknown = [s for s in chosen if s not in SECTIONS]
     if unknown:
         parser.error(f"unknown section {unknown[0]!r} (known: {', '.join(SECTIONS)})")
@@ -57,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     began = time.perf_counter()
     facts = machine(workdir)
     facts.append(("PostgreSQL", pg.server_facts(cfg.pg_url)))
+    if "6" in chosen:
+        facts.append(("peers: " + " / ".join(peers.DISTRIBUTIONS), peers.versions()))
     results: list[SectionResult] = []
     failed = 0
     try:
@@ -84,8 +97,9 @@ def main(argv: list[str] | None = None) -> int:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
     load = os.getloadavg()
-    command = "uv run python -m bench" + (" --quick" if args.quick else "")
-    if args.sections != "1,2,3,4,5":
+    group = " --group bench" if "6" in chosen and peers.missing() is None else ""
+    command = f"uv run{group} python -m bench" + (" --quick" if args.quick else "")
+    if args.sections != ALL_SECTIONS:
         command += f" --sections {args.sections}"
     if args.pg is not None:
         command += f" --pg {pg.shown(args.pg)}"
@@ -99,7 +113,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(text)
     if out is not None:
-        out.write_text(text, encoding="utf-8")
+        kept = ""
+        if out.exists():
+            old = out.read_text(encoding="utf-8")
+            if HAND_WRITTEN in old:
+                kept = "\n" + HAND_WRITTEN + old.split(HAND_WRITTEN, 1)[1]
+        out.write_text(text + kept, encoding="utf-8")
         print(f"written to {out}", file=sys.stderr)
     return 1 if failed else 0
 

@@ -25,14 +25,15 @@ class _Planner:
 
 
 class _Executor:
-    def __init__(self, delay: float) -> None:
+    def __init__(self, delay: float, result: str) -> None:
         self._delay = delay
+        self._result = result
         self._random = random.Random(1)
 
     async def execute(self, task: Task, results: Mapping[str, str], key: str) -> ExecutionResult:
         if self._delay:
             await asyncio.sleep(self._delay * self._random.uniform(0.5, 1.5))
-        return ExecutionResult(True, "ok")
+        return ExecutionResult(True, self._result)
 
 
 class _Reflector:
@@ -49,13 +50,14 @@ class _Reflector:
         return Reflection(done=False, new_tasks=[f"task {known + n}" for n in range(1, count + 1)])
 
 
-def make_noop_agent(total: int, *, delay: float = 0.0) -> Agent:
+def make_noop_agent(total: int, *, delay: float = 0.0, result: str = "ok") -> Agent:
     """An agent whose run does exactly ``total`` tasks (the run's max_iterations must be at
-    least ``total``). With ``delay``, each body sleeps 0.5 to 1.5 times ``delay`` seconds."""
+    least ``total``), each task's result being ``result``. With ``delay``, each body sleeps
+    0.5 to 1.5 times ``delay`` seconds."""
     return Agent(
         name=AGENT_NAME,
         planner=_Planner(total),
-        executor=_Executor(delay),
+        executor=_Executor(delay, result),
         reflector=_Reflector(total),
         options={"total": str(total)},
     )

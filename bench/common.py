@@ -60,6 +60,9 @@ class Config:
     screen_repeats: int = 10  #: dashboard rounds: one app per database per round
     # 5. crash and resume
     crash_repeats: int = 5
+    # 6. peers (LangGraph, DBOS; the bench dependency group)
+    peer_tasks: int = 2000  #: tasks of the one run per trial
+    peer_trials: int = 5
     # PostgreSQL (sections 1-3): the server, or None to leave it out
     pg_url: str | None = field(default_factory=default_url)
     pg_conc_repeats: int = 2  #: samples of 16 x 500 on PostgreSQL (each ~25 s here)
@@ -86,6 +89,8 @@ class Config:
             list_repeats=3,
             screen_repeats=3,
             crash_repeats=3,
+            peer_tasks=300,
+            peer_trials=3,
             pg_conc_repeats=1,
             label="quick",
         )
@@ -110,6 +115,8 @@ class Config:
             list_repeats=1,
             screen_repeats=1,
             crash_repeats=1,
+            peer_tasks=20,
+            peer_trials=1,
             pg_conc_repeats=1,
             label="tiny",
         )

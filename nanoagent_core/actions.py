@@ -9,6 +9,7 @@ from typing import Protocol
 
 from nanoagent_core.agents.registry import load_agent
 from nanoagent_core.clip import quoted
+from nanoagent_core.defaults import DEFAULT_HEARTBEAT, DEFAULT_MAX_ITERATIONS, lease_seconds
 from nanoagent_core.errors import RunBusyError, RunFinishedError, ValidationError
 from nanoagent_core.launch import start_worker
 from nanoagent_core.models import RunState, RunStatus, check_run_id, utc_now, validated
@@ -47,9 +48,9 @@ def new_run(
     goal: str,
     *,
     agent: str = "demo",
-    max_iterations: int = 50,
+    max_iterations: int = DEFAULT_MAX_ITERATIONS,
     options: Mapping[str, str] | None = None,
-    heartbeat: float = 2.0,
+    heartbeat: float = DEFAULT_HEARTBEAT,
     claim_grace: float | None = None,
 ) -> RunState:
     """A validated new run (agent and options checked too); not stored yet.
@@ -64,7 +65,7 @@ def new_run(
     check_text("agent", agent)
     _check_options(opts)
     load_agent(agent, opts)  # an unknown agent or a bad option is refused before storing
-    grace = max(CLAIM_GRACE, 3 * heartbeat) if claim_grace is None else claim_grace
+    grace = max(CLAIM_GRACE, lease_seconds(heartbeat)) if claim_grace is None else claim_grace
     return validated(
         RunState,
         run_id=check_run_id(run_id),
@@ -104,12 +105,19 @@ def _check_options(options: Mapping[str, str]) -> None:
 
 
 async def start_detached(
-    store: RunStore, location: str, run: RunState, *, heartbeat: float | None = None
+    store: RunStore,
+    location: str,
+    run: RunState,
+    *,
+    heartbeat: float | None = None,
+    log_level: str | None = None,
 ) -> int:
     """Store ``run`` and start a detached worker for it; returns the worker's pid once the
     worker has claimed the run (WorkerStartError with its first error line otherwise)."""
     await store.create_run(run)
-    return await start_worker(location, run.run_id, heartbeat=heartbeat, new=True)
+    return await start_worker(
+        location, run.run_id, heartbeat=heartbeat, new=True, log_level=log_level
+    )
 
 
 def check_resumable(run: RunState) -> None:
@@ -120,7 +128,12 @@ def check_resumable(run: RunState) -> None:
 
 
 async def resume_detached(
-    store: RunStore, location: str, run_id: str, *, heartbeat: float | None = None
+    store: RunStore,
+    location: str,
+    run_id: str,
+    *,
+    heartbeat: float | None = None,
+    log_level: str | None = None,
 ) -> int:
     """Start a detached worker that resumes ``run_id``; returns its pid once it has claimed
     the run (WorkerStartError with its first error line otherwise). The worker's claim is
@@ -130,7 +143,7 @@ async def resume_detached(
     if run.status is RunStatus.COMPLETED:
         raise RunFinishedError(f"run {run_id!r} has already completed")
     load_agent(run.agent, run.agent_options)
-    return await start_worker(location, run_id, heartbeat=heartbeat)
+    return await start_worker(location, run_id, heartbeat=heartbeat, log_level=log_level)
 
 
 async def abort_run(store: ActionStore, run_id: str) -> str:

@@ -22,7 +22,14 @@ from nanoagent_core.actions import (
     resume_detached,
     start_detached,
 )
-from nanoagent_core.clip import quoted
+from nanoagent_core.clip import clip, quoted
+from nanoagent_core.defaults import (
+    DEFAULT_HEARTBEAT,
+    DEFAULT_LOG_LEVEL,
+    DEFAULT_MAX_ITERATIONS,
+    LOG_LEVELS,
+    WORKER_LOG_LIMIT,
+)
 from nanoagent_core.errors import (
     DatabaseNotFoundError,
     NanoagentError,
@@ -30,7 +37,8 @@ from nanoagent_core.errors import (
     ValidationError,
 )
 from nanoagent_core.eventtext import describe_event
-from nanoagent_core.follow import EXIT_CRASHED, event_line, follow_run, visible
+from nanoagent_core.follow import EXIT_CRASHED, event_line, follow_run
+from nanoagent_core.logs import configure as configure_logging
 from nanoagent_core.models import (
     MAX_ITERATIONS,
     Event,
@@ -40,6 +48,7 @@ from nanoagent_core.models import (
     check_run_id,
     utc_now,
 )
+from nanoagent_core.options import parse_option_pairs
 from nanoagent_core.paths import (
     MEMORY,
     display_location,
@@ -47,9 +56,16 @@ from nanoagent_core.paths import (
     worker_log_path,
 )
 from nanoagent_core.protocols import Step
-from nanoagent_core.status import ShownStatus, shown_status, verdict, verdicts
+from nanoagent_core.safetext import visible
+from nanoagent_core.status import (
+    ShownStatus,
+    shown_status,
+    stored_statuses,
+    verdict,
+    verdicts,
+)
 from nanoagent_core.stores import AnyStore, open_store
-from nanoagent_core.worker import DEFAULT_HEARTBEAT, resume_run
+from nanoagent_core.worker import resume_run
 
 __all__ = ["EXIT_CODES", "EXIT_PIPE", "MAX_LIST_LIMIT", "main", "run_summary"]
 
@@ -61,7 +77,6 @@ EXIT_CODES = {
     RunStatus.INTERRUPTED: 130,
     RunStatus.RUNNING: 1,
 }
-EXIT_UNKNOWN_RUN = 3
 EXIT_BUSY = 4
 #: Exit status of a command other than ``run`` / ``resume`` whose reader closed stdout (as
 #: ``nanoagent list | head -1`` does): 128 + SIGPIPE, what a shell reports for ``ls | head``.
@@ -105,7 +120,9 @@ def _build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", parents=[common], help="start a run")
     run.add_argument("goal")
     run.add_argument("--agent", default="demo")
-    run.add_argument("--max-iterations", type=_iterations, default=50, metavar="N")
+    run.add_argument(
+        "--max-iterations", type=_iterations, default=DEFAULT_MAX_ITERATIONS, metavar="N"
+    )
     run.add_argument(
         "--option", action="append", default=[], metavar="KEY=VALUE", help="agent option"
     )
@@ -140,6 +157,7 @@ def _build_parser() -> argparse.ArgumentParser:
         " 6 when it crashed)",
     )
     _serve_parser(sub, common)
+    _watch_parser(sub, common)
     return parser
 
 
@@ -157,6 +175,49 @@ def _serve_parser(sub: Any, common: argparse.ArgumentParser) -> None:
         "--public-url",
         metavar="URL",
         help="the URL browsers use, when it is not http://HOST:PORT (a proxy, or --host 0.0.0.0)",
+    )
+
+
+def _watch_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    from nanoagent_core.watch import EXEC_TIMEOUT, WATCH_INTERVAL, WATCHABLE, exec_seconds
+
+    watch = sub.add_parser(
+        "watch",
+        parents=[common],
+        help="print a line (and run a command) for each run that crashes, fails or pauses",
+    )
+    watch.add_argument(
+        "--status",
+        default=",".join(WATCHABLE),
+        metavar="S,S",
+        help=f"statuses to watch, comma-separated (default: {','.join(WATCHABLE)};"
+        " paused applies once runs can pause)",
+    )
+    watch.add_argument(
+        "--all",
+        action="store_true",
+        help="on a first start, also report runs already in a watched status",
+    )
+    watch.add_argument(
+        "--state",
+        metavar="FILE",
+        help="what was reported (default: $XDG_STATE_HOME/nanoagent/watch-<database>.json)",
+    )
+    watch.add_argument(
+        "--exec-timeout",
+        type=exec_seconds,
+        default=EXEC_TIMEOUT,
+        metavar="SECONDS",
+        help=f"kill a command still running after this long (default: {EXEC_TIMEOUT:g})",
+    )
+    watch.add_argument(
+        "--exec",
+        nargs=argparse.REMAINDER,
+        dest="exec_argv",
+        metavar="CMD ARG",
+        help="last option: run CMD ARG... (no shell) for each transition, one at a time, with"
+        " NANOAGENT_RUN_ID, NANOAGENT_STATUS, NANOAGENT_REASON, NANOAGENT_GOAL set"
+        f" (the database is looked at every {WATCH_INTERVAL:g} s)",
     )
 
 
@@ -190,6 +251,14 @@ def _worker_options(parser: argparse.ArgumentParser) -> None:
         "--durable",
         action="store_true",
         help="synchronous=FULL: commits survive power loss, at about 3x the cost",
+    )
+    parser.add_argument(
+        "--log-level",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        default=DEFAULT_LOG_LEVEL,
+        help=f"log records at this level or above to stderr, or a detached worker's log"
+        f" (default: {DEFAULT_LOG_LEVEL}; INFO adds claims, heartbeat trouble and retries)",
     )
 
 
@@ -246,7 +315,7 @@ def main(
     try:
         return _main(args, dashboard, serve)
     except NanoagentError as exc:
-        print(f"nanoagent: {exc}", file=sys.stderr)
+        print(f"nanoagent: {visible(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
@@ -281,6 +350,11 @@ def _main(args: argparse.Namespace, dashboard: Dashboard | None, serve: Serve | 
         if dashboard is None:
             raise ValidationError("the dashboard is not installed; try 'nanoagent list'")
         return dashboard(location)
+    if command in ("run", "resume"):
+        # --quiet is the detached worker's mode: its stderr is its log file, kept bounded
+        configure_logging(
+            args.log_level, limit=WORKER_LOG_LIMIT if getattr(args, "quiet", False) else None
+        )
     handler = _COMMANDS[command]
     code = asyncio.run(handler(location, args))
     sys.stdout.flush()  # here, so that a closed pipe is seen (not at the interpreter's exit)
@@ -293,8 +367,7 @@ _USERINFO = re.compile(r"(?<=://)[^/@\s]*@")
 def _unexpected(exc: BaseException) -> str:
     """``Type: message`` on one line, clipped, with any ``user:password@`` of an address cut."""
     text = " ".join(_USERINFO.sub("***@", str(exc)).split())
-    if len(text) > 200:
-        text = text[:199] + "…"
+    text = clip(text, 200)
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
@@ -332,26 +405,14 @@ async def _open(location: str, *, create: bool) -> AnyStore:
     return await open_store(location, create=create)
 
 
-def _parse_options(pairs: Sequence[str]) -> dict[str, str]:
-    options: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ValidationError(f"--option takes KEY=VALUE, not {quoted(pair)}")
-        if key in options:
-            raise ValidationError(f"--option {quoted(key)} given twice; give each option once")
-        options[key] = value
-    return options
-
-
 def _printer(quiet: bool) -> Callable[[RunState, Step], None]:
     def on_step(run: RunState, step: Step) -> None:
         if quiet:
             return
         stamp = run.updated_at.astimezone().strftime("%H:%M:%S")
         for event in step.events:
-            _say(f"{stamp} {run.run_id} {describe_event(event.kind, event.data)}")
+            line = describe_event(event.kind, event.data)  # escaped already
+            _say(f"{stamp} {visible(run.run_id)} {line}")
 
     return on_step
 
@@ -361,7 +422,7 @@ def _claim_printer(quiet: bool) -> Callable[[RunState, Step], None]:
         if not quiet:
             stamp = run.updated_at.astimezone().strftime("%H:%M:%S")
             _say(
-                f"{stamp} {run.run_id} run_claimed epoch={run.epoch} phase={run.phase}"
+                f"{stamp} {visible(run.run_id)} run_claimed epoch={run.epoch} phase={run.phase}"
                 f" iteration={run.iteration}"
             )
 
@@ -375,14 +436,16 @@ async def _cmd_run(location: str, args: argparse.Namespace) -> int:
         args.goal,
         agent=args.agent,
         max_iterations=args.max_iterations,
-        options=_parse_options(args.option),
+        options=parse_option_pairs(args.option),
         heartbeat=args.heartbeat,
         claim_grace=None if args.detach else 0.0,  # in the foreground, this process claims it
     )
     store = await _open(location, create=True)
     try:
         if args.detach:
-            await start_detached(store, location, run, heartbeat=args.heartbeat)
+            await start_detached(
+                store, location, run, heartbeat=args.heartbeat, log_level=args.log_level
+            )
             print(run_id)
             return 0
         await store.create_run(run)
@@ -403,7 +466,7 @@ async def _drive(store: AnyStore, run_id: str, args: argparse.Namespace, *, quie
     if not quiet:
         line = f"run {run_id} {final.status}"
         if final.error:
-            line += f": {final.error}"
+            line += f": {visible(final.error)}"
         _say(line)
     return EXIT_CODES[final.status]
 
@@ -426,7 +489,9 @@ async def _cmd_resume(location: str, args: argparse.Namespace) -> int:
             return 0
         check_resumable(run)
         if args.detach:
-            await resume_detached(store, location, run_id, heartbeat=args.heartbeat)
+            await resume_detached(
+                store, location, run_id, heartbeat=args.heartbeat, log_level=args.log_level
+            )
             print(run_id)
             return 0
         return await _drive(store, run_id, args, quiet=args.quiet)
@@ -446,7 +511,7 @@ async def _cmd_abort(location: str, args: argparse.Namespace) -> int:
         message = await abort_run(store, run_id)
     finally:
         await store.close()
-    print(message)
+    print(visible(message))
     return 0
 
 
@@ -482,13 +547,7 @@ async def _all_runs(
     store: AnyStore, status: str | None, limit: int | None
 ) -> list[tuple[RunState, ShownStatus]]:
     wanted = None if status is None else ShownStatus(status)
-    stored: list[RunStatus] | None = None
-    if wanted is ShownStatus.CRASHED:
-        stored = [RunStatus.RUNNING]
-    elif wanted is ShownStatus.DAMAGED:
-        stored = None
-    elif wanted is not None:
-        stored = [RunStatus(wanted.value)]
+    stored = stored_statuses(wanted)
     # One query, no OFFSET paging (each page would sort the table again). Stored "running"
     # splits into running and crashed, so those are filtered here before the limit applies.
     # A damaged run shows as damaged whatever its stored status says.
@@ -521,8 +580,8 @@ async def _cmd_list(location: str, args: argparse.Namespace) -> int:
         status = shown.value + ("*" if run.abort_requested_at else "")
         tasks = f"{run.tasks_done}/{run.tasks_total}"
         iters = f"{run.iteration}/{run.max_iterations}"
-        goal = " ".join(run.goal.split())
-        print(f"{status:<12}{run.run_id[:13]:<14}{run.phase.value:<11}{tasks:>7}{iters:>10}"
+        goal = visible(" ".join(run.goal.split()))
+        print(f"{status:<12}{visible(run.run_id)[:13]:<14}{run.phase.value:<11}{tasks:>7}{iters:>10}"
               f"  {goal[:60]}")  # fmt: skip
     return 0
 
@@ -579,28 +638,28 @@ async def _cmd_show(location: str, args: argparse.Namespace) -> int:
         return 0
     summary = run_summary(run, shown)
     if run.damaged:
-        print(f"run {run.run_id}  damaged: {run.damaged}")
-    print(f"run {run.run_id}  {summary['status']}  {run.phase} iteration {run.iteration}"
+        print(f"run {visible(run.run_id)}  damaged: {visible(run.damaged)}")
+    print(f"run {visible(run.run_id)}  {summary['status']}  {run.phase} iteration {run.iteration}"
           f"/{run.max_iterations}  tasks {run.tasks_done}/{run.tasks_total}")  # fmt: skip
-    print(f"goal: {run.goal}")
-    print(f"agent: {run.agent} {json.dumps(run.agent_options)}")
+    print(f"goal: {visible(run.goal)}")
+    print(f"agent: {visible(run.agent)} {json.dumps(run.agent_options)}")  # json: escaped
     if run.owner:
         waits = ""
         if shown is ShownStatus.RUNNING and run.lease_expires_at and run.heartbeat_at:
             quiet = (utc_now() - run.heartbeat_at).total_seconds()
             if run.lease_expires_at <= utc_now():  # alive, but its heartbeat cannot commit
                 waits = f" (waiting: no heartbeat committed for {quiet:.0f} s; database busy?)"
-        print(f"worker: pid {run.owner.pid} on {run.owner.host}{waits}")
+        print(f"worker: pid {run.owner.pid} on {visible(run.owner.host)}{waits}")
     if (log := worker_log_path(location, run.run_id)).exists():
         print(f"worker log: {log}")
     for task in tasks:
         mark = ">" if task.id == run.current_task_id and run.phase.value == "executing" else " "
-        print(f"{mark} {task.status.value:<9} {task.id} p{task.priority} a{task.attempts}"
-              f"  {task.description}")  # fmt: skip
+        print(f"{mark} {task.status.value:<9} {visible(task.id)} p{task.priority} a{task.attempts}"
+              f"  {visible(task.description)}")  # fmt: skip
     if run.error:
-        print(f"error: {run.error}")
+        print(f"error: {visible(run.error, lines=True)}")
     if run.result:
-        print(run.result)
+        print(visible(run.result, lines=True))
     return 0
 
 
@@ -641,10 +700,71 @@ async def _follow_show(location: str, args: argparse.Namespace) -> int:
         await store.close()
 
 
+async def _cmd_watch(location: str, args: argparse.Namespace) -> int:
+    """``watch``: one line per transition into a watched status, until Ctrl-C or SIGTERM
+    (exit 0) or a closed stdout (141)."""
+    import shutil
+    import signal
+    from pathlib import Path
+
+    from nanoagent_core.watch import (
+        Cursor,
+        Transition,
+        Watcher,
+        check_location,
+        database_key,
+        default_state_path,
+        parse_statuses,
+        run_command,
+    )
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    statuses = parse_statuses(args.status)
+    check_location(location)
+    argv: list[str] | None = args.exec_argv
+    if argv is not None:
+        if not argv:
+            raise ValidationError("--exec needs a command: --exec CMD [ARG...]")
+        if shutil.which(argv[0]) is None:
+            raise ValidationError(f"--exec: command not found: {argv[0][:200]!r}")
+    path = Path(args.state).expanduser() if args.state else default_state_path(location)
+    cursor = Cursor.open(path, database_key(location))
+    try:
+        store = await open_store(location, create=False, read_only=True)
+    except BaseException:
+        cursor.close()
+        raise
+
+    def warn(line: str) -> None:
+        print(f"nanoagent watch: {line}", file=sys.stderr, flush=True)
+
+    async def report(transition: Transition) -> None:
+        _say(transition.line())
+        if _Stdout.closed:
+            raise BrokenPipeError
+        if argv:
+            await run_command(argv, transition, timeout=args.exec_timeout, warn=warn)
+
+    watcher = Watcher(store, cursor, statuses, report, stop)
+    try:
+        await watcher.start(report_existing=args.all)
+        await watcher.run(warn=warn)
+        return 0
+    except BrokenPipeError:  # the reader went away (| head): stop quietly
+        return EXIT_PIPE
+    finally:
+        cursor.close()
+        await store.close()
+
+
 _COMMANDS: dict[str, Callable[[str, argparse.Namespace], Any]] = {
     "run": _cmd_run,
     "resume": _cmd_resume,
     "abort": _cmd_abort,
     "list": _cmd_list,
     "show": _cmd_show,
+    "watch": _cmd_watch,
 }

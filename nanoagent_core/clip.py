@@ -1,9 +1,10 @@
-"""One way to echo a value back in an error message: quoted, control characters escaped, and
-clipped, so that a 120 KB option value or an escape sequence never reaches a terminal whole."""
+"""One way to clip text (:func:`clip`), and one to echo a value back in an error message
+(:func:`quoted`): quoted, control characters escaped, and clipped, so that a 120 KB option
+value or an escape sequence never reaches a terminal whole."""
 
 from __future__ import annotations
 
-__all__ = ["ECHO_CHARS", "quoted"]
+__all__ = ["ECHO_CHARS", "clip", "quoted"]
 
 #: How many characters of a value an error message echoes.
 ECHO_CHARS = 60
@@ -15,3 +16,11 @@ def quoted(value: str, limit: int = ECHO_CHARS) -> str:
     if len(value) <= limit:
         return repr(value)
     return f"{value[:limit]!r}… ({len(value):,} characters)"
+
+
+def clip(text: str, limit: int, mark: str = "…") -> str:
+    """``text`` when it has at most ``limit`` characters, else its start ending in ``mark``,
+    ``limit`` characters in all."""
+    if len(text) <= limit:
+        return text
+    return text[: max(limit - len(mark), 0)] + mark

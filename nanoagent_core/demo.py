@@ -18,6 +18,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
+from nanoagent_core.defaults import DEFAULT_MAX_ITERATIONS
 from nanoagent_core.errors import NanoagentError
 from nanoagent_core.launch import reap_workers, start_worker
 from nanoagent_core.models import RunState, utc_now
@@ -31,7 +32,7 @@ class DemoRun:
     name: str
     goal: str
     options: dict[str, str]
-    max_iterations: int = 50
+    max_iterations: int = DEFAULT_MAX_ITERATIONS
     crash: bool = False  #: SIGKILL its worker once a task is done
     agent: str = "demo"
 

@@ -7,7 +7,6 @@ The command line prints ``str(error)`` as one line and exits with ``error.exit_c
 from __future__ import annotations
 
 __all__ = [
-    "AgentError",
     "DamagedRunError",
     "DatabaseBusyError",
     "DatabaseError",
@@ -115,10 +114,6 @@ class UnknownAgentError(NanoagentError):
     """No agent with that name."""
 
     exit_code = 2
-
-
-class AgentError(NanoagentError):
-    """The agent failed."""
 
 
 class RunAbortedError(BaseException):

@@ -27,6 +27,7 @@ from typing import Protocol
 
 from nanoagent_core.eventtext import describe_event
 from nanoagent_core.models import Event, RunState, RunStatus, utc_now
+from nanoagent_core.safetext import visible
 from nanoagent_core.status import owner_gone
 
 __all__ = [
@@ -36,7 +37,6 @@ __all__ = [
     "FollowStore",
     "event_line",
     "follow_run",
-    "visible",
 ]
 
 #: Exit status of ``show --follow`` when the run crashed (its worker is gone; ``resume``
@@ -67,19 +67,6 @@ class FollowEnd:
 
     run: RunState
     crashed: bool  #: stored running, but no live worker holds it
-
-
-def visible(text: str) -> str:
-    """``text`` with control and format characters (escape sequences, bidi overrides, line
-    breaks) written as Python escapes, so text from a database cannot drive a terminal.
-
-    A minimal local version: to be swapped for ``nanoagent_core.safetext.visible`` once that
-    module exists."""
-    if text.isprintable():
-        return text
-    return "".join(
-        ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in text
-    )
 
 
 def event_line(run_id: str, event: Event) -> str:

@@ -1,6 +1,6 @@
 """Starting detached workers: their own session, no shell, outliving whoever started them.
 
-* The worker runs as ``python -P -m nanoagent_core.worker RUN_ID``: ``-P`` keeps the current
+* The worker runs as ``python -P -m nanoagent_core.worker_main RUN_ID``: ``-P`` keeps the current
   directory off ``sys.path`` (a planted ``aiosqlite.py`` there is never imported), and only
   absolute ``PYTHONPATH`` entries are passed on (an empty or relative one would name the
   current directory again). The imports are those of the installed console script.
@@ -24,6 +24,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from nanoagent_core.clip import clip
+from nanoagent_core.defaults import DB_VAR, READY_FD_VAR, WORKER_LOG_LIMIT
 from nanoagent_core.errors import NanoagentError
 from nanoagent_core.paths import MEMORY, is_postgres_url, worker_log_path
 
@@ -40,8 +42,6 @@ __all__ = [
     "take_ready_fd",
 ]
 
-#: The variable that tells a detached worker which inherited fd to report its claim on.
-READY_FD_VAR = "NANOAGENT_READY_FD"
 #: What the worker writes on that fd once it holds the run.
 CLAIMED = b"claimed\n"
 #: How long :func:`start_worker` waits for a worker to claim its run (it normally takes well
@@ -71,7 +71,7 @@ def _child_env(location: str, env: Mapping[str, str] | None) -> dict[str, str]:
     child = dict(os.environ if env is None else env)
     if location != MEMORY and not is_postgres_url(location):
         location = os.path.abspath(location)  # the child resolves nothing against a cwd
-    child["NANOAGENT_DB"] = location
+    child[DB_VAR] = location
     paths = [p for p in child.pop("PYTHONPATH", "").split(os.pathsep) if os.path.isabs(p)]
     if paths:
         child["PYTHONPATH"] = os.pathsep.join(paths)
@@ -80,10 +80,17 @@ def _child_env(location: str, env: Mapping[str, str] | None) -> dict[str, str]:
 
 
 def _open_log(path: Path) -> tuple[int, int]:
-    """The log file opened for appending (0600, its folder 0700), and its size before."""
+    """The log file opened for appending (0600, its folder 0700), and its size before; a log
+    that has reached WORKER_LOG_LIMIT is emptied first (see nanoagent_core.logs)."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-    return fd, os.fstat(fd).st_size
+    try:
+        if os.fstat(fd).st_size >= WORKER_LOG_LIMIT:
+            os.ftruncate(fd, 0)
+        return fd, os.fstat(fd).st_size
+    except OSError:
+        os.close(fd)
+        raise
 
 
 def _spawn(
@@ -93,6 +100,7 @@ def _spawn(
     heartbeat: float | None,
     new: bool,
     env: Mapping[str, str] | None,
+    log_level: str | None = None,
 ) -> _Spawned:
     reap_workers()
     child_env = _child_env(location, env)
@@ -101,9 +109,11 @@ def _spawn(
         log_fd, offset = _open_log(log)
     except OSError as exc:
         raise WorkerStartError(f"cannot open the worker log {log}: {exc.strerror}") from None
-    command = [sys.executable, "-P", "-m", "nanoagent_core.worker"]
+    command = [sys.executable, "-P", "-m", "nanoagent_core.worker_main"]
     if heartbeat is not None:
         command += ["--heartbeat", str(heartbeat)]
+    if log_level is not None:
+        command += ["--log-level", log_level]
     if new:
         command.append("--new")  # only take up a run nobody has claimed yet
     command.append(run_id)
@@ -137,10 +147,11 @@ def spawn_worker(
     heartbeat: float | None = None,
     new: bool = False,
     env: Mapping[str, str] | None = None,
+    log_level: str | None = None,
 ) -> int:
     """Start a detached worker for ``run_id`` (no shell, no terminal, stderr to its log) and
     return its pid at once, without waiting for its claim (see :func:`start_worker`)."""
-    spawned = _spawn(location, run_id, heartbeat=heartbeat, new=new, env=env)
+    spawned = _spawn(location, run_id, heartbeat=heartbeat, new=new, env=env, log_level=log_level)
     os.close(spawned.ready)
     return spawned.child.pid
 
@@ -152,12 +163,13 @@ async def start_worker(
     heartbeat: float | None = None,
     new: bool = False,
     env: Mapping[str, str] | None = None,
+    log_level: str | None = None,
     timeout: float = CONFIRM_TIMEOUT,
 ) -> int:
     """Start a detached worker for ``run_id`` and return its pid once it has claimed the run
     (or found nothing to do). WorkerStartError with the worker's first error line if it
     ended without claiming, or if it has not claimed within ``timeout`` seconds."""
-    spawned = _spawn(location, run_id, heartbeat=heartbeat, new=new, env=env)
+    spawned = _spawn(location, run_id, heartbeat=heartbeat, new=new, env=env, log_level=log_level)
     # the thread closes the pipe itself: closing it here while the thread still waits on it
     # (this task cancelled) could hand its number to another file that the thread then reads
     said = await asyncio.to_thread(_wait_ready, spawned.ready, timeout)
@@ -226,7 +238,7 @@ def first_error_line(log: Path, offset: int = 0, *, limit: int = 300) -> str:
         chosen = lines[-1] if lines else ""
     chosen = chosen.removeprefix("nanoagent: ")
     shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in chosen)
-    return shown[:limit] + ("..." if len(shown) > limit else "")
+    return shown if len(shown) <= limit else clip(shown, limit + 3, "...")
 
 
 def reap_workers() -> None:

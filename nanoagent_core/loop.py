@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
 from nanoagent_core.agents.base import Agent, ExecutionResult
+from nanoagent_core.clip import clip
 from nanoagent_core.errors import RunAbortedError
 from nanoagent_core.models import EventKind, Phase, RunState, RunStatus, Task, TaskStatus
 from nanoagent_core.protocols import ContextStore, NewEvent, Step, StepStore, TaskStore
@@ -51,6 +53,9 @@ class LoopStore(StepStore, TaskStore, ContextStore, Protocol):
     """What the loop needs of a store."""
 
 
+_log = logging.getLogger(__name__)
+
+
 def _seq(task: Task) -> int:
     return task.seq
 
@@ -61,7 +66,7 @@ def _pending_order(task: Task) -> tuple[int, int]:
 
 def _preview(text: str, limit: int = 80) -> str:
     text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return clip(text, limit)
 
 
 class Loop:
@@ -203,6 +208,15 @@ class Loop:
         if wait:
             data["retry_in"] = round(wait, 3)
         event = NewEvent(kind=EventKind.TASK_FAILED, data=data)
+        if not gave_up:
+            _log.info(
+                "run %s: task %s failed (attempt %d of %d); retrying in %gs",
+                self.state.run_id,
+                task.id,
+                failures,
+                self._max_failures,
+                wait,
+            )
         if gave_up:
             error = f"task {task.id} failed {failures} attempts in a row: {outcome.output}"
             return self._fail(error, [event], iteration=iteration, task_id=task.id)

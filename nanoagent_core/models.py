@@ -18,7 +18,6 @@ __all__ = [
     "RUN_ID_PATTERN",
     "Event",
     "EventKind",
-    "JsonValue",
     "Owner",
     "Phase",
     "RunState",
@@ -33,8 +32,6 @@ __all__ = [
 RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_GOAL_CHARS = 10_000
 MAX_ITERATIONS = 10_000
-
-JsonValue = str | int | float | bool | None | list["JsonValue"] | dict[str, "JsonValue"]
 
 
 def utc_now() -> datetime:

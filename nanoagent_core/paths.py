@@ -8,6 +8,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 
+from nanoagent_core.defaults import ALLOWED_DIR_VAR, DB_VAR
 from nanoagent_core.errors import PathNotAllowedError, ValidationError
 
 __all__ = [
@@ -24,7 +25,6 @@ __all__ = [
 ]
 
 MEMORY = ":memory:"
-ALLOWED_DIR_VAR = "NANOAGENT_ALLOWED_DIR"
 
 _SECRET_KEYS = re.compile(r"(?i)([?&](?:ssl)?password=)[^&#]*")
 
@@ -114,7 +114,7 @@ def resolve_db_location(explicit: str | None, env: Mapping[str, str] | None = No
     """``--db`` if given, else ``NANOAGENT_DB``, else the default path; a SQLite path is
     guarded by ``NANOAGENT_ALLOWED_DIR`` when that is set, a PostgreSQL URL must parse."""
     environ = os.environ if env is None else env
-    location = explicit or environ.get("NANOAGENT_DB") or str(default_db_path(environ))
+    location = explicit or environ.get(DB_VAR) or str(default_db_path(environ))
     if is_postgres_url(location):
         return check_postgres_location(location)
     if location != MEMORY:

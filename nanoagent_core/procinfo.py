@@ -11,6 +11,7 @@ from enum import Enum
 from functools import cache
 from pathlib import Path
 
+from nanoagent_core.defaults import HOST_VAR
 from nanoagent_core.models import Owner
 
 __all__ = [
@@ -34,7 +35,7 @@ class Liveness(Enum):
 
 def host_name() -> str:
     """This host's name as recorded in run owners (``NANOAGENT_HOST`` overrides it)."""
-    return os.environ.get("NANOAGENT_HOST") or _real_host_name()
+    return os.environ.get(HOST_VAR) or _real_host_name()
 
 
 @cache

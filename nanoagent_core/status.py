@@ -32,6 +32,7 @@ __all__ = [
     "held_by_live_worker",
     "owner_gone",
     "shown_status",
+    "stored_statuses",
     "verdict",
     "verdicts",
 ]
@@ -51,6 +52,20 @@ class ShownStatus(StrEnum):
 RESUMABLE = frozenset(
     {ShownStatus.CRASHED, ShownStatus.INTERRUPTED, ShownStatus.FAILED, ShownStatus.ABORTED}
 )
+
+
+#: Shown words a stored-``running`` run takes (the dashboard's "aborting" is one of them).
+_SHOWN_AS_RUNNING = frozenset({"running", "crashed", "aborting"})
+
+
+def stored_statuses(shown: str | None) -> list[RunStatus] | None:
+    """The stored statuses whose runs can show as ``shown`` (None: any, as for no filter or
+    ``damaged``, which a run shows whatever its stored status says)."""
+    if shown is None or shown == ShownStatus.DAMAGED:
+        return None
+    if shown in _SHOWN_AS_RUNNING:
+        return [RunStatus.RUNNING]
+    return [RunStatus(shown)]
 
 
 def held_by_live_worker(run: RunState, now: datetime | None = None) -> bool:

@@ -6,21 +6,27 @@
 * A worker whose lease was lost (another worker claimed the run) stops at once and writes
   nothing more: every write it makes is fenced by its epoch.
 
-Run detached as ``python -P -m nanoagent_core.worker RUN_ID`` with the location in
-``NANOAGENT_DB`` (see nanoagent_core.launch).
+Run detached as ``python -P -m nanoagent_core.worker_main RUN_ID`` with the location in
+``NANOAGENT_DB`` (see nanoagent_core.launch). Trouble it rides out (a heartbeat that could not
+renew the lease) is logged on the ``nanoagent_core.worker`` logger, at WARNING.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import logging
 import math
 import os
 import signal
+from collections.abc import Mapping
 from enum import Enum
 from typing import Protocol
 
+from nanoagent_core.agents.base import Agent, ExecutionResult
 from nanoagent_core.agents.registry import load_agent
+from nanoagent_core.defaults import DEFAULT_HEARTBEAT, FAULT_KILL_AFTER_COMMIT, lease_seconds
 from nanoagent_core.errors import (
     DatabaseBusyError,
     LeaseLostError,
@@ -29,22 +35,27 @@ from nanoagent_core.errors import (
     RunBusyError,
     ValidationError,
 )
-from nanoagent_core.launch import announce_claim, take_ready_fd
+from nanoagent_core.launch import announce_claim
+from nanoagent_core.logs import safe_text
 from nanoagent_core.loop import DEFAULT_MAX_FAILURES, Loop, LoopStore, StepListener
-from nanoagent_core.models import EventKind, RunState, RunStatus
+from nanoagent_core.models import EventKind, RunState, RunStatus, Task
 from nanoagent_core.procinfo import current_owner
 from nanoagent_core.protocols import LeaseStore, NewEvent, RunStore, Step
 from nanoagent_core.status import check_not_held, check_readable
 
-__all__ = ["DEFAULT_HEARTBEAT", "WorkerStore", "drive", "resume_run"]
+__all__ = ["DEFAULT_HEARTBEAT", "FAULT_KILL_AFTER_COMMIT", "WorkerStore", "drive", "resume_run"]
 
-DEFAULT_HEARTBEAT = 2.0
+# FAULT_KILL_AFTER_COMMIT (nanoagent_core.defaults) is a test fault injector: the worker
+# SIGKILLs itself right after its k-th committed step (each step the loop commits counts:
+# planning, a task's start or outcome, a reflection). tests/loop uses it to crash a worker at
+# every checkpoint position.
 
-#: Test fault injector, never set in normal use: ``NANOAGENT_FAULT_KILL_AFTER_COMMIT=k`` makes
-#: the worker SIGKILL itself right after its k-th committed step (each step the loop commits
-#: counts: planning, a task's start or outcome, a reflection). tests/loop uses it to crash a
-#: worker at every checkpoint position.
-FAULT_KILL_AFTER_COMMIT = "NANOAGENT_FAULT_KILL_AFTER_COMMIT"
+#: Test fault injector, never set in normal use: ``NANOAGENT_FAULT_KILL_IN_BODY=k`` makes the
+#: worker SIGKILL itself while the k-th task body it started is running (the body has begun,
+#: its outcome is not committed).
+FAULT_KILL_IN_BODY = "NANOAGENT_FAULT_KILL_IN_BODY"
+
+_log = logging.getLogger(__name__)
 
 
 class WorkerStore(LoopStore, LeaseStore, RunStore, Protocol):
@@ -79,7 +90,7 @@ async def resume_run(
     if run.status is RunStatus.COMPLETED:
         return run
     check_not_held(run)  # RunBusyError
-    agent = load_agent(run.agent, run.agent_options)
+    agent = _fault_in_body(load_agent(run.agent, run.agent_options))
     if run.status is RunStatus.RUNNING and run.abort_requested_at is not None:
         run = await _apply_pending_abort(store, run)
     on_step = _fault_injector(on_step)
@@ -87,10 +98,11 @@ async def resume_run(
         run_id,
         current_owner(),
         expected_epoch=run.epoch,
-        lease_seconds=3 * heartbeat,
+        lease_seconds=lease_seconds(heartbeat),
         owner_gone=run.status is RunStatus.RUNNING,  # checked above: nobody live holds it
     )
     announce_claim()
+    _log.info("run %s: claimed (epoch %d) by pid %d", run_id, claimed.epoch, os.getpid())
     if on_claim is not None:
         on_claim(claimed, Step(phase=claimed.phase, iteration=claimed.iteration))
     loop = Loop(store, claimed, agent, max_failures=max_failures, on_step=on_step)
@@ -129,6 +141,28 @@ def _fault_injector(on_step: StepListener | None) -> StepListener | None:
             os.kill(os.getpid(), signal.SIGKILL)
 
     return listener
+
+
+def _fault_in_body(agent: Agent) -> Agent:
+    """Test fault injector (see FAULT_KILL_IN_BODY)."""
+    raw = os.environ.get(FAULT_KILL_IN_BODY)
+    if not raw:
+        return agent
+    after, inner, started = int(raw), agent.executor, 0
+
+    class Killing:
+        async def execute(
+            self, task: Task, results: Mapping[str, str], key: str
+        ) -> ExecutionResult:
+            nonlocal started
+            started += 1
+            body = asyncio.ensure_future(inner.execute(task, results, key))
+            if started >= after:
+                await asyncio.sleep(0)  # the body runs up to its first await
+                os.kill(os.getpid(), signal.SIGKILL)
+            return await body
+
+    return dataclasses.replace(agent, executor=Killing())
 
 
 async def drive(
@@ -187,12 +221,23 @@ async def _heartbeat(
     while True:
         await asyncio.sleep(interval)
         try:
-            run = await store.renew_lease(run_id, epoch=epoch, lease_seconds=3 * interval)
+            run = await store.renew_lease(
+                run_id, epoch=epoch, lease_seconds=lease_seconds(interval)
+            )
         except LeaseLostError:
             stop(_Stop.LEASE_LOST)
             return
-        except NanoagentError:
-            continue  # e.g. the database is busy; the lease still has two beats to go
+        except NanoagentError as exc:
+            # e.g. the database is busy; the lease still has two beats to go
+            _log.warning(
+                "run %s: heartbeat could not renew the lease (%s: %s); trying again in %gs",
+                run_id,
+                type(exc).__name__,
+                safe_text(exc),
+                interval,
+            )
+            continue
+        _log.debug("run %s: lease renewed (epoch %d)", run_id, epoch)
         if run.abort_requested_at is not None:
             stop(_Stop.ABORT)
             return
@@ -270,9 +315,8 @@ async def _record_failure(
 
 
 if __name__ == "__main__":
-    import sys
+    # ``python -m nanoagent_core.worker`` still starts a worker: the entry point is
+    # nanoagent_core.worker_main, above the command line (this module must not import it)
+    import runpy
 
-    from nanoagent_core.cli import main
-
-    take_ready_fd()
-    sys.exit(main(["resume", "--quiet", *sys.argv[1:]]))
+    runpy.run_module("nanoagent_core.worker_main", run_name="__main__", alter_sys=True)

@@ -13,13 +13,14 @@ from datetime import datetime
 
 from textual.app import App
 from textual.binding import Binding
-from textual.css.query import NoMatches
+from textual.notifications import SeverityLevel
 
 from nanoagent_core.agents.registry import agent_names
 from nanoagent_core.errors import NanoagentError
 from nanoagent_core.launch import reap_workers
 from nanoagent_core.models import RunState, utc_now
 from nanoagent_core.postgres import is_postgres_location
+from nanoagent_core.safetext import visible
 from nanoagent_core.status import ShownStatus
 from nanoagent_tui import operations
 from nanoagent_tui.commands import RunCommands
@@ -112,6 +113,8 @@ class DashboardApp(App[int]):
         self._wake.set()
 
     def _dispatch(self, update: Update) -> None:
+        """Send ``update`` to every live screen as a message: a screen handles it once its
+        widgets are mounted, however soon after ``push_screen`` the poll ended."""
         if self.live.health is Health.BROKEN:
             if not isinstance(self.screen, ErrorScreen):
                 self.push_screen(ErrorScreen(self.location, self.live.message))
@@ -119,20 +122,15 @@ class DashboardApp(App[int]):
         if update.reloaded and not self._opened:
             self._opened = True
             self.pending_select = self._first_crashed()
-        with self.batch_update():
-            for screen in self.screen_stack:
-                if isinstance(screen, LiveScreen):
-                    screen.on_live(update)
+        for screen in self.screen_stack:
+            if isinstance(screen, LiveScreen):
+                screen.deliver(update)
 
     def _tick(self) -> None:
         reap_workers()
         screen = self.screen
         if isinstance(screen, LiveScreen) and self.is_running:
-            try:
-                with self.batch_update():
-                    screen.on_tick()
-            except NoMatches:
-                return  # a tick that fired while the app shuts its screens down
+            screen.tick()
 
     def retry(self) -> None:
         """From the error screen: open the database again."""
@@ -146,9 +144,9 @@ class DashboardApp(App[int]):
     def bar_state(self, view: str) -> BarState:
         live = self.live
         return BarState(
-            location=self.location,
+            location=visible(self.location),
             health=live.health,
-            message=live.message,
+            message=visible(live.message),
             waited=live.waited(),
             counts=tuple(live.shown_counts(self.clock()).items()),
             view=view,
@@ -161,7 +159,7 @@ class DashboardApp(App[int]):
         self.sort = mode
         for screen in self.screen_stack:
             if isinstance(screen, RunsScreen):
-                screen.refresh_view()
+                screen.tick()  # redrawn once mounted
 
     def filter_status(self, status: str | None) -> None:
         self.live.set_filter(Filter(self.live.filter.text, status))
@@ -169,6 +167,37 @@ class DashboardApp(App[int]):
 
     def open_detail(self, run_id: str) -> None:
         self.push_screen(DetailScreen(run_id))
+
+    def watch_top_detail(self) -> None:
+        """Follow the run of the top-most detail screen (None when there is none).
+
+        Decided from the screen stack whenever a detail screen mounts or unmounts, so that
+        a detail screen closed while another opens (enter, escape, enter) cannot stop the
+        new one's run being followed, whichever order Textual mounts and unmounts them in."""
+        run_id = next(
+            (s.run_id for s in reversed(self.screen_stack) if isinstance(s, DetailScreen)), None
+        )
+        if run_id != self.live.watched:
+            self.live.watch(run_id)
+            self.request_poll()
+
+    def say(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+    ) -> None:
+        """A notification whose text may hold stored text (run ids, hosts, errors): shown
+        literally (no markup) and with control characters escaped."""
+        self.notify(
+            visible(message, lines=True),
+            title=visible(title),
+            severity=severity,
+            timeout=timeout,
+            markup=False,
+        )
 
     def _first_crashed(self) -> str | None:
         """On opening, the cursor starts on a crashed run if there is one: it is what needs a
@@ -204,22 +233,22 @@ class DashboardApp(App[int]):
     def action_resume(self) -> None:
         run = self._selected()
         if run is None:
-            self.notify("Select a run first.", severity="warning")
+            self.say("Select a run first.", severity="warning")
             return
         why = operations.why_not_resumable(run, self.clock())
         if why is not None:
-            self.notify(why, title="Nothing to resume", severity="warning")
+            self.say(why, title="Nothing to resume", severity="warning")
             return
         self._act(f"Resume {run.run_id}", operations.resume(self.location, run.run_id))
 
     def action_abort(self) -> None:
         run = self._selected()
         if run is None:
-            self.notify("Select a run first.", severity="warning")
+            self.say("Select a run first.", severity="warning")
             return
         why = operations.why_not_abortable(run, self.clock())
         if why is not None:
-            self.notify(why, title="Nothing to abort", severity="warning")
+            self.say(why, title="Nothing to abort", severity="warning")
             return
         run_id = run.run_id
 
@@ -229,7 +258,7 @@ class DashboardApp(App[int]):
 
         self.push_screen(
             ConfirmScreen(
-                f"Abort run {run_id}?",
+                f"Abort run {visible(run_id)}?",
                 "A live worker stops at its next heartbeat and records where it stopped; "
                 "a run with no live worker is aborted at once. It can be resumed later.",
             ),
@@ -260,9 +289,9 @@ class DashboardApp(App[int]):
             try:
                 message = await action
             except (NanoagentError, OSError) as exc:
-                self.notify(str(exc), title=f"{title} failed", severity="error", timeout=8)
+                self.say(str(exc), title=f"{title} failed", severity="error", timeout=8)
             else:
-                self.notify(message, title=title)
+                self.say(message, title=title)
             self.request_poll()
 
         self.run_worker(act(), group="actions", name=title)

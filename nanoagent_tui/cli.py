@@ -6,6 +6,7 @@ import sys
 from collections.abc import Sequence
 
 from nanoagent_core.cli import main as core_main
+from nanoagent_core.logs import silence as silence_logging
 
 __all__ = ["main"]
 
@@ -13,6 +14,7 @@ __all__ = ["main"]
 def _dashboard(location: str) -> int:
     from nanoagent_tui.app import run_dashboard
 
+    silence_logging()  # the dashboard draws on the terminal: no record may reach stderr
     return run_dashboard(location)
 
 

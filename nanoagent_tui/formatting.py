@@ -1,6 +1,10 @@
 """How runs and tasks look: status words, glyphs and colours, ages, progress bars.
 
-No Textual here (Rich text only), so it can be tested and reused without an app.
+No Textual here (Rich text only), so it can be tested and reused without an app. Every text
+that came from the database (goal, run and task ids, agent, host, descriptions, results) goes
+through :func:`nanoagent_core.safetext.visible` on its way into a row: control characters show
+as escapes and never reach the terminal. Rows hold ``Text``, never markup, so ``[bold]`` in a
+goal shows as written.
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ from typing import NamedTuple
 
 from rich.text import Text
 
+from nanoagent_core.clip import clip as clip_text
 from nanoagent_core.models import Phase, RunState, RunStatus, Task, TaskStatus
+from nanoagent_core.safetext import visible
 from nanoagent_core.status import ShownStatus, shown_status
 
 __all__ = [
@@ -80,19 +86,17 @@ def status_text(word: str, *, pad: int = 0) -> Text:
 
 
 def one_line(text: str) -> str:
-    return " ".join(text.split())
+    """``text`` on one line, its control characters shown as escapes (safe to display)."""
+    return visible(" ".join(text.split()))
 
 
 def clip(text: str, width: int) -> str:
     """``text`` on one line, cut to ``width`` cells with an ellipsis."""
-    flat = one_line(text)
-    if width <= 0:
-        return ""
-    return flat if len(flat) <= width else flat[: width - 1] + "…"
+    return clip_text(one_line(text), width) if width > 0 else ""
 
 
 def short_id(run_id: str, width: int = 15) -> str:
-    return run_id if len(run_id) <= width else run_id[: width - 1] + "…"
+    return clip_text(run_id, width)
 
 
 def span(seconds: float) -> str:
@@ -121,7 +125,7 @@ def duration(seconds: float) -> str:
 def worker_text(run: RunState) -> str:
     if run.owner is None:
         return "—"
-    return f"{run.owner.pid}@{run.owner.host}"
+    return f"{run.owner.pid}@{visible(run.owner.host)}"
 
 
 def progress_text(done: int, total: int, width: int = 6) -> Text:
@@ -164,9 +168,9 @@ def run_row(run: RunState, now: datetime, word: str | None = None) -> RunRow:
     """``word``: the status word when the caller has it already."""
     return RunRow(
         status=word or status_word(run, now),
-        run_id=run.run_id,
+        run_id=visible(run.run_id),
         goal=_goal_line(run.goal),
-        agent=run.agent,
+        agent=visible(run.agent),
         phase=run.phase.value,
         progress=(run.tasks_done, run.tasks_total),
         iteration=(run.iteration, run.max_iterations),
@@ -201,7 +205,7 @@ def task_row(task: Task, flying: str | None) -> TaskRow:
     preview = task.result if task.result is not None else (task.error or "")
     return TaskRow(
         status=status,
-        task_id=task.id,
+        task_id=visible(task.id),
         priority=task.priority,
         attempts=task.attempts,
         description=one_line(task.description),

@@ -30,7 +30,7 @@ from nanoagent_core.paths import MEMORY, display_location
 from nanoagent_core.postgres import PostgresStore, is_postgres_location
 from nanoagent_core.procinfo import owner_alive
 from nanoagent_core.sqlite import SQLiteStore
-from nanoagent_core.status import ShownStatus
+from nanoagent_core.status import ShownStatus, stored_statuses
 from nanoagent_tui.formatting import ABORTING, STATUS_ORDER, status_word
 
 __all__ = [
@@ -98,11 +98,7 @@ class Filter:
 
     def stored(self) -> list[RunStatus] | None:
         """The stored statuses that can show as ``status``."""
-        if self.status is None or self.status == ShownStatus.DAMAGED:
-            return None  # a damaged run's stored status says nothing
-        if self.status in (ShownStatus.RUNNING, ShownStatus.CRASHED, ABORTING):
-            return [RunStatus.RUNNING]
-        return [RunStatus(self.status)]
+        return stored_statuses(self.status)
 
     def matches(self, run: RunState, word: str) -> bool:
         if self.status is not None and word != self.status:
@@ -136,6 +132,7 @@ class Update:
     health_changed: bool = False
     detail: Detail | None = None  #: the watched run, fetched again
     history: tuple[Event, ...] | None = None  #: the watched run's events, when (re)loaded
+    watched: str | None = None  #: the run ``detail`` and ``history`` are about
 
 
 @dataclass
@@ -143,9 +140,7 @@ class PollStats:
     """Counters for measuring what polls cost."""
 
     idle: int = 0
-    refreshes: int = 0
     loads: int = 0
-    last_refresh: float = 0.0  #: seconds the last refresh (not load) took
     last_load: float = 0.0
     fetched_runs: int = 0  #: runs fetched by the last refresh
 
@@ -229,6 +224,11 @@ class LiveData:
         if new != self.filter:
             self.filter = new
             self._reload = True
+
+    @property
+    def watched(self) -> str | None:
+        """The run followed for the detail screen, if any."""
+        return self._watched
 
     def watch(self, run_id: str | None) -> None:
         """Follow one run's tasks and events (the detail screen); None stops."""
@@ -344,7 +344,6 @@ class LiveData:
             if self.health is not Health.LIVE:
                 return self._set(Health.LIVE) or (Update(runs=confirmed) if confirmed else None)
             return Update(runs=confirmed) if confirmed else None
-        began = time.perf_counter()
         events, last, more = await self._new_events(store)
         touched = {event.run_id for event in events}
         touched.update(
@@ -372,15 +371,14 @@ class LiveData:
         if watch_pending and watched == self._watched:
             self._watch_pending = False
         health = self._set(Health.LIVE)
-        self.stats.refreshes += 1
         self.stats.fetched_runs = len(runs)
-        self.stats.last_refresh = time.perf_counter() - began
         return Update(
             runs=tuple(runs),
             events=tuple(events),
             health_changed=health is not None,
             detail=detail,
             history=history,
+            watched=watched,
         )
 
     async def _confirm(self, store: ViewerStore, now: datetime) -> tuple[RunState, ...]:
@@ -434,7 +432,9 @@ class LiveData:
         self._set(Health.LIVE)
         self.stats.loads += 1
         self.stats.last_load = time.perf_counter() - began
-        return Update(reloaded=True, health_changed=True, detail=detail, history=history)
+        return Update(
+            reloaded=True, health_changed=True, detail=detail, history=history, watched=watched
+        )
 
     async def _new_events(self, store: ViewerStore) -> tuple[list[Event], int, bool]:
         """Events after the cursor: (events, new cursor, whether more are waiting)."""

@@ -8,18 +8,17 @@ detached worker. Workers are started without a shell and outlive the dashboard.
 
 from __future__ import annotations
 
-import re
 import uuid
 from datetime import datetime
 
 from nanoagent_core.actions import abort_run, new_run, resume_detached, start_detached
+from nanoagent_core.defaults import DEFAULT_MAX_ITERATIONS
 from nanoagent_core.errors import ValidationError
 from nanoagent_core.models import MAX_ITERATIONS, RunState
+from nanoagent_core.options import parse_option_text
 from nanoagent_core.status import RESUMABLE, ShownStatus
 from nanoagent_core.stores import AnyStore, open_store
 from nanoagent_tui.formatting import ABORTING, status_word
-
-_PAIR_SEPARATOR = re.compile(r"\s+|,(?=[^,=\s]+=)")
 
 __all__ = [
     "abort",
@@ -91,22 +90,15 @@ async def start(location: str, run: RunState) -> str:
 
 
 def parse_options(text: str) -> dict[str, str]:
-    """``KEY=VALUE`` pairs separated by spaces or commas; a value may hold commas
-    (``fail=2,4 delay=0.1`` and ``tasks=3,delay=0.1`` both work)."""
-    options: dict[str, str] = {}
-    for part in _PAIR_SEPARATOR.split(text.strip()):
-        if not part:
-            continue
-        key, sep, value = part.partition("=")
-        if not sep or not key.strip():
-            raise ValidationError(f"options: use KEY=VALUE, not {part!r}")
-        options[key.strip()] = value.strip()
-    return options
+    """The form's ``KEY=VALUE`` pairs, separated by spaces or commas; a value may hold commas
+    (``fail=2,4 delay=0.1`` and ``tasks=3,delay=0.1`` both work); a key given twice is
+    refused, as on the command line."""
+    return parse_option_text(text, what="options:")
 
 
 def build_run(goal: str, agent: str, max_iterations: str, options: str) -> RunState:
     """A validated new run from the form's fields (ValidationError / UnknownAgentError)."""
-    raw = max_iterations.strip() or "50"
+    raw = max_iterations.strip() or str(DEFAULT_MAX_ITERATIONS)
     try:
         iterations = int(raw)
     except ValueError:

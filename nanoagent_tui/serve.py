@@ -20,6 +20,7 @@ import sys
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from nanoagent_core.defaults import DB_VAR
 from nanoagent_core.postgres import is_postgres_location
 
 if TYPE_CHECKING:
@@ -79,7 +80,7 @@ def serve_dashboard(location: str, host: str, port: int, public_url: str | None)
         )
     if not is_postgres_location(location):
         location = os.path.abspath(location)
-    os.environ["NANOAGENT_DB"] = location  # inherited by each dashboard process
+    os.environ[DB_VAR] = location  # inherited by each dashboard process
     url = public_url or _origin(host, port)
     allowed = _allowed_origins(host, port, url)
 

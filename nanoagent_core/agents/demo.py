@@ -20,13 +20,13 @@ run was interrupted and resumed.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import hashlib
 import math
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from nanoagent_core.agents.base import MAX_RETRY_BACKOFF, Agent, ExecutionResult, Reflection
 from nanoagent_core.clip import quoted
@@ -45,19 +45,23 @@ _WORDS = (
 )  # fmt: skip
 
 
-@dataclass(frozen=True, slots=True)
-class DemoOptions:
-    tasks: int = 5
-    delay: float = 0.3
-    followups: int = 2
+class DemoOptions(BaseModel):
+    """The demo agent's options, parsed from the run's ``KEY=VALUE`` strings by :meth:`parse`
+    (which says what is wrong in the command line's words); the model holds them checked."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    tasks: int = Field(default=5, ge=1, le=50)
+    delay: float = Field(default=0.3, ge=0.0, le=3600.0, allow_inf_nan=False)
+    followups: int = Field(default=2, ge=0, le=20)
     fail: frozenset[int] = frozenset()
     log: str | None = None
     fail_always: frozenset[int] = frozenset()
-    backoff: float = 0.0
+    backoff: float = Field(default=0.0, ge=0.0, le=MAX_RETRY_BACKOFF, allow_inf_nan=False)
 
     @classmethod
     def parse(cls, options: Mapping[str, str]) -> DemoOptions:
-        known = {"tasks", "delay", "followups", "fail", "log", "fail_always", "backoff"}
+        known = set(cls.model_fields)
         unknown = sorted(set(options) - known)
         if unknown:
             raise ValidationError(
@@ -71,9 +75,12 @@ class DemoOptions:
         log = options.get("log") or None
         if log is not None:
             guard_file(log, what="demo agent: log")
-        parsed = cls(tasks, delay, followups, fail, log)
-        return dataclasses.replace(
-            parsed,
+        return cls(
+            tasks=tasks,
+            delay=delay,
+            followups=followups,
+            fail=fail,
+            log=log,
             fail_always=_numbers(options, "fail_always"),
             backoff=_float(options, "backoff", 0.0, 0.0, MAX_RETRY_BACKOFF),
         )

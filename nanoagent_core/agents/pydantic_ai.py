@@ -39,6 +39,7 @@ from pydantic_ai.models.test import TestModel
 
 from nanoagent_core.agents.base import Agent, ExecutionResult, ModelUsage, Reflection, Transcript
 from nanoagent_core.agents.options import refuse_secret_options
+from nanoagent_core.clip import clip
 from nanoagent_core.errors import ValidationError
 from nanoagent_core.models import Task
 from nanoagent_core.rules import MAX_PLANNED_TASKS
@@ -152,7 +153,7 @@ def _resolve_model(name: str, who: str) -> Model:
 
 def _clip(text: str, limit: int = _CLIP) -> str:
     text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    return clip(text, limit)
 
 
 def _subject(goal: str) -> str:

@@ -1,10 +1,18 @@
-"""What the runs screen and the detail screen share: the live hooks and the common keys."""
+"""What the runs screen and the detail screen share: the live hooks and the common keys.
+
+Live data reaches a screen only as a message (:meth:`LiveScreen.deliver`, :meth:`LiveScreen.tick`),
+never as a direct call. Textual handles a screen's messages only after the screen composed
+and mounted its widgets, in the order they were posted, so a poll that ends between
+``push_screen`` and the mount waits for the widgets instead of querying widgets that are not
+there yet (that was a ``NoMatches`` crash of the dashboard).
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
 
 from textual.binding import Binding, BindingType
+from textual.message import Message
 from textual.screen import Screen
 
 from nanoagent_core.models import RunState
@@ -42,6 +50,35 @@ ACTION_BINDINGS: list[BindingType] = [
 class LiveScreen(Screen[None]):
     """A screen that shows live data: told of every poll's update and of every tick."""
 
+    class Polled(Message, bubble=False):
+        """A poll found something."""
+
+        def __init__(self, update: Update) -> None:
+            super().__init__()
+            self.update = update
+
+    class Ticked(Message, bubble=False):
+        """Time moved on (statuses and ages); ticks not handled yet count as one."""
+
+        def can_replace(self, message: Message) -> bool:
+            return isinstance(message, LiveScreen.Ticked)
+
+    def deliver(self, update: Update) -> None:
+        """Hand ``update`` to the screen: ``on_live`` runs once the screen is mounted."""
+        self.post_message(self.Polled(update))
+
+    def tick(self) -> None:
+        """``on_tick`` runs once the screen is mounted (and not after it is gone)."""
+        self.post_message(self.Ticked())
+
+    def on_live_screen_polled(self, message: Polled) -> None:
+        with self.dash.batch_update():
+            self.on_live(message.update)
+
+    def on_live_screen_ticked(self, message: Ticked) -> None:
+        with self.dash.batch_update():
+            self.on_tick()
+
     @property
     def dash(self) -> DashboardApp:
         return cast("DashboardApp", self.app)
@@ -51,10 +88,12 @@ class LiveScreen(Screen[None]):
         return None
 
     def on_live(self, update: Update) -> None:
-        """A poll found something (called whatever screen is on top)."""
+        """A poll found something (told to every live screen, whichever is on top; only
+        ever after the screen is mounted)."""
 
     def on_tick(self) -> None:
-        """About twice a second while this screen is on top: statuses and ages move on."""
+        """About twice a second while this screen is on top: statuses and ages move on
+        (only ever after the screen is mounted)."""
 
     def bar_state(self, view: str = "") -> BarState:
         return self.dash.bar_state(view)

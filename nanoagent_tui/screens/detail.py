@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -9,6 +10,7 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Footer, RichLog, Sparkline, Static
 
 from nanoagent_core.models import Event, EventKind, RunState
+from nanoagent_core.safetext import visible
 from nanoagent_tui.formatting import in_flight, task_row
 from nanoagent_tui.live import Detail, Update
 from nanoagent_tui.screens.base import ACTION_BINDINGS, LiveScreen
@@ -69,7 +71,7 @@ class DetailScreen(LiveScreen):
 
     def compose(self) -> ComposeResult:
         yield TopBar()
-        yield Static(f"Loading {self.run_id}…", id="loading")
+        yield Static(Text(f"Loading {visible(self.run_id)}…"), id="loading")
         with Vertical(id="body"):
             yield Static(id="info")
             yield Static(id="phases")
@@ -86,12 +88,16 @@ class DetailScreen(LiveScreen):
         yield Footer()
 
     def on_mount(self) -> None:
-        self.dash.live.watch(self.run_id)
-        self.dash.request_poll()
+        if self.dash.live.watched == self.run_id:
+            # Another detail screen of this run is closing: load the history again for
+            # this one, whose log is empty.
+            self.dash.live.watch(self.run_id)
+            self.dash.request_poll()
+        self.dash.watch_top_detail()
         self._refresh_bar()
 
     def on_unmount(self) -> None:
-        self.dash.live.watch(None)
+        self.dash.watch_top_detail()
 
     def action_back(self) -> None:
         self.dismiss()
@@ -102,13 +108,16 @@ class DetailScreen(LiveScreen):
     # -- live ------------------------------------------------------------------------------
 
     def on_live(self, update: Update) -> None:
-        if update.history is not None:
+        mine_loaded = update.watched == self.run_id
+        if mine_loaded and update.history is not None:
             self._reset_events(update.history)
-        if update.detail is not None:
+        if mine_loaded and update.detail is not None:
             self.detail = update.detail
             self.add_class("loaded")
-        elif update.history is not None and self.detail is None:
-            self.query_one("#loading", Static).update(f"No run {self.run_id} in this database.")
+        elif mine_loaded and update.history is not None and self.detail is None:
+            self.query_one("#loading", Static).update(
+                Text(f"No run {visible(self.run_id)} in this database.")
+            )
         mine = [e for e in update.events if e.run_id == self.run_id and e.id > self.last_event]
         if mine:
             self._add_events(mine)

@@ -1,4 +1,7 @@
-"""The pieces of text the detail screen shows (Rich only; built from models and a "now")."""
+"""The pieces of text the detail screen shows (Rich only; built from models and a "now").
+
+Stored text goes in as ``Text`` (never markup) and through ``visible`` (or ``clip``, which
+calls it): control characters show as escapes."""
 
 from __future__ import annotations
 
@@ -11,6 +14,7 @@ from rich.text import Text
 
 from nanoagent_core.eventtext import describe_event
 from nanoagent_core.models import Event, Phase, RunState, Task, TaskStatus
+from nanoagent_core.safetext import visible
 from nanoagent_core.status import ShownStatus
 from nanoagent_tui.formatting import (
     ABORTING,
@@ -78,13 +82,15 @@ def info_table(run: RunState, word: str, now: datetime, width: int, *, short: bo
     status = Text(no_wrap=True, overflow="ellipsis")
     status.append_text(status_text(word))
     status.append("   run ", style="bright_black")
-    status.append(run.run_id, style="cyan")
+    status.append(visible(run.run_id), style="cyan")
     status.append("   epoch ", style="bright_black")
     status.append(str(run.epoch))
     grid.add_row("status", status)
-    options = " ".join(f"{key}={value}" for key, value in sorted(run.agent_options.items()))
+    options = visible(
+        " ".join(f"{key}={value}" for key, value in sorted(run.agent_options.items()))
+    )
     agent = Text(no_wrap=True, overflow="ellipsis")
-    agent.append(run.agent, style="bold")
+    agent.append(visible(run.agent), style="bold")
     agent.append(f"  {options}", style="bright_black")
     grid.add_row("agent", agent)
     worker = Text(worker_text(run), no_wrap=True, overflow="ellipsis")
@@ -145,7 +151,8 @@ def failure_text(run: RunState, word: str, tasks: tuple[Task, ...]) -> Text | No
         flying = by_id.get(in_flight(run) or "")
         if flying is not None:
             text.append(
-                f"\n▶ in flight: task {flying.id} (attempt {flying.attempts}) ", style="cyan"
+                f"\n▶ in flight: task {visible(flying.id)} (attempt {flying.attempts}) ",
+                style="cyan",
             )
             text.append(clip(flying.description, 200))
         return text
@@ -157,12 +164,12 @@ def failure_text(run: RunState, word: str, tasks: tuple[Task, ...]) -> Text | No
     if word == ShownStatus.FAILED:
         text = Text()
         text.append("✘ failed: ", style="bold red")
-        text.append(run.error or "no error recorded")
+        text.append(visible(run.error, lines=True) if run.error else "no error recorded")
         failing = [task for task in tasks if task.status is TaskStatus.FAILED]
         if not failing and run.current_task_id in by_id:
             failing = [by_id[run.current_task_id or ""]]
         for task in failing[:3]:
-            text.append(f"\nfailing task {task.id}", style="bold red")
+            text.append(f"\nfailing task {visible(task.id)}", style="bold red")
             text.append(f" (attempts {task.attempts}): {clip(task.description, 160)}")
             if task.error:
                 text.append("\n  last error: ", style="red")
@@ -170,7 +177,9 @@ def failure_text(run: RunState, word: str, tasks: tuple[Task, ...]) -> Text | No
         return text
     if word in (ShownStatus.ABORTED, ShownStatus.INTERRUPTED) and run.error:
         style = "bold magenta" if word == ShownStatus.ABORTED else "bold yellow"
-        return Text.assemble((f"{status_text(word).plain}: ", style), run.error)
+        return Text.assemble(
+            (f"{status_text(word).plain}: ", style), visible(run.error, lines=True)
+        )
     return None
 
 
@@ -181,17 +190,20 @@ def task_result(
     if task is None:
         return Text("no task selected", style="bright_black")
     head = Text.assemble(
-        (task.id, "bold cyan"),
+        (visible(task.id), "bold cyan"),
         f"  {task.status.value}",
         ("  ▶ in flight" if task.id == flying else "", "bold cyan"),
         (f"  priority {task.priority}  attempts {task.attempts}", "bright_black"),
     )
-    parts: list[RenderableType] = [head, Text(task.description), Text("")]
+    parts: list[RenderableType] = [head, Text(visible(task.description, lines=True)), Text("")]
     result = results.get(task.id, task.result)
     if result:
-        parts += [Text("result", style="bold"), Text(result)]
+        parts += [Text("result", style="bold"), Text(visible(result, lines=True))]
     if task.error:
-        parts += [Text("last error", style="bold red"), Text(task.error, style="red")]
+        parts += [
+            Text("last error", style="bold red"),
+            Text(visible(task.error, lines=True), style="red"),
+        ]
     if not result and not task.error:
         parts.append(Text("no result yet", style="bright_black"))
     return Group(*parts)

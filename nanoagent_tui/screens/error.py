@@ -12,6 +12,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from nanoagent_core.paths import display_location
+from nanoagent_core.safetext import visible
 
 if TYPE_CHECKING:
     from nanoagent_tui.app import DashboardApp
@@ -20,6 +21,8 @@ __all__ = ["ErrorScreen", "error_text"]
 
 
 def error_text(location: str, message: str) -> Text:
+    """The error screen's text; the message may quote stored text (escaped here)."""
+    location, message = visible(location), visible(message, lines=True)
     text = Text()
     text.append("This database cannot be shown\n\n", style="bold red")
     text.append(message + "\n\n", style="bold")

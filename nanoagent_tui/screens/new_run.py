@@ -11,8 +11,10 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
+from nanoagent_core.defaults import DEFAULT_MAX_ITERATIONS
 from nanoagent_core.errors import NanoagentError
 from nanoagent_core.models import RunState
+from nanoagent_core.safetext import visible
 from nanoagent_tui.operations import build_run
 
 if TYPE_CHECKING:
@@ -70,7 +72,7 @@ class NewRunScreen(ModalScreen[str | None]):
                     )
                 with Vertical():
                     yield Label("max iterations")
-                    iterations = Input("50", id="iterations", type="integer")
+                    iterations = Input(str(DEFAULT_MAX_ITERATIONS), id="iterations", type="integer")
                     iterations.cursor_blink = blink
                     yield iterations
             yield Label("options (KEY=VALUE, separated by spaces)")
@@ -115,7 +117,7 @@ class NewRunScreen(ModalScreen[str | None]):
         return value if isinstance(value, str) else ""
 
     def show_error(self, message: str) -> None:
-        self.query_one("#form-error", Static).update(message)
+        self.query_one("#form-error", Static).update(visible(message, lines=True))
 
     @work(group="new-run", exclusive=True)
     async def _start(self, run: RunState) -> None:
@@ -125,5 +127,5 @@ class NewRunScreen(ModalScreen[str | None]):
             self.show_error(str(exc))
             self.query_one("#start", Button).disabled = False
             return
-        self.dash.notify(message, title="New run")
+        self.dash.say(message, title="New run")
         self.dismiss(run.run_id)

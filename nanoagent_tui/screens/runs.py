@@ -12,6 +12,7 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Static
 
 from nanoagent_core.models import RunState
+from nanoagent_core.safetext import visible
 from nanoagent_core.status import ShownStatus
 from nanoagent_tui.formatting import ABORTING, run_row
 from nanoagent_tui.live import Filter, Health, Update
@@ -47,6 +48,7 @@ def _how_to_start() -> Table:
 
 def empty_text(location: str, health: Health, message: str, flt: Filter) -> RenderableType:
     """What the runs screen says when it has no row to show."""
+    location, message = visible(location), visible(message, lines=True)
     if health in (Health.STARTING, Health.BROKEN):
         return Text(f"Opening {location}…", style="bright_black")
     if health is Health.WAITING:
@@ -201,9 +203,6 @@ class RunsScreen(LiveScreen):
         at = STATUS_FILTERS.index(live.filter.status) if live.filter.status in STATUS_FILTERS else 0
         status = STATUS_FILTERS[(at + 1) % len(STATUS_FILTERS)]
         self._set_filter(Filter(live.filter.text, status))
-
-    def set_status_filter(self, status: str | None) -> None:
-        self._set_filter(Filter(self.dash.live.filter.text, status))
 
     def action_cycle_sort(self) -> None:
         self.dash.cycle_sort()

@@ -46,7 +46,8 @@ def test_step_cost(tmp_path: Path) -> None:
         assert result.data[f"floor_{sync}"].median > 0
         assert result.data[f"loop_tasks_{sync}"].n == TINY.repeats
         assert result.data[f"loop_steps_{sync}"].median > result.data[f"loop_tasks_{sync}"].median
-    assert [g.met for g in result.goals] != [None, None]
+    # both goals measured (met or not is the machine's speed, not the smoke test's business)
+    assert [type(g.met) for g in result.goals] == [bool, bool]
 
 
 def test_concurrency_has_no_errors(tmp_path: Path) -> None:
@@ -76,10 +77,8 @@ def test_crash_and_resume(tmp_path: Path) -> None:
 
 def test_live_latency(tmp_path: Path) -> None:
     result = live.run(TINY, tmp_path)
-    _well_formed(result) if result.data else None
-    if not dashboard.available():
-        assert result.goals[0].met is None
-        return
+    assert dashboard.available()  # the dashboard exists: an import error fails here
+    _well_formed(result)
     latency = result.data["latency_ms"]
     assert latency.n >= TINY.live_events
 
@@ -118,8 +117,8 @@ def test_postgres_live_latency() -> None:
     rows, goals, _, data = live.pg_section(PG)
     assert data["pg_push_ms"].n >= PG.live_events
     assert goals[0].met is not None
-    if dashboard.available():
-        assert len(rows) == 2
+    assert dashboard.available()
+    assert len(rows) == 2
 
 
 def test_report_renders(tmp_path: Path) -> None:

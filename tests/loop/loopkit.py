@@ -247,9 +247,31 @@ def commit_count(doc: JSONDoc) -> int:
     return sum(event["kind"] in COMMIT_MARKERS for event in doc["events"])
 
 
-def assert_same_final(resumed: JSONDoc, clean: JSONDoc, context: str = "") -> None:
+def expected_attempts(clean: JSONDoc, crashed: JSONDoc | None) -> dict[str, int]:
+    """Each task's attempts after one crash (``crashed``: the run as the killed worker left
+    it) and a resume: as in the clean run, except the task at a crashed executing position,
+    which the resumed worker starts again under the next attempt number (``n + 1`` for the
+    ``n`` it had), so it has at least that many."""
+    expected = attempts_by_task(clean)
+    if crashed is None or crashed["status"] != "crashed" or crashed["phase"] != "executing":
+        return expected
+    current = {task["id"]: task for task in crashed["tasks"]}.get(crashed["current_task_id"])
+    if current is not None and current["status"] == "pending":
+        expected[current["id"]] = max(expected[current["id"]], current["attempts"] + 1)
+    return expected
+
+
+def assert_same_final(
+    resumed: JSONDoc, clean: JSONDoc, context: str = "", *, crashed: JSONDoc | None = None
+) -> None:
+    """Same final tasks, results and result as ``clean``; the exact attempts of every task
+    (see expected_attempts) when ``crashed`` (the run as the killed worker left it) is given,
+    else at least the clean run's."""
     assert resumed["status"] == "completed", f"{context}: {resumed['status']} {resumed['error']}"
     assert final_view(resumed) == final_view(clean), context
+    if crashed is not None:
+        assert attempts_by_task(resumed) == expected_attempts(clean, crashed), context
+        return
     clean_attempts = attempts_by_task(clean)
     for task_id, attempts in attempts_by_task(resumed).items():
         assert attempts >= clean_attempts[task_id], (context, task_id)

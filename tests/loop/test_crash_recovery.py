@@ -13,6 +13,7 @@ again (see loopkit.check_journal).
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import signal
 import time
@@ -26,6 +27,7 @@ from loopkit import (
     acli,
     ashow_json,
     assert_same_final,
+    attempts_by_task,
     check_journal,
     commit_count,
     gather_all,
@@ -36,10 +38,11 @@ from loopkit import (
 )
 
 from nanoagent_core.sqlite import SQLiteStore
-from nanoagent_core.worker import FAULT_KILL_AFTER_COMMIT, resume_run
+from nanoagent_core.worker import FAULT_KILL_AFTER_COMMIT, FAULT_KILL_IN_BODY, resume_run
 
 GOAL = "Recover from every crash"
 KILLED = -signal.SIGKILL
+SEED_VARIABLE = "NANOAGENT_TEST_SEED"
 
 #: name -> (demo options, max iterations). "retries": two tasks fail their first attempt,
 #: three reflections, ends when reflection says done. "cut-short": ends at max_iterations.
@@ -110,7 +113,7 @@ async def test_kill_after_every_commit_then_resume_matches_a_clean_run(
         resumed = await acli("resume", run_id, "--db", db, env=env)
         assert resumed.code == 0, (k, resumed)
         doc = await ashow_json(db, run_id)
-        assert_same_final(doc, clean, f"killed after commit {k}")
+        assert_same_final(doc, clean, f"killed after commit {k}", crashed=crashed)
         check_journal(doc, read_journal(log, run_id), f"killed after commit {k}")
         claims = [e for e in doc["events"] if e["kind"] == "run_claimed"]
         assert len(claims) == (1 if k == positions else 2), k
@@ -124,6 +127,64 @@ async def test_kill_after_every_commit_then_resume_matches_a_clean_run(
     await gather_all(*(gated(k) for k in range(1, positions + 1)))
 
 
+# -- (a') in the middle of every body ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("config", sorted(CONFIGS))
+async def test_kill_in_every_body_then_resume_runs_it_again_under_the_next_attempt(
+    db: str, tmp_path: Path, env: dict[str, str], config: str
+) -> None:
+    """SIGKILL while the k-th body runs (its start is journalled, its outcome not committed),
+    for every body of a clean run; the resumed worker must start that task again under the
+    next attempt number, so with the next idempotency key (``run:task:n+1``), before any
+    other body, and end like the clean run with exactly one more attempt on that task."""
+    options, max_iterations = CONFIGS[config]
+    clean = await clean_run(db, "clean", options, max_iterations, tmp_path / "clean.log", env)
+    bodies = read_journal(tmp_path / "clean.log", "clean")
+    assert len(bodies) >= 4
+
+    async def trial(k: int) -> None:
+        run_id, log = f"kill-in-{k}", tmp_path / f"b{k}.log"
+        faulty = {**env, FAULT_KILL_IN_BODY: str(k)}
+        killed = await acli(*run_args(db, run_id, options, max_iterations, log), env=faulty)
+        assert killed.code == KILLED, (k, killed)
+        crashed = await ashow_json(db, run_id)
+        before = read_journal(log, run_id)
+        # the same bodies as the clean run, up to the k-th, which was cut short
+        assert before == bodies[:k], k
+        task_id, attempt = before[-1]
+        assert crashed["status"] == "crashed", k
+        assert (crashed["phase"], crashed["current_task_id"]) == ("executing", task_id), k
+        in_flight = next(t for t in crashed["tasks"] if t["id"] == task_id)
+        assert (in_flight["status"], in_flight["attempts"]) == ("pending", attempt), k
+
+        resumed = await acli("resume", run_id, "--db", db, env=env)
+        assert resumed.code == 0, (k, resumed)
+        doc = await ashow_json(db, run_id)
+        keys = [line for line in log.read_text().splitlines() if line.startswith(f"{run_id}:")]
+        # the first body after the resume: the same task, the next attempt, the next key
+        assert keys[k] == f"{run_id}:{task_id}:{attempt + 1}", (k, keys)
+        restarts = [
+            e["data"]
+            for e in doc["events"]
+            if e["kind"] == "task_started" and e["data"].get("resumed")
+        ]
+        assert [(r["task_id"], r["attempt"]) for r in restarts] == [(task_id, attempt + 1)], k
+        expected = attempts_by_task(clean)
+        expected[task_id] = max(expected[task_id], attempt + 1)
+        assert attempts_by_task(doc) == expected, k
+        assert_same_final(doc, clean, f"killed in body {k}", crashed=crashed)
+        check_journal(doc, read_journal(log, run_id), f"killed in body {k}")
+
+    gate = asyncio.Semaphore(3)
+
+    async def gated(k: int) -> None:
+        async with gate:
+            await trial(k)
+
+    await gather_all(*(gated(k) for k in range(1, len(bodies) + 1)))
+
+
 # -- (b) random instants -----------------------------------------------------------------------
 
 
@@ -133,7 +194,8 @@ RANDOM_OPTIONS = {"tasks": "4", "followups": "2", "fail": "3", "delay": "0.03"}
 async def random_kills(
     db: str, tmp_path: Path, env: dict[str, str], *, kills: int, lanes: int, seed: int
 ) -> None:
-    """Run trials until ``kills`` SIGKILLs have landed on a worker in mid-run; check each."""
+    """Run ``kills`` trials, each a SIGKILL at a random instant of a run, and check each: a
+    kill that landed mid-run must resume to the clean run's end, exact attempts included."""
     rng = random.Random(seed)
     # the window of instants: from the run being stored to the end of a clean run's process
     timed = await start_cli(*run_args(db, "timed", RANDOM_OPTIONS, 50, tmp_path / "t.log"), env=env)
@@ -144,7 +206,6 @@ async def random_kills(
     window = time.monotonic() - began
     assert timed.returncode == 0
     clean = await clean_run(db, "clean", RANDOM_OPTIONS, 50, tmp_path / "clean.log", env)
-    positions = commit_count(clean)
     landed: Counter[int] = Counter()  # mid-run kills: crash position (commits made) -> trials
     late = 0  # kills that landed after the run had completed (process still exiting)
     missed = 0  # the process had exited before the kill
@@ -179,19 +240,18 @@ async def random_kills(
             final = await resume_run(store, run_id, handle_signals=False)
             assert final.status.value == "completed", (run_id, final.error)
         doc = await ashow_json(db, run_id)
-        assert_same_final(doc, clean, run_id)
+        assert_same_final(doc, clean, run_id, crashed=crashed)
         check_journal(doc, read_journal(log, run_id), run_id)
 
     failures: list[BaseException] = []
 
     async def lane() -> None:
-        """Trials one after another until enough kills landed or any trial failed (the
-        other lanes then finish their current trial and stop)."""
+        """Trials one after another until ``kills`` trials ran or any trial failed (the other
+        lanes then finish their current trial and stop)."""
         nonlocal trials
-        while not failures and sum(landed.values()) < kills:
+        while not failures and trials < kills:
             trials += 1
             try:
-                assert trials <= 2 * kills, f"only {sum(landed.values())} of {trials} landed"
                 await trial(trials, rng.uniform(0, window))
             except BaseException as exc:
                 failures.append(exc)
@@ -200,25 +260,34 @@ async def random_kills(
         await gather_all(*(lane() for _ in range(lanes)))
     finally:
         await store.close()
-    if failures:
-        raise failures[0]
     spread = dict(sorted(landed.items()))
-    print(
-        f"\nrandom kills: {sum(landed.values())} landed mid-run in {trials} trials (seed {seed},"
-        f" window {window:.2f}s; {late} after completion, {missed} after exit);"
-        f" crash position -> trials: {spread}"
+    summary = (
+        f"random kills (seed {seed}; rerun with {SEED_VARIABLE}={seed}): {sum(landed.values())}"
+        f" landed mid-run in {trials} trials (window {window:.2f}s; {late} after completion,"
+        f" {missed} after exit); crash position -> trials: {spread}"
     )
-    # the instants really were spread over the run: many distinct crash positions
-    assert len(landed) >= min(positions, 6), spread
+    print("\n" + summary)
+    if failures:
+        # how many kills landed where depends on the machine's load; what must hold for each
+        # of them does not, and the seed makes the delays of a failed run reproducible
+        raise AssertionError(f"{summary}: {failures[0]!r}") from failures[0]
+
+
+def seed_for_trial() -> int:
+    """A fresh seed, or the one in NANOAGENT_TEST_SEED to replay a failure."""
+    raw = os.environ.get(SEED_VARIABLE)
+    seed = int(raw) if raw else random.randrange(2**32)
+    print(f"random kills: seed {seed}")  # shown by pytest with the failure
+    return seed
 
 
 async def test_kill_at_random_instants_then_resume_matches_a_clean_run(
     db: str, tmp_path: Path, env: dict[str, str]
 ) -> None:
-    await random_kills(db, tmp_path, env, kills=50, lanes=4, seed=random.randrange(2**32))
+    await random_kills(db, tmp_path, env, kills=50, lanes=4, seed=seed_for_trial())
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
 async def test_many_more_random_kills(db: str, tmp_path: Path, env: dict[str, str]) -> None:
-    await random_kills(db, tmp_path, env, kills=500, lanes=4, seed=random.randrange(2**32))
+    await random_kills(db, tmp_path, env, kills=500, lanes=4, seed=seed_for_trial())

@@ -15,7 +15,7 @@ import signal
 from collections.abc import Iterator
 
 import pytest
-from loopkit import Reaper, acli, option_args, start_cli, wait_until
+from loopkit import Reaper, acli, option_args, start_cli
 from pgkit import drop_schema, new_schema_name, usable_server, with_schema
 
 from nanoagent_core.follow import EXIT_CRASHED, event_line
@@ -95,18 +95,21 @@ class Follower:
 
 async def start_detached(location: str, run_id: str, options: dict[str, str], env: dict[str, str],
                          reaper: Reaper) -> int:  # fmt: skip
-    """Start a run in a detached worker; the worker's pid once it holds the run."""
+    """Start a run in a detached worker and return the worker's pid. ``run --detach`` returns
+    once the worker has claimed the run, so the run is claimed here; a quick run may even be
+    over (owner released): then the pid comes from its claim event."""
     started = await acli("run", "followed", "--detach", "--run-id", run_id, "--db", location,
                          *option_args(options), env=env)  # fmt: skip
     assert started.code == 0, started
-
-    async def probe() -> RunState:
-        return await stored_run(location, run_id)
-
-    run = await wait_until(probe, lambda r: r.owner is not None, timeout=30, what="claimed")
-    assert run.owner is not None
-    reaper.track(run.owner.pid)
-    return run.owner.pid
+    run = await stored_run(location, run_id)
+    assert run.epoch >= 1, run
+    if run.owner is not None:
+        pid = run.owner.pid
+    else:
+        claims = [e for e in await stored_events(location, run_id) if e.kind == "run_claimed"]
+        pid = int(claims[0].data["pid"])
+    reaper.track(pid)
+    return pid
 
 
 async def assert_lines_are_the_events(location: str, run_id: str, lines: list[str]) -> None:

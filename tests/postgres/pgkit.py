@@ -151,7 +151,7 @@ def start_worker(
 
 
 async def wait_for(
-    probe: Callable[[], Any], *, timeout: float = 20.0, every: float = 0.02, what: str = ""
+    probe: Callable[[], Any], *, timeout: float = 60.0, every: float = 0.02, what: str = ""
 ) -> Any:
     """Await ``probe()`` until it returns something truthy; that value."""
     deadline = time.monotonic() + timeout

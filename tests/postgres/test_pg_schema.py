@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import multiprocessing
-import time
 from typing import Any
 
 import pytest
 from pgkit import drop_schema, new_run, new_schema_name, sql_rows, with_schema
 from prockit import open_worker
+from storekit import assert_open_refused
 
 from nanoagent_core.errors import (
     DatabaseError,
@@ -83,8 +83,9 @@ async def test_old_schema_is_migrated_and_read_only_refuses_to(pg_url: str, sche
         " CHECK (singleton), application text NOT NULL, version integer NOT NULL)",
     )
     sql_rows(pg_url, f"INSERT INTO \"{schema}\".schema_info VALUES (true, 'nanoagent', 0)")
-    with pytest.raises(DatabaseError, match="older"):
-        await PostgresStore.open(pg_url, schema=schema, read_only=True)
+    await assert_open_refused(
+        PostgresStore.open(pg_url, schema=schema, read_only=True), DatabaseError, "older"
+    )
     assert tables(pg_url, schema) == ["schema_info"]
     store = await PostgresStore.open(pg_url, schema=schema)
     try:
@@ -103,17 +104,19 @@ async def test_newer_schema_is_refused_and_nothing_written(
     await store.close()
     sql_rows(pg_url, f'UPDATE "{schema}".schema_info SET version = {SCHEMA_VERSION + 1}')
     before = state(pg_url, schema)
-    with pytest.raises(SchemaTooNewError, match="newer") as raised:
-        await PostgresStore.open(pg_url, schema=schema, read_only=read_only)
-    assert "\n" not in str(raised.value)
+    raised = await assert_open_refused(
+        PostgresStore.open(pg_url, schema=schema, read_only=read_only), SchemaTooNewError, "newer"
+    )
+    assert "\n" not in str(raised)
     assert state(pg_url, schema) == before
 
 
 async def test_schema_of_another_application_is_refused_untouched(pg_url: str, schema: str) -> None:
     sql_rows(pg_url, f'CREATE SCHEMA "{schema}"')
     sql_rows(pg_url, f'CREATE TABLE "{schema}".runs (id int)')
-    with pytest.raises(NotANanoagentDatabaseError, match="not nanoagent"):
-        await PostgresStore.open(pg_url, schema=schema)
+    await assert_open_refused(
+        PostgresStore.open(pg_url, schema=schema), NotANanoagentDatabaseError, "not nanoagent"
+    )
     assert tables(pg_url, schema) == ["runs"]
 
 
@@ -141,10 +144,13 @@ async def test_a_database_with_other_tables_is_fine(pg_url: str, schema: str) ->
 async def test_missing_schema_without_create_is_not_found(
     pg_url: str, schema: str, mode: str
 ) -> None:
-    with pytest.raises(DatabaseNotFoundError, match=schema):
-        await PostgresStore.open(
+    await assert_open_refused(
+        PostgresStore.open(
             pg_url, schema=schema, read_only=mode == "read_only", create=mode != "no_create"
-        )
+        ),
+        DatabaseNotFoundError,
+        schema,
+    )
     assert sql_rows(pg_url, "SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)) == []
 
 
@@ -160,13 +166,12 @@ async def test_missing_schema_without_create_is_not_found(
 async def test_unreachable_database_is_one_clear_line(url: str, pg_url: str) -> None:
     if "127.0.0.1:5432" not in pg_url and ":1/" not in url:
         pytest.skip("needs the server at 127.0.0.1:5432")
-    started = time.monotonic()
-    with pytest.raises(DatabaseError, match="cannot connect") as raised:
-        await PostgresStore.open(url, connect_timeout=2)
-    message = str(raised.value)
+    raised = await assert_open_refused(
+        PostgresStore.open(url, connect_timeout=2), DatabaseError, "cannot connect"
+    )
+    message = str(raised)
     assert "\n" not in message
     assert "Traceback" not in message
-    assert time.monotonic() - started < 5
 
 
 async def test_open_store_takes_postgres_urls(location: str) -> None:

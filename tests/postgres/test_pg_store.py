@@ -7,6 +7,8 @@ Leases are real and short (tenths of a second); nothing here injects a clock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
@@ -18,6 +20,7 @@ from nanoagent_core.errors import (
     DatabaseError,
     LeaseLostError,
     RunBusyError,
+    RunNotFoundError,
     ValidationError,
 )
 from nanoagent_core.models import (
@@ -102,16 +105,16 @@ async def test_renew_lease_extends_lease_by_the_database_clock(
     store: PostgresStore, pg_url: str
 ) -> None:
     run = await claimed(store, lease=0.3)
-    await asyncio.sleep(0.2)
+    await expire(run)  # the first lease is over...
     before = db_now(pg_url)
-    renewed = await store.renew_lease("run-1", epoch=run.epoch, lease_seconds=0.5)
+    renewed = await store.renew_lease("run-1", epoch=run.epoch, lease_seconds=600)
     assert renewed.heartbeat_at is not None
     assert renewed.heartbeat_at >= before
-    assert renewed.lease_expires_at == renewed.heartbeat_at + timedelta(seconds=0.5)
-    await asyncio.sleep(0.2)  # past the first lease, within the renewed one
-    with pytest.raises(RunBusyError):
+    assert renewed.lease_expires_at == renewed.heartbeat_at + timedelta(seconds=600)
+    with pytest.raises(RunBusyError):  # ...but the renewed one holds
         await store.claim_run("run-1", OTHER_OWNER, expected_epoch=run.epoch, lease_seconds=30)
-    await expire(renewed)
+    short = await store.renew_lease("run-1", epoch=run.epoch, lease_seconds=0.3)
+    await expire(short)
     again = await store.claim_run("run-1", OTHER_OWNER, expected_epoch=run.epoch, lease_seconds=30)
     assert again.epoch == run.epoch + 1
 
@@ -224,9 +227,10 @@ async def test_step_the_server_refuses_midway_leaves_nothing(store: PostgresStor
 
 
 async def test_cancelled_commit_is_all_or_nothing(store: PostgresStore, location: str) -> None:
-    """Cancelling a caller mid-commit leaves the step whole or absent, and no lock held."""
+    """Cancelling a caller mid-commit leaves each step whole or absent, and no lock held.
+    (How many commits the cancel cut depends on the machine's load; each step's fate does
+    not.)"""
     run = await claimed(store)
-    cancelled = 0
     for i in range(40):
         step = Step(
             phase=Phase.EXECUTING,
@@ -237,19 +241,21 @@ async def test_cancelled_commit_is_all_or_nothing(store: PostgresStore, location
         pending = asyncio.ensure_future(store.commit_step("run-1", step, epoch=run.epoch))
         await asyncio.sleep(0.0005 * (i % 10))
         pending.cancel()
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await pending
-        except asyncio.CancelledError:
-            cancelled += 1
-    assert 0 < cancelled < 40
     tasks = await store.get_all_tasks("run-1")
     events = [e for e in await store.read_events(run_id="run-1") if e.kind == "note"]
-    assert len(tasks) % 5 == 0
-    assert len(events) == len(tasks)
+    task_steps = Counter(int(t.id.split("-")[0][1:]) for t in tasks)
+    event_steps = Counter(int(e.data["i"]) for e in events)
+    # every step is all there (5 tasks and its 5 events) or not at all
+    assert set(task_steps.values()) <= {5}, task_steps
+    assert event_steps == task_steps
+    run_after = await store.get_run("run-1")
+    assert run_after.tasks_total == len(tasks)
     assert [e.id for e in await store.read_events()] == list(range(1, 3 + len(events)))
     other = await PostgresStore.open(location)
     try:  # nothing left locked: another connection writes at once
-        await asyncio.wait_for(other.append_event("run-1", NewEvent(kind="note")), 3)
+        await asyncio.wait_for(other.append_event("run-1", NewEvent(kind="note")), 30)
     finally:
         await other.close()
 
@@ -285,6 +291,12 @@ UNKNOWN_RUN_CALLS: dict[str, Callable[[PostgresStore], Awaitable[object]]] = {
     "abort_unowned": lambda s: s.abort_unowned("nope", expected_epoch=0, reason="x"),
     "append_event": lambda s: s.append_event("nope", NewEvent(kind="note")),
 }
+
+
+@pytest.mark.parametrize("call", sorted(UNKNOWN_RUN_CALLS))
+async def test_calls_on_an_unknown_run_say_so(store: PostgresStore, call: str) -> None:
+    with pytest.raises(RunNotFoundError, match="nope"):
+        await UNKNOWN_RUN_CALLS[call](store)
 
 
 async def test_read_only_store_reads_but_never_writes(store: PostgresStore, location: str) -> None:

@@ -34,6 +34,10 @@ class Settable(Protocol):
     def is_set(self) -> bool: ...
 
 
+class Flag(Settable, Protocol):
+    def set(self) -> None: ...
+
+
 class Putter(Protocol):
     def put(self, obj: Any) -> None: ...
 
@@ -45,8 +49,16 @@ def _report(out: Putter, tag: str, main: Callable[[], Coroutine[Any, Any, T]]) -
         out.put(("error", tag, traceback.format_exc()))
 
 
-def commit_worker(location: str, run_id: str, steps: int, barrier: Waitable, out: Putter) -> None:
-    """Create and claim ``run_id``, then commit ``steps`` steps to it, one transaction each."""
+def commit_worker(
+    location: str,
+    run_id: str,
+    steps: int,
+    barrier: Waitable,
+    out: Putter,
+    halfway: Waitable | None = None,
+) -> None:
+    """Create and claim ``run_id``, then commit ``steps`` steps to it, one transaction each.
+    With ``halfway``, wait on it after half the steps (so a reader surely reads mid-write)."""
 
     async def main() -> int:
         store = await open_store(location)
@@ -60,6 +72,8 @@ def commit_worker(location: str, run_id: str, steps: int, barrier: Waitable, out
             )
             barrier.wait(BARRIER_TIMEOUT)
             for i in range(steps):
+                if halfway is not None and i == steps // 2:
+                    halfway.wait(BARRIER_TIMEOUT)
                 await store.commit_step(run_id, step_for(i), epoch=run.epoch)
             return steps
         finally:
@@ -68,10 +82,13 @@ def commit_worker(location: str, run_id: str, steps: int, barrier: Waitable, out
     _report(out, run_id, main)
 
 
-def reader_worker(location: str, barrier: Waitable, stop: Settable, out: Putter) -> None:
+def reader_worker(
+    location: str, barrier: Waitable, stop: Settable, out: Putter, saw: Flag | None = None
+) -> None:
     """Follow the event log by id until told to stop (then drain it): every id must come
     exactly once, in order, with no gap; every listed run must be self-consistent (a
-    half-committed step would show more tasks than iterations)."""
+    half-committed step would show more tasks than iterations). ``saw`` is set once a read
+    has seen some events before the stop (writers waiting on it are then surely mid-way)."""
 
     async def main() -> dict[str, Any]:
         store = await open_store(location, read_only=True)
@@ -99,6 +116,8 @@ def reader_worker(location: str, barrier: Waitable, stop: Settable, out: Putter)
                     last_id = ids[-1]
                     seen += len(ids)
                 reads_while_writing += not stopping
+                if saw is not None and seen and not stopping:
+                    saw.set()
                 if stopping:
                     break
         finally:
@@ -113,21 +132,37 @@ def reader_worker(location: str, barrier: Waitable, stop: Settable, out: Putter)
     _report(out, "reader", main)
 
 
-def claim_worker(location: str, run_ids: list[str], barrier: Waitable, out: Putter) -> None:
-    """For each run, wait for every racer at the barrier, then try to claim it at epoch 0.
-    Reports, tagged with this process's pid, a ``("won" | "busy", run_id, epoch)`` per run."""
+def claim_worker(
+    location: str, run_ids: list[str], barrier: Waitable, out: Putter, owner_gone: bool = False
+) -> None:
+    """For each run, read it, wait for every racer at the barrier, then try to claim it at the
+    epoch read. Reports, tagged with this process's pid, a ``("won" | "busy", run_id, epoch)``
+    per run.
+
+    With ``owner_gone`` every racer says the holder is gone (as ``resume`` does for a crashed
+    worker) and all racers share one host name, so the lease check lets every racer through
+    and only the claim's compare-and-set on the epoch decides: a claim without it lets every
+    racer win."""
 
     async def main() -> list[tuple[str, str, int]]:
         store = await open_store(location)
-        owner = Owner(host=f"host-{os.getpid()}", pid=os.getpid(), pid_started=0.0)
+        host = "racer-host" if owner_gone else f"host-{os.getpid()}"
+        owner = Owner(host=host, pid=os.getpid(), pid_started=0.0)
         outcomes: list[tuple[str, str, int]] = []
         try:
             for run_id in run_ids:
+                expected = (await store.get_run(run_id)).epoch
                 barrier.wait(BARRIER_TIMEOUT)
                 try:
-                    run = await store.claim_run(run_id, owner, expected_epoch=0, lease_seconds=600)
+                    run = await store.claim_run(
+                        run_id,
+                        owner,
+                        expected_epoch=expected,
+                        lease_seconds=600,
+                        owner_gone=owner_gone,
+                    )
                 except RunBusyError:
-                    outcomes.append(("busy", run_id, 0))
+                    outcomes.append(("busy", run_id, expected))
                 else:
                     outcomes.append(("won", run_id, run.epoch))
         finally:

@@ -1,4 +1,5 @@
-"""Child process of the read-only tests: drop root privileges, then use a database.
+"""Child process of the read-only tests: drop root privileges (when root), then use a
+database.
 
 Usage: python readonly_child.py DB_PATH UID. Prints one JSON report on stdout.
 
@@ -74,7 +75,8 @@ async def main(db: str) -> dict[str, Any]:
 
 if __name__ == "__main__":
     path, uid = sys.argv[1], int(sys.argv[2])
-    os.setgroups([])
-    os.setgid(uid)
-    os.setuid(uid)
+    if os.geteuid() == 0:  # as root: drop to ``uid``; otherwise run as is (uid is ours)
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
     print(json.dumps(asyncio.run(main(path))))

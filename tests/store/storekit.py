@@ -7,11 +7,15 @@ test directory can import it. The child-process workers are in prockit.py.
 from __future__ import annotations
 
 import hashlib
+import re
 import sqlite3
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
+
+import pytest
 
 from nanoagent_core.models import (
     Event,
@@ -24,6 +28,32 @@ from nanoagent_core.models import (
     validated,
 )
 from nanoagent_core.protocols import NewEvent, Step, Store
+
+E = TypeVar("E", bound=BaseException)
+
+
+class Closable(Protocol):
+    async def close(self) -> None: ...
+
+
+async def assert_open_refused(
+    opening: Awaitable[Closable], error: type[E], match: str | None = None
+) -> E:
+    """Await ``opening`` (a store's ``open``), which must raise ``error`` (whose text matches
+    ``match``, a regular expression, if given); return the error.
+
+    A store that opened anyway is closed before the test fails: inside a bare
+    ``pytest.raises`` it would stay open and its connection thread would hang the interpreter
+    at exit, so a failing refusal test would never end."""
+    try:
+        store = await opening
+    except error as exc:
+        if match is not None and not re.search(match, str(exc)):
+            pytest.fail(f"{type(exc).__name__} {str(exc)!r} does not match {match!r}")
+        return exc
+    await store.close()
+    pytest.fail(f"the store opened, where {error.__name__} was expected")
+
 
 T0 = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 OWNER = Owner(host="test-host", pid=4242, pid_started=17.0)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from storekit import OWNER, file_digest, new_run, snapshot, step_for, task
+from storekit import OWNER, assert_open_refused, file_digest, new_run, snapshot, step_for, task
 
 from nanoagent_core.errors import (
     DatabaseError,
@@ -59,15 +59,13 @@ async def assert_refused(
 ) -> NanoagentError:
     """Opening ``path`` raises ``error`` (in both modes) and leaves its bytes unchanged."""
     digest = file_digest(path)
-    with pytest.raises(error) as raised:
-        await SQLiteStore.open(path)
+    raised = await assert_open_refused(SQLiteStore.open(path), error)
     if read_only_too:
-        with pytest.raises(error):
-            await SQLiteStore.open(path, read_only=True)
+        await assert_open_refused(SQLiteStore.open(path, read_only=True), error)
     assert file_digest(path) == digest
-    assert "\n" not in str(raised.value)
-    assert str(path) in str(raised.value)
-    return raised.value
+    assert "\n" not in str(raised)
+    assert str(path) in str(raised)
+    return raised
 
 
 # -- schema ------------------------------------------------------------------------------------
@@ -112,10 +110,8 @@ async def test_newer_schema_is_refused_and_not_written(db_path: Path, too_new: i
 
 
 async def test_missing_file_without_create(db_path: Path) -> None:
-    with pytest.raises(DatabaseNotFoundError):
-        await SQLiteStore.open(db_path, create=False)
-    with pytest.raises(DatabaseNotFoundError):
-        await SQLiteStore.open(db_path, read_only=True)
+    await assert_open_refused(SQLiteStore.open(db_path, create=False), DatabaseNotFoundError)
+    await assert_open_refused(SQLiteStore.open(db_path, read_only=True), DatabaseNotFoundError)
     assert not db_path.exists()
 
 
@@ -123,8 +119,11 @@ async def test_read_only_open_of_an_empty_file_is_no_database_yet(db_path: Path)
     """An empty file (another process is creating it right now) reads as "nothing here yet",
     so `list` racing a first `run` shows no runs instead of failing."""
     db_path.touch()
-    with pytest.raises(DatabaseNotFoundError, match="no nanoagent database here yet"):
-        await SQLiteStore.open(db_path, read_only=True)
+    await assert_open_refused(
+        SQLiteStore.open(db_path, read_only=True),
+        DatabaseNotFoundError,
+        "no nanoagent database here yet",
+    )
     assert db_path.read_bytes() == b""
 
 
@@ -194,8 +193,7 @@ async def test_empty_sqlite_file_of_another_application_refused(db_path: Path) -
 
 
 async def test_directory_refused(tmp_path: Path) -> None:
-    with pytest.raises(NotANanoagentDatabaseError, match="directory"):
-        await SQLiteStore.open(tmp_path)
+    await assert_open_refused(SQLiteStore.open(tmp_path), NotANanoagentDatabaseError, "directory")
 
 
 def corrupt(path: Path, rng: random.Random, mode: str) -> None:
@@ -352,12 +350,12 @@ async def test_allowed_dir_guard(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         str(allowed / "link" / "x.db"),  # a symlink out of the allowed directory
     ]
     for location in refused:
-        with pytest.raises(PathNotAllowedError) as raised:
-            await SQLiteStore.open(location, allowed_dir=allowed)
-        assert "\n" not in str(raised.value)
+        raised = await assert_open_refused(
+            SQLiteStore.open(location, allowed_dir=allowed), PathNotAllowedError
+        )
+        assert "\n" not in str(raised)
     monkeypatch.chdir(allowed)
-    with pytest.raises(PathNotAllowedError):
-        await SQLiteStore.open("../x.db", allowed_dir=allowed)
+    await assert_open_refused(SQLiteStore.open("../x.db", allowed_dir=allowed), PathNotAllowedError)
     assert sorted(p.name for p in tmp_path.rglob("*.db")) == []
     assert not Path("/etc/nanoagent-test.db").exists()
 
@@ -476,10 +474,9 @@ async def test_errors_are_one_line_and_name_the_file(tmp_path: Path) -> None:
         (tmp_path / "x.db", {"synchronous": "OFF"}),
     ]
     for path, options in attempts:
-        with pytest.raises(DatabaseError) as raised:
-            await SQLiteStore.open(path, **options)
-        assert "\n" not in str(raised.value)
-        assert str(tmp_path) in str(raised.value) or "synchronous" in str(raised.value)
+        raised = await assert_open_refused(SQLiteStore.open(path, **options), DatabaseError)
+        assert "\n" not in str(raised)
+        assert str(tmp_path) in str(raised) or "synchronous" in str(raised)
 
 
 async def test_synchronous_full_and_busy_timeout_applied(db_path: Path) -> None:
@@ -535,3 +532,19 @@ async def test_migration_chain_matches_fresh_schema_and_keeps_data(tmp_path: Pat
 
     assert shape(old) == shape(fresh)
     assert shape(fresh)[0] == SCHEMA_VERSION >= 2
+
+
+async def test_a_refusal_test_whose_store_opens_fails_instead_of_hanging(db_path: Path) -> None:
+    """assert_open_refused closes a store that opened against expectation, then fails: an
+    open store's connection thread would otherwise keep the interpreter alive at exit."""
+    opened: list[SQLiteStore] = []
+
+    async def opening() -> SQLiteStore:
+        store = await SQLiteStore.open(db_path)
+        opened.append(store)
+        return store
+
+    with pytest.raises(pytest.fail.Exception, match="the store opened"):
+        await assert_open_refused(opening(), DatabaseError)
+    with pytest.raises(DatabaseError, match="closed"):
+        await opened[0].list_runs()

@@ -72,15 +72,17 @@ def test_writers_and_a_reader_share_one_file(db_path: Path) -> None:
     results = SPAWN.Queue()
     barrier = SPAWN.Barrier(WRITERS + 1)
     stop = SPAWN.Event()
+    saw = SPAWN.Event()  # writers pause halfway until the reader has seen events
     run_ids = [f"writer-{n}" for n in range(WRITERS)]
     writers = [
         SPAWN.Process(
-            target=prockit.commit_worker, args=(str(db_path), rid, STEPS, barrier, results)
+            target=prockit.commit_worker,
+            args=(str(db_path), rid, STEPS, barrier, results, saw),
         )
         for rid in run_ids
     ]
     reader = SPAWN.Process(
-        target=prockit.reader_worker, args=(str(db_path), barrier, stop, results)
+        target=prockit.reader_worker, args=(str(db_path), barrier, stop, results, saw)
     )
     procs = [*writers, reader]
     for proc in procs:
@@ -99,7 +101,7 @@ def test_writers_and_a_reader_share_one_file(db_path: Path) -> None:
     assert report["problems"] == []
     per_run = STEPS + 2  # run_created + run_claimed + one event per step
     assert report["seen"] == report["last_id"] == WRITERS * per_run
-    assert report["reads_while_writing"] > 0
+    assert report["reads_while_writing"] > 0  # surely: the writers waited for one halfway
 
     expected = dict.fromkeys(run_ids, STEPS)
     assert raw_counts(db_path, "tasks") == expected
@@ -128,15 +130,21 @@ RACERS = 8
 ROUNDS = 15
 
 
-def test_claim_race_has_exactly_one_winner(db_path: Path) -> None:
+@pytest.mark.parametrize("owner_gone", [False, True], ids=["epoch-and-lease", "epoch-only"])
+def test_claim_race_has_exactly_one_winner(db_path: Path, owner_gone: bool) -> None:
     """8 processes released together claim the same free run; over 15 runs, each run has
-    exactly one winner, the others get RunBusyError, and the stored owner is the winner."""
+    exactly one winner, the others get RunBusyError, and the stored owner is the winner.
+    With ``owner_gone`` the lease check lets every racer through: only the claim's
+    compare-and-set on the epoch stops the losers."""
     run_ids = [f"race-{n}" for n in range(ROUNDS)]
     asyncio.run(make_db(db_path, run_ids))
     results = SPAWN.Queue()
     barrier = SPAWN.Barrier(RACERS)
     procs = [
-        SPAWN.Process(target=prockit.claim_worker, args=(str(db_path), run_ids, barrier, results))
+        SPAWN.Process(
+            target=prockit.claim_worker,
+            args=(str(db_path), run_ids, barrier, results, owner_gone),
+        )
         for _ in range(RACERS)
     ]
     for proc in procs:
@@ -217,9 +225,11 @@ NOBODY = 65534
 
 @pytest.fixture
 def shared_dir() -> Iterator[Path]:
-    """A directory outside pytest's private (0700) tmp tree, so user nobody can reach it."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root to drop privileges (a non-root run tests permissions as is)")
+    """A directory outside pytest's private (0700) tmp tree, so user nobody can reach it.
+
+    As root, the child drops to user nobody and the files stay root's; as anyone else (no
+    privileges to drop), the child runs as this user and the modes deny it instead: both
+    variants run, neither skips."""
     import shutil
     import tempfile
 
@@ -228,12 +238,34 @@ def shared_dir() -> Iterator[Path]:
     try:
         yield path
     finally:
+        path.chmod(0o755)
+        for child in path.iterdir():
+            child.chmod(0o644)
         shutil.rmtree(path)
+
+
+ROOT = os.geteuid() == 0
+#: the user the child runs as: nobody when root can drop to it, else this user
+OTHER = NOBODY if ROOT else os.geteuid()
+
+
+def deny(db: Path, *, file_mode: int, directory_writable: bool) -> None:
+    """Make ``db`` and its directory what the child (OTHER) may not touch: as root, the
+    files stay root's (the modes then speak to nobody as "other"); as a plain user, the
+    owner's own bits are taken away."""
+    directory = db.parent
+    if ROOT:
+        db.chmod(file_mode)
+        if directory_writable:
+            os.chown(directory, NOBODY, NOBODY)
+    else:
+        db.chmod(file_mode & 0o007 | (file_mode & 0o007) << 6)  # "other" bits for the owner
+        directory.chmod(0o755 if directory_writable else 0o555)
 
 
 def run_as_nobody(db: Path) -> dict[str, Any]:
     child = subprocess.run(
-        [sys.executable, str(HERE / "readonly_child.py"), str(db), str(NOBODY)],
+        [sys.executable, str(HERE / "readonly_child.py"), str(db), str(OTHER)],
         capture_output=True,
         text=True,
         timeout=60,
@@ -251,13 +283,12 @@ def test_unwritable_file_reads_but_refuses_writes(shared_dir: Path) -> None:
     changes nothing; read_only=True opens and reads."""
     db = shared_dir / "ro.db"
     asyncio.run(make_db(db, ["r1", "r2"]))
-    db.chmod(0o644)
-    os.chown(shared_dir, NOBODY, NOBODY)
+    deny(db, file_mode=0o644, directory_writable=True)
     digest = storekit.file_digest(db)
 
     report = run_as_nobody(db)
 
-    assert report["uid"] == NOBODY
+    assert report["uid"] == OTHER
     assert sorted(report["read_write_open"]["runs"]) == ["r1", "r2"]
     assert sorted(report["read_write_open"]["runs_after"]) == ["r1", "r2"]
     for name, outcome in report["read_write_open"]["writes"].items():
@@ -276,7 +307,7 @@ def test_unwritable_directory_gives_a_clear_error(shared_dir: Path) -> None:
     claim that the file is not a nanoagent database)."""
     db = shared_dir / "ro.db"
     asyncio.run(make_db(db, ["r1"]))
-    db.chmod(0o644)
+    deny(db, file_mode=0o644, directory_writable=False)
     report = run_as_nobody(db)
     for mode in ("read_write_open", "read_only_open"):
         outcome = report[mode]["open_error"]
@@ -287,8 +318,8 @@ def test_unwritable_directory_gives_a_clear_error(shared_dir: Path) -> None:
 
 def test_unreadable_file_gives_a_clear_error(shared_dir: Path) -> None:
     db = shared_dir / "private.db"
-    asyncio.run(make_db(db, ["r1"]))  # created 0600, owned by root
-    os.chown(shared_dir, NOBODY, NOBODY)
+    asyncio.run(make_db(db, ["r1"]))  # created 0600
+    deny(db, file_mode=0o600, directory_writable=True)
     report = run_as_nobody(db)
     for mode in ("read_write_open", "read_only_open"):
         outcome = report[mode]["open_error"]

@@ -322,7 +322,7 @@ def snapshot_app(location: str | Path) -> DashboardApp:
 
 
 async def wait_for(
-    pilot: Pilot[Any], condition: Callable[[], bool], *, timeout: float = 10.0, what: str = ""
+    pilot: Pilot[Any], condition: Callable[[], bool], *, timeout: float = 60.0, what: str = ""
 ) -> None:
     """Let the app run until ``condition()`` holds; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
