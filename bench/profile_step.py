@@ -6,11 +6,11 @@
 
 1. plain: no instrumentation (the reference rate);
 2. timed: the store's plumbing wrapped with perf_counter marks (nothing else changes), split
-   into: the loop's own Python, building the step's parameters, the hand-off to aiosqlite's
+   into: the loop's own Python, building the step's parameters, the hand-off to the connection's
    thread, BEGIN, the statements, decoding the returned row, COMMIT, and the hand-back;
 3. cProfile of the event loop's thread (``--cprofile N`` prints the top N functions).
 
-It also times an empty round trip through aiosqlite's thread (the bare cost of a hop) and a
+It also times an empty round trip through the connection's thread (the bare cost of a hop) and a
 bare ``commit_step`` without the loop. Run it under ``py-spy record`` to see the store's
 thread too. Figures vary with the machine's load: compare them within one run."""
 
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"plain loop: {statistics.median(plain):.0f} us/commit (median of rounds)")
     print(f"timed loop: {statistics.median(timed):.0f} us/commit (timers included)")
     print(f"floor (plain sqlite3, 1 txn per step): {statistics.median(floor):.0f} us/step")
-    print(f"empty hop through aiosqlite's thread: {statistics.median(hops):.0f} us")
+    print(f"empty hop through the connection's thread: {statistics.median(hops):.0f} us")
     print("per commit (mean / median us):")
     print(f"  {'loop Python (timed loop - commit_step)':44s} {loop_us:8.1f}")
     for key, what in [
