@@ -230,7 +230,7 @@ def langgraph_trial(path: Path, tasks: int) -> PeerSample:
 
 
 async def _langgraph_async(path: Path, tasks: int) -> PeerSample:
-    import aiosqlite
+    import aiosqlite  # pyright: ignore[reportMissingImports]  # with the langgraph peer only
     from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver  # pyright: ignore[reportMissingImports]
 
     conn = await aiosqlite.connect(path)

@@ -6,11 +6,11 @@
 
 1. plain: no instrumentation (the reference rate);
 2. timed: the store's plumbing wrapped with perf_counter marks (nothing else changes), split
-   into: the loop's own Python, building the step's parameters, the hand-off to aiosqlite's
+   into: the loop's own Python, building the step's parameters, the hand-off to the connection's
    thread, BEGIN, the statements, decoding the returned row, COMMIT, and the hand-back;
 3. cProfile of the event loop's thread (``--cprofile N`` prints the top N functions).
 
-It also times an empty round trip through aiosqlite's thread (the bare cost of a hop) and a
+It also times an empty round trip through the connection's thread (the bare cost of a hop) and a
 bare ``commit_step`` without the loop. Run it under ``py-spy record`` to see the store's
 thread too. Figures vary with the machine's load: compare them within one run."""
 
@@ -32,6 +32,7 @@ from typing import Any, TypeVar
 
 from bench.step_cost import floor_steps_per_s, loop_sample
 from nanoagent_core.sqlite import SQLiteStore
+from nanoagent_core.sqlite import ops as ops_module
 from nanoagent_core.sqlite import sql as sql_module
 from nanoagent_core.sqlite import store as store_module
 
@@ -79,8 +80,8 @@ def _install_timers() -> Callable[[], None]:
     """Wrap the store's plumbing with timers; return a function that undoes it."""
     original_commit = SQLiteStore.commit_step
     original_call = SQLiteStore._call  # pyright: ignore[reportPrivateUsage]
-    original_txn = store_module._in_transaction  # pyright: ignore[reportPrivateUsage]
-    original_decode = store_module._run_from_row  # pyright: ignore[reportPrivateUsage]
+    original_txn = store_module.in_transaction
+    original_decode = ops_module.run_from_row
     state: dict[str, float] = {}
 
     async def commit_step(self: SQLiteStore, *args: Any, **kwargs: Any) -> Any:
@@ -133,14 +134,14 @@ def _install_timers() -> Callable[[], None]:
 
     SQLiteStore.commit_step = commit_step  # type: ignore[method-assign]
     SQLiteStore._call = call  # type: ignore[method-assign]  # pyright: ignore[reportPrivateUsage]
-    store_module._in_transaction = in_transaction  # pyright: ignore[reportPrivateUsage]
-    store_module._run_from_row = run_from_row  # pyright: ignore[reportPrivateUsage]
+    store_module.in_transaction = in_transaction
+    ops_module.run_from_row = run_from_row
 
     def undo() -> None:
         SQLiteStore.commit_step = original_commit  # type: ignore[method-assign]
         SQLiteStore._call = original_call  # type: ignore[method-assign]  # pyright: ignore[reportPrivateUsage]
-        store_module._in_transaction = original_txn  # pyright: ignore[reportPrivateUsage]
-        store_module._run_from_row = original_decode  # pyright: ignore[reportPrivateUsage]
+        store_module.in_transaction = original_txn
+        ops_module.run_from_row = original_decode
 
     return undo
 
@@ -149,10 +150,10 @@ async def _empty_hops(path: Path, count: int) -> float:
     """Seconds per empty round trip through the connection's thread (no SQL at all)."""
     store = await SQLiteStore.open(path)
     try:
-        db: Any = store._db  # pyright: ignore[reportPrivateUsage]
+        db: Any = store._db  # pyright: ignore[reportPrivateUsage]  # its ConnectionThread
         began = time.perf_counter()
         for _ in range(count):
-            await db._execute(lambda: None)
+            await db.run(lambda conn: None)
         return (time.perf_counter() - began) / count
     finally:
         await store.close()
@@ -198,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"plain loop: {statistics.median(plain):.0f} us/commit (median of rounds)")
     print(f"timed loop: {statistics.median(timed):.0f} us/commit (timers included)")
     print(f"floor (plain sqlite3, 1 txn per step): {statistics.median(floor):.0f} us/step")
-    print(f"empty hop through aiosqlite's thread: {statistics.median(hops):.0f} us")
+    print(f"empty hop through the connection's thread: {statistics.median(hops):.0f} us")
     print("per commit (mean / median us):")
     print(f"  {'loop Python (timed loop - commit_step)':44s} {loop_us:8.1f}")
     for key, what in [

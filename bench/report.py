@@ -93,8 +93,8 @@ def machine(workdir: Path) -> list[tuple[str, str]]:
         ("Python", sys.version.split()[0]),
         ("SQLite", sqlite3.sqlite_version),
         (
-            "aiosqlite / pydantic / textual",
-            " / ".join(_package(n) for n in ("aiosqlite", "pydantic", "textual")),
+            "pydantic / textual",
+            " / ".join(_package(n) for n in ("pydantic", "textual")),
         ),
         ("database files on", _filesystem(workdir)),
         ("code", _git()),

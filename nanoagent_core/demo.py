@@ -67,11 +67,10 @@ def demo_runs() -> tuple[DemoRun, ...]:
 
 
 async def start_demo_runs(location: str, *, crash_timeout: float = 30.0) -> list[str]:
-    store = await open_store(location)
     tag = secrets.token_hex(2)
     ids: list[str] = []
     crash_id: str | None = None
-    try:
+    async with await open_store(location) as store:
         for demo in demo_runs():
             run_id = f"demo-{demo.name}-{tag}"
             await store.create_run(
@@ -91,8 +90,6 @@ async def start_demo_runs(location: str, *, crash_timeout: float = 30.0) -> list
         await asyncio.gather(*(start_worker(location, run_id, new=True) for run_id in ids))
         if crash_id is not None:
             await _crash_midway(store, crash_id, crash_timeout)
-    finally:
-        await store.close()
     return ids
 
 

@@ -11,14 +11,9 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from nanoagent_core import store_rules as rules
 from nanoagent_core.errors import (
     DatabaseError,
-    LeaseLostError,
-    RunBusyError,
-    RunExistsError,
-    RunFinishedError,
-    RunNotFoundError,
-    ValidationError,
 )
 from nanoagent_core.models import (
     Event,
@@ -39,10 +34,7 @@ __all__ = ["MemoryStore"]
 
 
 def _json_copy(event: NewEvent) -> dict[str, Any]:
-    try:
-        copied: dict[str, Any] = json.loads(json.dumps(event.data))
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(f"event {event.kind!r}: data is not JSON ({exc})") from None
+    copied: dict[str, Any] = json.loads(rules.event_json(event))
     return copied
 
 
@@ -65,6 +57,12 @@ class MemoryStore:
         """Nothing to release; later calls raise DatabaseError, as on the other stores."""
         self._closed = True
 
+    async def __aenter__(self) -> MemoryStore:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
     def _check_open(self) -> None:
         if self._closed:
             raise DatabaseError(f"{MEMORY}: the store is closed")
@@ -79,15 +77,12 @@ class MemoryStore:
         try:
             return self._runs[run_id]
         except KeyError:
-            raise RunNotFoundError(f"no run {run_id!r}") from None
+            raise rules.run_not_found(run_id) from None
 
     def _fenced(self, run_id: str, epoch: int) -> RunState:
         run = self._run(run_id)
         if run.epoch != epoch:
-            raise LeaseLostError(
-                f"lease on run {run_id!r} lost: epoch is {run.epoch}, this worker holds {epoch};"
-                " nothing was written"
-            )
+            raise rules.fence_refusal(run_id, run.epoch, epoch)
         return run
 
     def _new_events(self, run_id: str, now: datetime, events: Sequence[NewEvent]) -> list[Event]:
@@ -123,22 +118,12 @@ class MemoryStore:
             "tasks_done": self._done_counts.get(run_id, 0),
         }
 
-    def _refusal(self, run: RunState, expected_epoch: int) -> Exception:
-        if run.epoch != expected_epoch:
-            return RunBusyError(f"run {run.run_id!r} was claimed by another worker meanwhile")
-        if run.status is RunStatus.COMPLETED:
-            return RunFinishedError(f"run {run.run_id!r} has already completed")
-        if run.status.finished:
-            return RunFinishedError(f"run {run.run_id!r} has already finished ({run.status})")
-        holder = f"pid {run.owner.pid} on {run.owner.host}" if run.owner else "a worker"
-        return RunBusyError(f"run {run.run_id!r} is held by a live worker ({holder})")
-
     # -- RunStore --------------------------------------------------------------------------
 
     async def create_run(self, run: RunState) -> RunState:
         self._check_open()
         if run.run_id in self._runs:
-            raise RunExistsError(f"run {run.run_id!r} already exists")
+            raise rules.run_exists(run.run_id)
         now = self._clock()
         self._tasks[run.run_id] = {}
         self._results[run.run_id] = {}
@@ -147,11 +132,7 @@ class MemoryStore:
         )
         self._runs[run.run_id] = stored
         self._version += 1
-        created = NewEvent(
-            kind=EventKind.RUN_CREATED,
-            data={"goal": run.goal, "agent": run.agent, "max_iterations": run.max_iterations},
-        )
-        self._emit(run.run_id, now, [created])
+        self._emit(run.run_id, now, [rules.created_event(run)])
         return stored
 
     async def get_run(self, run_id: str) -> RunState:
@@ -173,12 +154,11 @@ class MemoryStore:
     ) -> list[RunState]:
         self._check_open()
         wanted = None if statuses is None else {RunStatus(status) for status in statuses}
-        needle = (text or "").lower()
         runs = [
             run
             for run in self._runs.values()
             if (wanted is None or run.status in wanted)
-            and (not needle or needle in run.run_id.lower() or needle in run.goal.lower())
+            and (not text or rules.matches_text(text, run.run_id, run.goal))
         ]
         runs.sort(key=lambda run: run.run_id)
         runs.sort(key=lambda run: run.updated_at, reverse=True)
@@ -232,9 +212,7 @@ class MemoryStore:
         self._check_open()
         run = self._fenced(run_id, epoch)
         if task_id not in self._tasks[run_id]:
-            raise ValidationError(
-                f"run {run_id!r} has no task {task_id!r}; a result needs its task"
-            )
+            raise rules.missing_task(run_id, task_id)
         self._results[run_id][task_id] = result
         self._put(run, updated_at=self._clock())
 
@@ -295,7 +273,7 @@ class MemoryStore:
             or owner_gone
         )
         if run.epoch != expected_epoch or run.status is RunStatus.COMPLETED or not free:
-            raise self._refusal(run, expected_epoch)
+            raise rules.claim_refusal(run_id, run, expected_epoch)
         claimed = self._put(
             run,
             owner=owner,
@@ -308,18 +286,14 @@ class MemoryStore:
             error=None,
             updated_at=now,
         )
-        event = NewEvent(
-            kind=EventKind.RUN_CLAIMED,
-            data={"epoch": claimed.epoch, "host": owner.host, "pid": owner.pid},
-        )
-        self._emit(run_id, now, [event])
+        self._emit(run_id, now, [rules.claimed_event(claimed, owner)])
         return claimed
 
     async def renew_lease(self, run_id: str, *, epoch: int, lease_seconds: float) -> RunState:
         self._check_open()
         run = self._fenced(run_id, epoch)
         if run.status is not RunStatus.RUNNING:
-            raise LeaseLostError(f"run {run_id!r} is {run.status}; this worker no longer holds it")
+            raise rules.fence_refusal(run_id, run.epoch, epoch)
         now = self._clock()
         return self._put(
             run, heartbeat_at=now, lease_expires_at=now + timedelta(seconds=lease_seconds)
@@ -330,7 +304,7 @@ class MemoryStore:
         check_run_id(run_id)
         run = self._run(run_id)
         if run.status.finished:
-            raise RunFinishedError(f"run {run_id!r} has already finished ({run.status})")
+            raise rules.run_finished(run)
         if run.abort_requested_at is not None:
             return run
         now = self._clock()
@@ -343,7 +317,7 @@ class MemoryStore:
         check_run_id(run_id)
         run = self._run(run_id)
         if run.epoch != expected_epoch or run.status.finished:
-            raise self._refusal(run, expected_epoch)
+            raise rules.claim_refusal(run_id, run, expected_epoch)
         now = self._clock()
         run = self._put(
             run,
@@ -356,16 +330,7 @@ class MemoryStore:
             updated_at=now,
             error=reason,
         )
-        event = NewEvent(
-            kind=EventKind.RUN_ABORTED,
-            data={
-                "reason": reason,
-                "phase": run.phase.value,
-                "iteration": run.iteration,
-                "task_id": run.current_task_id,
-            },
-        )
-        self._emit(run_id, now, [event])
+        self._emit(run_id, now, [rules.aborted_event(run, reason)])
         return run
 
     # -- StepStore -------------------------------------------------------------------------
@@ -376,9 +341,7 @@ class MemoryStore:
         known = self._tasks[run_id]
         for task_id in step.results:
             if task_id not in known and all(task.id != task_id for task in step.tasks):
-                raise ValidationError(
-                    f"run {run_id!r} has no task {task_id!r}; a result needs its task"
-                )
+                raise rules.missing_task(run_id, task_id)
         now = self._clock()
         events = self._new_events(run_id, now, step.events)
         for task in step.tasks:

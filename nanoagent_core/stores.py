@@ -22,7 +22,9 @@ async def open_store(
     """A SQLite file path, ``:memory:`` (ephemeral, this process only), or a
     ``postgresql://`` URL (``?schema=NAME`` picks the schema; default ``nanoagent``).
 
-    ``synchronous`` is SQLite's: a PostgreSQL server's durability is its own setting."""
+    ``synchronous`` is SQLite's: a PostgreSQL server's durability is its own setting.
+    Every store is an async context manager: ``async with await open_store(...) as store:``
+    closes it."""
     if location == MEMORY:
         return MemoryStore()
     if is_postgres_location(location):

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import re
 
+from nanoagent_core.sqltext import fill
+
 #: ``schema_info.application`` of a nanoagent schema.
 APPLICATION = "nanoagent"
 
@@ -41,7 +43,7 @@ def render(template: str, schema: str) -> str:
     ``{now}`` by :data:`NOW`."""
     if not SCHEMA_NAME.fullmatch(schema):
         raise ValueError(f"bad schema name {schema!r}")
-    return template.replace("{schema}", f'"{schema}"').replace("{now}", NOW)
+    return fill(template, schema=f'"{schema}"', now=NOW)
 
 
 def channel(schema: str) -> str:
@@ -167,7 +169,7 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 #: Per session: times come back in UTC; a session that stalls inside a transaction (a
 #: frozen worker) is ended by the server, so it cannot hold the event lock for long.
-CONFIGURE_SESSION = "SET TIME ZONE 'UTC'; SET idle_in_transaction_session_timeout = {idle_ms:d}"
+CONFIGURE_SESSION = "SET TIME ZONE 'UTC'; SET idle_in_transaction_session_timeout = {idle_ms}"
 
 # -- every write ends with this ----------------------------------------------------------------
 

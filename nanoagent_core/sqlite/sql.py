@@ -1,5 +1,7 @@
 """All SQL of the SQLite store: the schema migrations and every statement, in one place.
 
+Templates name their fragments ``{name}``, filled by :func:`nanoagent_core.sqltext.fill`.
+
 Times are stored as REAL seconds since the Unix epoch (UTC); JSON as TEXT.
 """
 
@@ -8,76 +10,80 @@ from __future__ import annotations
 #: ``PRAGMA application_id`` of a nanoagent database ("nano").
 APPLICATION_ID = 0x6E616E6F
 
-#: MIGRATIONS[i] takes a database from ``user_version`` i to i + 1. Append; never edit.
-MIGRATIONS: tuple[str, ...] = (
-    """
-    CREATE TABLE runs (
-        run_id             TEXT PRIMARY KEY,
-        goal               TEXT NOT NULL,
-        max_iterations     INTEGER NOT NULL,
-        agent              TEXT NOT NULL,
-        agent_options      TEXT NOT NULL DEFAULT '{}',
-        phase              TEXT NOT NULL
-            CHECK (phase IN ('planning', 'executing', 'reflecting', 'done')),
-        iteration          INTEGER NOT NULL DEFAULT 0,
-        current_task_id    TEXT,
-        status             TEXT NOT NULL
-            CHECK (status IN ('running', 'interrupted', 'completed', 'failed', 'aborted')),
-        created_at         REAL NOT NULL,
-        updated_at         REAL NOT NULL,
-        finished_at        REAL,
-        owner_host         TEXT,
-        owner_pid          INTEGER,
-        owner_pid_started  REAL,
-        epoch              INTEGER NOT NULL DEFAULT 0,
-        heartbeat_at       REAL,
-        lease_expires_at   REAL,
-        abort_requested_at REAL,
-        error              TEXT,
-        result             TEXT,
-        tasks_total        INTEGER NOT NULL DEFAULT 0,
-        tasks_done         INTEGER NOT NULL DEFAULT 0
-    ) STRICT;
-    CREATE INDEX runs_by_activity ON runs (updated_at DESC);
-    CREATE INDEX runs_by_status ON runs (status, updated_at DESC);
-
-    CREATE TABLE tasks (
-        run_id      TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
-        task_id     TEXT NOT NULL,
-        seq         INTEGER NOT NULL,
-        description TEXT NOT NULL,
-        status      TEXT NOT NULL
-            CHECK (status IN ('pending', 'done', 'failed', 'cancelled')),
-        priority    INTEGER NOT NULL CHECK (priority BETWEEN 1 AND 10),
-        result      TEXT,
-        attempts    INTEGER NOT NULL DEFAULT 0,
-        failures    INTEGER NOT NULL DEFAULT 0,
-        error       TEXT,
-        PRIMARY KEY (run_id, task_id)
-    ) STRICT, WITHOUT ROWID;
-
-    CREATE TABLE results (
-        run_id  TEXT NOT NULL,
-        task_id TEXT NOT NULL,
-        result  TEXT NOT NULL,
-        PRIMARY KEY (run_id, task_id),
-        FOREIGN KEY (run_id, task_id) REFERENCES tasks (run_id, task_id) ON DELETE CASCADE
-    ) STRICT, WITHOUT ROWID;
-
-    CREATE TABLE events (
-        id     INTEGER PRIMARY KEY,
-        run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
-        ts     REAL NOT NULL,
-        kind   TEXT NOT NULL,
-        data   TEXT NOT NULL DEFAULT '{}'
-    ) STRICT;
-    CREATE INDEX events_by_run ON events (run_id, id);
-    """,
+#: MIGRATIONS[i] takes a database from ``user_version`` i to i + 1, one statement at a time,
+#: in the migrating transaction. Append; never edit.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """
+        CREATE TABLE runs (
+            run_id             TEXT PRIMARY KEY,
+            goal               TEXT NOT NULL,
+            max_iterations     INTEGER NOT NULL,
+            agent              TEXT NOT NULL,
+            agent_options      TEXT NOT NULL DEFAULT '{}',
+            phase              TEXT NOT NULL
+                CHECK (phase IN ('planning', 'executing', 'reflecting', 'done')),
+            iteration          INTEGER NOT NULL DEFAULT 0,
+            current_task_id    TEXT,
+            status             TEXT NOT NULL
+                CHECK (status IN ('running', 'interrupted', 'completed', 'failed', 'aborted')),
+            created_at         REAL NOT NULL,
+            updated_at         REAL NOT NULL,
+            finished_at        REAL,
+            owner_host         TEXT,
+            owner_pid          INTEGER,
+            owner_pid_started  REAL,
+            epoch              INTEGER NOT NULL DEFAULT 0,
+            heartbeat_at       REAL,
+            lease_expires_at   REAL,
+            abort_requested_at REAL,
+            error              TEXT,
+            result             TEXT,
+            tasks_total        INTEGER NOT NULL DEFAULT 0,
+            tasks_done         INTEGER NOT NULL DEFAULT 0
+        ) STRICT
+        """,
+        "CREATE INDEX runs_by_activity ON runs (updated_at DESC)",
+        "CREATE INDEX runs_by_status ON runs (status, updated_at DESC)",
+        """
+        CREATE TABLE tasks (
+            run_id      TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+            task_id     TEXT NOT NULL,
+            seq         INTEGER NOT NULL,
+            description TEXT NOT NULL,
+            status      TEXT NOT NULL
+                CHECK (status IN ('pending', 'done', 'failed', 'cancelled')),
+            priority    INTEGER NOT NULL CHECK (priority BETWEEN 1 AND 10),
+            result      TEXT,
+            attempts    INTEGER NOT NULL DEFAULT 0,
+            failures    INTEGER NOT NULL DEFAULT 0,
+            error       TEXT,
+            PRIMARY KEY (run_id, task_id)
+        ) STRICT, WITHOUT ROWID
+        """,
+        """
+        CREATE TABLE results (
+            run_id  TEXT NOT NULL,
+            task_id TEXT NOT NULL,
+            result  TEXT NOT NULL,
+            PRIMARY KEY (run_id, task_id),
+            FOREIGN KEY (run_id, task_id) REFERENCES tasks (run_id, task_id) ON DELETE CASCADE
+        ) STRICT, WITHOUT ROWID
+        """,
+        """
+        CREATE TABLE events (
+            id     INTEGER PRIMARY KEY,
+            run_id TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+            ts     REAL NOT NULL,
+            kind   TEXT NOT NULL,
+            data   TEXT NOT NULL DEFAULT '{}'
+        ) STRICT
+        """,
+        "CREATE INDEX events_by_run ON events (run_id, id)",
+    ),
     # 2: insertion order within a run by index, so a new task's seq (max + 1) and the
     # ordered task list no longer scan all of the run's tasks.
-    """
-    CREATE INDEX tasks_by_seq ON tasks (run_id, seq);
-    """,
+    ("CREATE INDEX tasks_by_seq ON tasks (run_id, seq)",),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -89,7 +95,7 @@ READ_HEADER = (
     "(SELECT user_version FROM pragma_user_version), "
     "(SELECT count(*) FROM sqlite_master)"
 )
-SET_VERSION = "PRAGMA user_version = {version:d}"
+SET_VERSION = "PRAGMA user_version = {version}"
 SET_APPLICATION_ID = f"PRAGMA application_id = {APPLICATION_ID:d}"
 DATA_VERSION = "PRAGMA data_version"
 
@@ -117,7 +123,11 @@ LIST_RUNS = (
     f"SELECT {RUN_COLUMNS} FROM runs {{where}} ORDER BY updated_at DESC, run_id LIMIT ? OFFSET ?"
 )
 WHERE_STATUS_IN = "status IN ({marks})"
-WHERE_TEXT = "(run_id LIKE ? ESCAPE '\\' OR goal LIKE ? ESCAPE '\\')"
+# nanoagent_fold: store_rules.fold, registered on each connection (SQLite's own LIKE ignores
+# case for ASCII only); the pattern is folded the same way.
+WHERE_TEXT = (
+    "(nanoagent_fold(run_id) LIKE ? ESCAPE '\\' OR nanoagent_fold(goal) LIKE ? ESCAPE '\\')"
+)
 
 COUNT_RUNS = "SELECT status, count(*) FROM runs GROUP BY status"
 

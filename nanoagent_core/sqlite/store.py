@@ -1,39 +1,28 @@
 """The SQLite store: WAL, one ``BEGIN IMMEDIATE`` transaction per write, fenced by epoch.
 
-Every operation is one function run on aiosqlite's connection thread, from ``BEGIN`` to
-``COMMIT``, so a transaction never stays open across an ``await``: cancelling the caller
-cannot leave a write lock held or a transaction half-applied (the function still finishes,
-committing or rolling back, on its thread).
+Every operation is one function run on the connection's own thread (sqlite/thread.py), from
+``BEGIN`` to ``COMMIT``, so a transaction never stays open across an ``await``: cancelling the
+caller cannot leave a write lock held or a transaction half-applied (the function still
+finishes, committing or rolling back, on its thread). Opening and the schema: sqlite/schema.py.
 """
 
 from __future__ import annotations
 
 import json
-import os
+import logging
 import sqlite3
-import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import quote
 
-import aiosqlite
-
 from nanoagent_core import rows
+from nanoagent_core import store_rules as rules
 from nanoagent_core.errors import (
-    DatabaseBusyError,
     DatabaseError,
     DatabaseNotFoundError,
-    LeaseLostError,
-    NanoagentError,
     NotANanoagentDatabaseError,
-    RunBusyError,
-    RunExistsError,
-    RunFinishedError,
-    RunNotFoundError,
-    SchemaTooNewError,
-    ValidationError,
 )
 from nanoagent_core.models import (
     Event,
@@ -48,83 +37,23 @@ from nanoagent_core.models import (
 )
 from nanoagent_core.paths import MEMORY, check_allowed
 from nanoagent_core.protocols import NewEvent, Step
-from nanoagent_core.sqlite import sql
+from nanoagent_core.sqlite import ops, sql
+from nanoagent_core.sqlite.schema import (
+    Synchronous,
+    create_private_file,
+    in_transaction,
+    prepare,
+    translate,
+)
+from nanoagent_core.sqlite.thread import ConnectionThread
+from nanoagent_core.sqltext import fill
 
 __all__ = ["SQLiteStore", "Synchronous"]
 
-Synchronous = Literal["NORMAL", "FULL"]
+logger = logging.getLogger(__name__)
+
 T = TypeVar("T")
 Row = rows.Row
-
-
-def _ts(value: datetime | None) -> float | None:
-    return None if value is None else value.timestamp()
-
-
-def _dt(value: float | None) -> datetime | None:
-    return None if value is None else datetime.fromtimestamp(value, UTC)
-
-
-_DamagedRowError = rows.DamagedRowError
-_decoder = rows.decoder
-_task_from_row = rows.task_from_row
-
-
-def _run_from_row(row: Row) -> RunState:
-    return rows.run_from_row(row, _dt)
-
-
-def _event_from_row(row: Row) -> Event:
-    return rows.event_from_row(row, _dt)
-
-
-@_decoder
-def _count_from_row(row: Row) -> tuple[RunStatus, int]:
-    status, count = row
-    return RunStatus(status), int(count)
-
-
-@_decoder
-def _result_from_row(row: Row) -> tuple[str, str]:
-    task_id, result = row
-    if not isinstance(task_id, str) or not isinstance(result, str):
-        raise TypeError(f"result row holds {type(task_id).__name__}, {type(result).__name__}")
-    return task_id, result
-
-
-def _event_data(event: NewEvent) -> str:
-    try:
-        return json.dumps(event.data)
-    except (TypeError, ValueError) as exc:
-        raise ValidationError(f"event {event.kind!r}: data is not JSON ({exc})") from None
-
-
-def _event_params(run_id: str, now: float, events: Iterable[NewEvent]) -> list[Row]:
-    return [(run_id, now, event.kind, _event_data(event)) for event in events]
-
-
-def _fence_failure(conn: sqlite3.Connection, run_id: str, epoch: int) -> NanoagentError:
-    row = conn.execute(sql.SELECT_EPOCH, (run_id,)).fetchone()
-    if row is None:
-        return RunNotFoundError(f"no run {run_id!r}")
-    if row[0] == epoch:  # the epoch is ours, but the run is no longer running
-        return LeaseLostError(
-            f"run {run_id!r} is no longer running; this worker no longer holds it"
-        )
-    return LeaseLostError(
-        f"lease on run {run_id!r} lost: epoch is {row[0]}, this worker holds {epoch};"
-        " nothing was written"
-    )
-
-
-def _check_tasks_exist(conn: sqlite3.Connection, run_id: str, task_ids: Iterable[str]) -> None:
-    """ValidationError for a result naming a task the run does not have (the foreign key
-    would refuse it too, but without saying which task)."""
-    for task_id in task_ids:
-        if conn.execute(sql.TASK_EXISTS, (run_id, task_id)).fetchone() is None:
-            raise ValidationError(
-                f"run {run_id!r} has no task {task_id!r}; a result needs its task"
-            )
 
 
 class SQLiteStore:
@@ -132,7 +61,7 @@ class SQLiteStore:
 
     def __init__(
         self,
-        db: aiosqlite.Connection,
+        db: ConnectionThread,
         location: str,
         *,
         read_only: bool,
@@ -175,20 +104,22 @@ class SQLiteStore:
             if not path.exists():
                 if read_only or not create:
                     raise DatabaseNotFoundError(f"{where}: no database here")
-                _create_private_file(path)
+                create_private_file(path)
         if read_only and where != MEMORY:
             # '?', '#' and '%' in a path are data, not URI syntax: quote them.
             target, uri = f"file:{quote(str(Path(where).resolve()))}?mode=ro", True
         else:
             target, uri = where, False
+        db = ConnectionThread()
         try:
-            db = await aiosqlite.connect(target, uri=uri, isolation_level=None)
+            await db.connect(target, uri=uri)
         except sqlite3.Error as exc:
+            await db.close()
             raise DatabaseError(f"{where}: cannot open: {exc}") from None
         store = cls(db, where, read_only=read_only, clock=clock)
         try:
             await store._call(
-                _prepare,
+                prepare,
                 where,
                 read_only,
                 synchronous,
@@ -198,6 +129,7 @@ class SQLiteStore:
         except BaseException:
             await db.close()
             raise
+        logger.debug("%s: opened (%s)", where, "read-only" if read_only else "read-write")
         return store
 
     @property
@@ -227,29 +159,28 @@ class SQLiteStore:
         if self._closed:
             raise DatabaseError(f"{self._location}: the store is closed")
 
-        def job() -> T:
-            conn: sqlite3.Connection = self._db._conn  # pyright: ignore[reportPrivateUsage]
+        def job(conn: sqlite3.Connection) -> T:
             try:
                 return fn(conn, *args)
             except sqlite3.Error as exc:
-                raise _translate(self._location, exc) from None
-            except _DamagedRowError as exc:
+                raise translate(self._location, exc) from None
+            except ops.DamagedRowError as exc:
                 raise NotANanoagentDatabaseError(
                     f"{self._location}: damaged database ({exc})"
                 ) from None
 
-        return await self._db._execute(job)  # pyright: ignore[reportPrivateUsage, reportUnknownMemberType]
+        return await self._db.run(job)
 
     async def _write(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(conn, *args)`` inside ``BEGIN IMMEDIATE`` ... ``COMMIT`` (rolled back on
         any exception) in one hop to the connection's thread."""
         if self._read_only:
             raise DatabaseError(f"{self._location}: opened read-only")
-        return await self._call(_in_transaction, "BEGIN IMMEDIATE", fn, *args)
+        return await self._call(in_transaction, "BEGIN IMMEDIATE", fn, *args)
 
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(conn, *args)`` in one short read transaction (one consistent snapshot)."""
-        return await self._call(_in_transaction, "BEGIN", fn, *args)
+        return await self._call(in_transaction, "BEGIN", fn, *args)
 
     def _now(self) -> float:
         return self._clock().timestamp()
@@ -259,39 +190,22 @@ class SQLiteStore:
     async def create_run(self, run: RunState) -> RunState:
         now = self._now()
         params: dict[str, Any] = {
-            "run_id": run.run_id,
-            "goal": run.goal,
-            "max_iterations": run.max_iterations,
-            "agent": run.agent,
-            "agent_options": json.dumps(run.agent_options, sort_keys=True),
-            "phase": run.phase.value,
-            "iteration": run.iteration,
-            "current_task_id": run.current_task_id,
-            "status": run.status.value,
+            **rules.run_params(run),
             "created_at": now,
             "updated_at": now,
-            "finished_at": _ts(run.finished_at),
-            "owner_host": run.owner.host if run.owner else None,
-            "owner_pid": run.owner.pid if run.owner else None,
-            "owner_pid_started": run.owner.pid_started if run.owner else None,
-            "epoch": run.epoch,
-            "heartbeat_at": _ts(run.heartbeat_at),
-            "lease_expires_at": _ts(run.lease_expires_at),
-            "abort_requested_at": _ts(run.abort_requested_at),
-            "error": run.error,
-            "result": run.result,
+            "finished_at": ops.ts(run.finished_at),
+            "heartbeat_at": ops.ts(run.heartbeat_at),
+            "lease_expires_at": ops.ts(run.lease_expires_at),
+            "abort_requested_at": ops.ts(run.abort_requested_at),
         }
-        created = NewEvent(
-            kind=EventKind.RUN_CREATED,
-            data={"goal": run.goal, "agent": run.agent, "max_iterations": run.max_iterations},
-        )
+        created = rules.created_event(run)
 
         def txn(conn: sqlite3.Connection) -> RunState:
             if conn.execute(sql.RUN_EXISTS, (run.run_id,)).fetchone():
-                raise RunExistsError(f"run {run.run_id!r} already exists")
+                raise rules.run_exists(run.run_id)
             conn.execute(sql.INSERT_RUN, params)
-            conn.executemany(sql.INSERT_EVENT, _event_params(run.run_id, now, [created]))
-            return _run_from_row(conn.execute(sql.SELECT_RUN, (run.run_id,)).fetchone())
+            conn.executemany(sql.INSERT_EVENT, ops.event_params(run.run_id, now, [created]))
+            return ops.run_from_row(conn.execute(sql.SELECT_RUN, (run.run_id,)).fetchone())
 
         return await self._write(txn)
 
@@ -301,8 +215,8 @@ class SQLiteStore:
         def read(conn: sqlite3.Connection) -> RunState:
             row = conn.execute(sql.SELECT_RUN, (run_id,)).fetchone()
             if row is None:
-                raise RunNotFoundError(f"no run {run_id!r}")
-            return _run_from_row(row)
+                raise rules.run_not_found(run_id)
+            return ops.run_from_row(row)
 
         return await self._call(read)
 
@@ -311,7 +225,7 @@ class SQLiteStore:
 
         def read(conn: sqlite3.Connection) -> list[RunState]:
             rows = (conn.execute(sql.SELECT_RUN, (run_id,)).fetchone() for run_id in run_ids)
-            return [_run_from_row(row) for row in rows if row is not None]
+            return [ops.run_from_row(row) for row in rows if row is not None]
 
         return await self._read(read)
 
@@ -328,24 +242,23 @@ class SQLiteStore:
         if statuses is not None:
             if not statuses:
                 return []
-            clauses.append(sql.WHERE_STATUS_IN.format(marks=", ".join("?" * len(statuses))))
+            clauses.append(fill(sql.WHERE_STATUS_IN, marks=", ".join("?" * len(statuses))))
             params.extend(RunStatus(status).value for status in statuses)
         if text:
-            escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             clauses.append(sql.WHERE_TEXT)
-            params.extend([f"%{escaped}%"] * 2)
+            params.extend([rules.like_pattern(text)] * 2)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        query = sql.LIST_RUNS.format(where=where)
+        query = fill(sql.LIST_RUNS, where=where)
         params.extend([max(0, limit), max(0, offset)])
 
         def read(conn: sqlite3.Connection) -> list[RunState]:
-            return [_run_from_row(row) for row in conn.execute(query, params)]
+            return [ops.run_from_row(row) for row in conn.execute(query, params)]
 
         return await self._call(read)
 
     async def count_runs(self) -> dict[RunStatus, int]:
         def read(conn: sqlite3.Connection) -> dict[RunStatus, int]:
-            return dict(_count_from_row(row) for row in conn.execute(sql.COUNT_RUNS))
+            return dict(ops.count_from_row(row) for row in conn.execute(sql.COUNT_RUNS))
 
         return await self._call(read)
 
@@ -366,8 +279,8 @@ class SQLiteStore:
                 (Phase(phase).value, iteration, current_task_id, now, run_id, epoch),
             )
             if cur.rowcount == 0:
-                raise _fence_failure(conn, run_id, epoch)
-            return _run_from_row(conn.execute(sql.SELECT_RUN, (run_id,)).fetchone())
+                raise ops.fence_failure(conn, run_id, epoch)
+            return ops.run_from_row(conn.execute(sql.SELECT_RUN, (run_id,)).fetchone())
 
         return await self._write(txn)
 
@@ -378,21 +291,21 @@ class SQLiteStore:
 
         def txn(conn: sqlite3.Connection) -> None:
             if conn.execute(sql.TOUCH_RUN, (now, run_id, epoch)).rowcount == 0:
-                raise _fence_failure(conn, run_id, epoch)
-            _upsert_tasks(conn, run_id, [task])
+                raise ops.fence_failure(conn, run_id, epoch)
+            ops.upsert_tasks(conn, run_id, [task])
 
         await self._write(txn)
 
     async def get_all_tasks(self, run_id: str) -> list[Task]:
         def read(conn: sqlite3.Connection) -> list[Task]:
-            return [_task_from_row(row) for row in conn.execute(sql.SELECT_TASKS, (run_id,))]
+            return [ops.task_from_row(row) for row in conn.execute(sql.SELECT_TASKS, (run_id,))]
 
         return await self._call(read)
 
     async def get_pending_tasks(self, run_id: str) -> list[Task]:
         def read(conn: sqlite3.Connection) -> list[Task]:
             rows = conn.execute(sql.SELECT_PENDING_TASKS, (run_id,))
-            return [_task_from_row(row) for row in rows]
+            return [ops.task_from_row(row) for row in rows]
 
         return await self._call(read)
 
@@ -401,8 +314,8 @@ class SQLiteStore:
 
         def txn(conn: sqlite3.Connection) -> None:
             if conn.execute(sql.TOUCH_RUN, (now, run_id, epoch)).rowcount == 0:
-                raise _fence_failure(conn, run_id, epoch)
-            _check_tasks_exist(conn, run_id, [task_id])
+                raise ops.fence_failure(conn, run_id, epoch)
+            ops.check_tasks_exist(conn, run_id, [task_id])
             conn.execute(sql.UPSERT_RESULT, (run_id, task_id, result))
 
         await self._write(txn)
@@ -410,7 +323,7 @@ class SQLiteStore:
     async def get_all_results(self, run_id: str) -> dict[str, str]:
         def read(conn: sqlite3.Connection) -> dict[str, str]:
             return dict(
-                _result_from_row(row) for row in conn.execute(sql.SELECT_RESULTS, (run_id,))
+                ops.result_from_row(row) for row in conn.execute(sql.SELECT_RESULTS, (run_id,))
             )
 
         return await self._call(read)
@@ -422,10 +335,13 @@ class SQLiteStore:
         def read(conn: sqlite3.Connection) -> tuple[RunState, list[Task], dict[str, str]]:
             row = conn.execute(sql.SELECT_RUN, (run_id,)).fetchone()
             if row is None:
-                raise RunNotFoundError(f"no run {run_id!r}")
-            tasks = [_task_from_row(r) for r in conn.execute(sql.SELECT_TASKS, (run_id,))]
-            results = dict(_result_from_row(r) for r in conn.execute(sql.SELECT_RESULTS, (run_id,)))
-            return _run_from_row(row), tasks, results
+                raise rules.run_not_found(run_id)
+            task_rows = conn.execute(sql.SELECT_TASKS, (run_id,))
+            tasks = [ops.task_from_row(r) for r in task_rows]
+            results = dict(
+                ops.result_from_row(r) for r in conn.execute(sql.SELECT_RESULTS, (run_id,))
+            )
+            return ops.run_from_row(row), tasks, results
 
         return await self._read(read)
 
@@ -433,16 +349,16 @@ class SQLiteStore:
 
     async def append_event(self, run_id: str, event: NewEvent) -> Event:
         now = self._now()
-        data = _event_data(event)
+        data = rules.event_json(event)
 
         def txn(conn: sqlite3.Connection) -> Event:
             if not conn.execute(sql.RUN_EXISTS, (run_id,)).fetchone():
-                raise RunNotFoundError(f"no run {run_id!r}")
+                raise rules.run_not_found(run_id)
             (event_id,) = conn.execute(
                 sql.INSERT_EVENT_RETURNING, (run_id, now, event.kind, data)
             ).fetchone()
             return Event.model_construct(
-                id=event_id, run_id=run_id, ts=_dt(now), kind=event.kind, data=json.loads(data)
+                id=event_id, run_id=run_id, ts=ops.dt(now), kind=event.kind, data=json.loads(data)
             )
 
         return await self._write(txn)
@@ -455,7 +371,7 @@ class SQLiteStore:
                 rows = conn.execute(sql.SELECT_EVENTS, (after_id, max(0, limit)))
             else:
                 rows = conn.execute(sql.SELECT_RUN_EVENTS, (run_id, after_id, max(0, limit)))
-            return [_event_from_row(row) for row in rows]
+            return [ops.event_from_row(row) for row in rows]
 
         return await self._call(read)
 
@@ -486,13 +402,10 @@ class SQLiteStore:
         def txn(conn: sqlite3.Connection) -> RunState:
             row = conn.execute(sql.CLAIM_RUN, params).fetchone()
             if row is None:
-                raise _claim_refusal(conn, run_id, expected_epoch)
-            claimed = _run_from_row(row)
-            event = NewEvent(
-                kind=EventKind.RUN_CLAIMED,
-                data={"epoch": claimed.epoch, "host": owner.host, "pid": owner.pid},
-            )
-            conn.executemany(sql.INSERT_EVENT, _event_params(run_id, now, [event]))
+                raise ops.claim_refusal(conn, run_id, expected_epoch)
+            claimed = ops.run_from_row(row)
+            event = rules.claimed_event(claimed, owner)
+            conn.executemany(sql.INSERT_EVENT, ops.event_params(run_id, now, [event]))
             return claimed
 
         return await self._write(txn)
@@ -504,8 +417,8 @@ class SQLiteStore:
         def txn(conn: sqlite3.Connection) -> RunState:
             row = conn.execute(sql.RENEW_LEASE, params).fetchone()
             if row is None:
-                raise _fence_failure(conn, run_id, epoch)
-            return _run_from_row(row)
+                raise ops.fence_failure(conn, run_id, epoch)
+            return ops.run_from_row(row)
 
         return await self._write(txn)
 
@@ -518,12 +431,12 @@ class SQLiteStore:
             changed = conn.execute(sql.REQUEST_ABORT, {"run_id": run_id, "now": now}).rowcount
             row = conn.execute(sql.SELECT_RUN, (run_id,)).fetchone()
             if row is None:
-                raise RunNotFoundError(f"no run {run_id!r}")
-            run = _run_from_row(row)
+                raise rules.run_not_found(run_id)
+            run = ops.run_from_row(row)
             if run.status.finished:
-                raise RunFinishedError(f"run {run_id!r} has already finished ({run.status})")
+                raise rules.run_finished(run)
             if changed:
-                conn.executemany(sql.INSERT_EVENT, _event_params(run_id, now, [event]))
+                conn.executemany(sql.INSERT_EVENT, ops.event_params(run_id, now, [event]))
             return run
 
         return await self._write(txn)
@@ -536,18 +449,10 @@ class SQLiteStore:
         def txn(conn: sqlite3.Connection) -> RunState:
             row = conn.execute(sql.ABORT_UNOWNED, params).fetchone()
             if row is None:
-                raise _claim_refusal(conn, run_id, expected_epoch)
-            run = _run_from_row(row)
-            event = NewEvent(
-                kind=EventKind.RUN_ABORTED,
-                data={
-                    "reason": reason,
-                    "phase": run.phase.value,
-                    "iteration": run.iteration,
-                    "task_id": run.current_task_id,
-                },
-            )
-            conn.executemany(sql.INSERT_EVENT, _event_params(run_id, now, [event]))
+                raise ops.claim_refusal(conn, run_id, expected_epoch)
+            run = ops.run_from_row(row)
+            event = rules.aborted_event(run, reason)
+            conn.executemany(sql.INSERT_EVENT, ops.event_params(run_id, now, [event]))
             return run
 
         return await self._write(txn)
@@ -556,41 +461,28 @@ class SQLiteStore:
 
     async def commit_step(self, run_id: str, step: Step, *, epoch: int) -> RunState:
         now = self._now()
-        ending = step.status is not None and step.status is not RunStatus.RUNNING
-        params = {
-            "run_id": run_id,
-            "epoch": epoch,
-            "now": now,
-            "phase": step.phase.value,
-            "iteration": step.iteration,
-            "current_task_id": step.current_task_id,
-            "status": None if step.status is None else step.status.value,
-            "result": step.result,
-            "error": step.error,
-            "finished": step.status is not None and step.status.finished,
-            "release": ending,
-        }
+        params = {**rules.step_params(run_id, step, epoch), "now": now}
         tasks = step.tasks
         results = [(run_id, task_id, text) for task_id, text in step.results.items()]
-        events = _event_params(run_id, now, step.events)
+        events = ops.event_params(run_id, now, step.events)
 
         def txn(conn: sqlite3.Connection) -> RunState:
             # Fence first (the write lock is held, so the epoch cannot move before COMMIT):
             # a stale or unknown run is reported as such, whatever else the step holds.
             row = conn.execute(sql.SELECT_EPOCH, (run_id,)).fetchone()
             if row is None or row[0] != epoch:
-                raise _fence_failure(conn, run_id, epoch)
+                raise ops.fence_failure(conn, run_id, epoch)
             if tasks:
-                _upsert_tasks(conn, run_id, tasks)
+                ops.upsert_tasks(conn, run_id, tasks)
             if results:
-                _check_tasks_exist(conn, run_id, [task_id for _, task_id, _ in results])
+                ops.check_tasks_exist(conn, run_id, [task_id for _, task_id, _ in results])
                 conn.executemany(sql.UPSERT_RESULT, results)
             if events:
                 conn.executemany(sql.INSERT_EVENT, events)
             row = conn.execute(sql.FINISH_STEP, params).fetchone()
             if row is None:
-                raise _fence_failure(conn, run_id, epoch)
-            return _run_from_row(row)
+                raise ops.fence_failure(conn, run_id, epoch)
+            return ops.run_from_row(row)
 
         return await self._write(txn)
 
@@ -601,194 +493,3 @@ class SQLiteStore:
             return int(conn.execute(sql.DATA_VERSION).fetchone()[0])
 
         return await self._call(read)
-
-
-# -- functions that run on the connection's thread ---------------------------------------------
-
-
-def _in_transaction(conn: sqlite3.Connection, begin: str, fn: Callable[..., T], *args: Any) -> T:
-    conn.execute(begin)
-    try:
-        out = fn(conn, *args)
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    return out
-
-
-def _upsert_tasks(conn: sqlite3.Connection, run_id: str, tasks: Iterable[Task]) -> None:
-    """Insert or replace tasks, moving the run's task counters by the difference (counted
-    before the rows change, so the cost does not grow with the run's tasks)."""
-    params, ids, done = rows.task_upserts(run_id, tasks)
-    conn.execute(sql.COUNT_TASK_CHANGES, {"run_id": run_id, "ids": json.dumps(ids), "done": done})
-    conn.executemany(sql.UPSERT_TASK, params)
-
-
-def _claim_refusal(conn: sqlite3.Connection, run_id: str, expected_epoch: int) -> NanoagentError:
-    row = conn.execute(sql.SELECT_RUN, (run_id,)).fetchone()
-    if row is None:
-        return RunNotFoundError(f"no run {run_id!r}")
-    run = _run_from_row(row)
-    if run.epoch != expected_epoch:
-        return RunBusyError(f"run {run_id!r} was claimed by another worker meanwhile")
-    if run.status is RunStatus.COMPLETED:
-        return RunFinishedError(f"run {run_id!r} has already completed")
-    if run.status.finished:
-        return RunFinishedError(f"run {run_id!r} has already finished ({run.status})")
-    owner = run.owner
-    holder = f"pid {owner.pid} on {owner.host}" if owner else "a worker"
-    return RunBusyError(f"run {run_id!r} is held by a live worker ({holder})")
-
-
-def _prepare(
-    conn: sqlite3.Connection,
-    where: str,
-    read_only: bool,
-    synchronous: Synchronous,
-    busy_timeout: float,
-    extra_pragmas: dict[str, int | str],
-) -> None:
-    """Check what the file is before writing anything to it, then set it up and migrate."""
-    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000):d}")
-    try:
-        app_id, version, objects = conn.execute(sql.READ_HEADER).fetchone()
-    except sqlite3.DatabaseError as exc:
-        if _damaged(exc):
-            raise NotANanoagentDatabaseError(f"{where}: not a nanoagent database ({exc})") from None
-        # Not the file's fault (locked, or a WAL file whose -shm cannot be created in a
-        # read-only directory): say what SQLite said, not that the file is foreign.
-        hint = ""
-        if "readonly" in str(exc) or "unable to open" in str(exc):
-            hint = f"; is the directory writable? SQLite needs {where}-shm beside the file"
-        raise DatabaseError(f"{where}: cannot read the database ({exc}{hint})") from None
-    if app_id != sql.APPLICATION_ID and (objects or app_id or version):
-        raise NotANanoagentDatabaseError(
-            f"{where}: a SQLite database of another application, not a nanoagent database"
-        )
-    if version > sql.SCHEMA_VERSION:
-        raise SchemaTooNewError(
-            f"{where}: schema version {version} is newer than this nanoagent understands"
-            f" ({sql.SCHEMA_VERSION}); upgrade nanoagent to open it"
-        )
-    conn.execute("PRAGMA foreign_keys = ON")
-    for name, value in extra_pragmas.items():
-        if not name.isidentifier():
-            raise DatabaseError(f"bad pragma name {name!r}")
-        conn.execute(f"PRAGMA {name} = {int(value) if isinstance(value, int) else repr(value)}")
-    if read_only:
-        if version == 0 and not objects:
-            # An empty file (being created by another process right now): nothing here yet.
-            raise DatabaseNotFoundError(f"{where}: no nanoagent database here yet")
-        if version < sql.SCHEMA_VERSION:
-            raise DatabaseError(
-                f"{where}: schema version {version} is older than {sql.SCHEMA_VERSION};"
-                " open it once read-write to migrate it"
-            )
-        _integrity_probe(conn, where)
-        return
-    if objects:
-        _quick_check(conn, where)  # before this connection writes anything (WAL switch included)
-    _enter_wal(conn, busy_timeout)
-    conn.execute(f"PRAGMA synchronous = {synchronous}")
-    conn.execute("PRAGMA journal_size_limit = 67108864")
-    if version < sql.SCHEMA_VERSION:
-        _in_transaction(conn, "BEGIN IMMEDIATE", _migrate, where)
-    _integrity_probe(conn, where)
-
-
-def _enter_wal(conn: sqlite3.Connection, busy_timeout: float) -> None:
-    """Switch to WAL (a no-op once the file is WAL). Leaving rollback-journal mode needs an
-    exclusive lock for which SQLite does not always call the busy handler (several processes
-    opening one new file at once got "database is locked" at once), so retry until the busy
-    timeout."""
-    deadline = time.monotonic() + busy_timeout
-    while True:
-        try:
-            conn.execute("PRAGMA journal_mode = WAL").fetchone()
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() >= deadline:
-                raise
-            time.sleep(0.005)
-
-
-def _migrate(conn: sqlite3.Connection, where: str) -> None:
-    # Re-read inside the write lock: another process may have migrated meanwhile.
-    app_id, version, objects = conn.execute(sql.READ_HEADER).fetchone()
-    if app_id != sql.APPLICATION_ID and objects:
-        raise NotANanoagentDatabaseError(f"{where}: not a nanoagent database")
-    if version > sql.SCHEMA_VERSION:
-        raise SchemaTooNewError(
-            f"{where}: schema version {version} is newer than this nanoagent understands"
-            f" ({sql.SCHEMA_VERSION}); upgrade nanoagent to open it"
-        )
-    for target in range(version, sql.SCHEMA_VERSION):
-        for statement in _statements(sql.MIGRATIONS[target]):
-            conn.execute(statement)
-        conn.execute(sql.SET_VERSION.format(version=target + 1))
-    conn.execute(sql.SET_APPLICATION_ID)
-
-
-def _statements(script: str) -> list[str]:
-    return [part.strip() for part in script.split(";") if part.strip()]
-
-
-def _integrity_probe(conn: sqlite3.Connection, where: str) -> None:
-    """Touch every table once so a damaged file is refused at open, not mid-run."""
-    try:
-        for table in ("runs", "tasks", "results", "events"):
-            conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} LIMIT 1)").fetchone()
-    except sqlite3.DatabaseError as exc:
-        raise NotANanoagentDatabaseError(f"{where}: damaged database ({exc})") from None
-
-
-def _quick_check(conn: sqlite3.Connection, where: str) -> None:
-    """Refuse a corrupt file before writing to it: ``PRAGMA quick_check`` reads every page of
-    the file (every b-tree, not the indexes' agreement with their tables), so its cost grows
-    with the file (bench/bigdb.py measures it). Only a writer pays it; viewers keep the cheap
-    probe, since they never change the file."""
-    try:
-        first = conn.execute("PRAGMA quick_check(1)").fetchone()
-    except sqlite3.DatabaseError as exc:
-        if _damaged(exc):
-            raise NotANanoagentDatabaseError(f"{where}: damaged database ({exc})") from None
-        raise
-    if first is None or first[0] != "ok":
-        detail = " ".join(str(first[0] if first else "no answer").split())[:200]
-        raise NotANanoagentDatabaseError(
-            f"{where}: damaged database (quick_check: {detail}); nothing was written"
-        )
-
-
-def _create_private_file(path: Path) -> None:
-    """Create an empty database file readable by its owner only (SQLite's -wal and -shm files
-    take the same mode)."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    except FileExistsError:
-        return
-    except OSError as exc:
-        raise DatabaseError(f"{path}: cannot create: {exc.strerror}") from None
-    os.close(fd)
-
-
-def _damaged(exc: sqlite3.Error) -> bool:
-    message = str(exc)
-    return isinstance(exc, sqlite3.DatabaseError) and (
-        "malformed" in message or "not a database" in message
-    )
-
-
-def _translate(where: str, exc: sqlite3.Error) -> DatabaseError:
-    message = " ".join(str(exc).split()) or type(exc).__name__
-    if _damaged(exc):
-        return NotANanoagentDatabaseError(f"{where}: damaged database ({message})")
-    if isinstance(exc, sqlite3.OperationalError) and (
-        getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
-        or "database is locked" in message
-    ):
-        return DatabaseBusyError(f"{where}: {message}")
-    return DatabaseError(f"{where}: {message}")

@@ -20,7 +20,8 @@ from nanoagent_core.actions import new_run as new_demo_run
 from nanoagent_core.errors import DatabaseError
 from nanoagent_core.models import RunStatus
 from nanoagent_core.postgres import PostgresStore
-from nanoagent_core.postgres import store as pg_store
+from nanoagent_core.postgres import listener as pg_listener
+from nanoagent_core.postgres import opening as pg_opening
 from nanoagent_core.protocols import NewEvent
 from nanoagent_core.worker import resume_run
 
@@ -93,7 +94,7 @@ async def test_fallback_poll_when_the_listener_cannot_connect(
     async def never(self: Any) -> None:
         await asyncio.Event().wait()
 
-    monkeypatch.setattr(pg_store._Listener, "_run", never)  # pyright: ignore[reportPrivateUsage]
+    monkeypatch.setattr(pg_listener.Listener, "_run", never)
     token = await watcher.change_token()
     assert (watcher.listening, watcher.connected) == (False, True)
     assert await watcher.change_token() == token
@@ -119,7 +120,7 @@ async def test_open_tries_again_when_its_session_is_terminated_midway(
     """The server ends the session while open() creates the schema (a worker starting as the
     database restarts, or an administrator's pg_terminate_backend): open() connects again and
     finishes, instead of the worker dying with "terminating connection"."""
-    real_prepare = pg_store._prepare  # pyright: ignore[reportPrivateUsage]
+    real_prepare = pg_opening._prepare  # pyright: ignore[reportPrivateUsage]
     calls: list[str] = []
 
     async def prepare(conn: psycopg.AsyncConnection[Any], *args: Any) -> None:
@@ -128,7 +129,7 @@ async def test_open_tries_again_when_its_session_is_terminated_midway(
             await conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
         await real_prepare(conn, *args)
 
-    monkeypatch.setattr(pg_store, "_prepare", prepare)
+    monkeypatch.setattr(pg_opening, "_prepare", prepare)
     opened = await PostgresStore.open(with_schema(pg_url, schema), retry_seconds=5.0)
     try:
         assert calls == ["prepare", "prepare"]

@@ -498,7 +498,8 @@ async def test_migration_chain_matches_fresh_schema_and_keeps_data(tmp_path: Pat
     data intact, and ends with exactly the schema a fresh database gets."""
     old = tmp_path / "old.db"
     conn = sqlite3.connect(old)
-    conn.executescript(schema.MIGRATIONS[0])
+    for statement in schema.MIGRATIONS[0]:
+        conn.execute(statement)
     conn.execute("PRAGMA user_version = 1")
     conn.execute(schema.SET_APPLICATION_ID)
     conn.execute(

@@ -12,8 +12,8 @@ from storekit import assert_open_refused
 
 from nanoagent_core.errors import DatabaseError, NotANanoagentDatabaseError, SchemaTooNewError
 from nanoagent_core.sqlite import SQLiteStore
+from nanoagent_core.sqlite import schema as sqlite_store
 from nanoagent_core.sqlite import sql as schema
-from nanoagent_core.sqlite import store as sqlite_store
 
 
 async def test_a_file_that_cannot_be_created_is_one_line() -> None:

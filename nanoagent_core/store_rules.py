@@ -1,0 +1,198 @@
+"""The store rules, written once: pure functions every store (memory, SQLite, PostgreSQL) calls.
+
+A store reads the row, applies the rule here, and writes. Here: why a claim or a fenced write
+is refused (error type and message), the payloads of the events a store writes itself
+(created, claimed, abort requested, aborted), the parameters of a run row and of a step, and
+the text-search rule (case ignored for every alphabet, ``%`` and ``_`` taken literally).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from nanoagent_core.errors import (
+    LeaseLostError,
+    NanoagentError,
+    RunBusyError,
+    RunExistsError,
+    RunFinishedError,
+    RunNotFoundError,
+    ValidationError,
+)
+from nanoagent_core.models import EventKind, Owner, RunState, RunStatus
+from nanoagent_core.protocols import NewEvent, Step
+
+__all__ = [
+    "FOLD_FUNCTION",
+    "aborted_event",
+    "claim_refusal",
+    "claimed_event",
+    "created_event",
+    "event_json",
+    "fence_refusal",
+    "fold",
+    "like_pattern",
+    "matches_text",
+    "missing_task",
+    "run_exists",
+    "run_finished",
+    "run_not_found",
+    "run_params",
+    "step_params",
+]
+
+# -- refusals --------------------------------------------------------------------------------
+
+
+def run_not_found(run_id: str) -> RunNotFoundError:
+    return RunNotFoundError(f"no run {run_id!r}")
+
+
+def run_exists(run_id: str) -> RunExistsError:
+    return RunExistsError(f"run {run_id!r} already exists")
+
+
+def run_finished(run: RunState) -> RunFinishedError:
+    return RunFinishedError(f"run {run.run_id!r} has already finished ({run.status})")
+
+
+def missing_task(run_id: str, task_id: object) -> ValidationError:
+    """A result naming a task the run does not have."""
+    return ValidationError(f"run {run_id!r} has no task {task_id!r}; a result needs its task")
+
+
+def fence_refusal(run_id: str, stored_epoch: int | None, epoch: int) -> NanoagentError:
+    """Why a write fenced by ``epoch`` was refused, given the run's epoch as stored now
+    (None: no such run)."""
+    if stored_epoch is None:
+        return run_not_found(run_id)
+    if stored_epoch == epoch:  # the epoch is ours, but the run is no longer running
+        return LeaseLostError(
+            f"run {run_id!r} is no longer running; this worker no longer holds it"
+        )
+    return LeaseLostError(
+        f"lease on run {run_id!r} lost: epoch is {stored_epoch}, this worker holds {epoch};"
+        " nothing was written"
+    )
+
+
+def claim_refusal(run_id: str, run: RunState | None, expected_epoch: int) -> NanoagentError:
+    """Why a claim (or an abort of an unowned run) expecting ``expected_epoch`` was refused,
+    given the run as stored now (None: no such run)."""
+    if run is None:
+        return run_not_found(run_id)
+    if run.epoch != expected_epoch:
+        return RunBusyError(f"run {run_id!r} was claimed by another worker meanwhile")
+    if run.status is RunStatus.COMPLETED:
+        return RunFinishedError(f"run {run_id!r} has already completed")
+    if run.status.finished:
+        return run_finished(run)
+    owner = run.owner
+    holder = f"pid {owner.pid} on {owner.host}" if owner else "a worker"
+    return RunBusyError(f"run {run_id!r} is held by a live worker ({holder})")
+
+
+# -- events a store writes itself ------------------------------------------------------------
+
+
+def event_json(event: NewEvent) -> str:
+    """An event's data as stored (JSON); ValidationError before anything is written."""
+    try:
+        return json.dumps(event.data)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"event {event.kind!r}: data is not JSON ({exc})") from None
+
+
+def created_event(run: RunState) -> NewEvent:
+    return NewEvent(
+        kind=EventKind.RUN_CREATED,
+        data={"goal": run.goal, "agent": run.agent, "max_iterations": run.max_iterations},
+    )
+
+
+def claimed_event(claimed: RunState, owner: Owner) -> NewEvent:
+    return NewEvent(
+        kind=EventKind.RUN_CLAIMED,
+        data={"epoch": claimed.epoch, "host": owner.host, "pid": owner.pid},
+    )
+
+
+def aborted_event(run: RunState, reason: str) -> NewEvent:
+    return NewEvent(
+        kind=EventKind.RUN_ABORTED,
+        data={
+            "reason": reason,
+            "phase": run.phase.value,
+            "iteration": run.iteration,
+            "task_id": run.current_task_id,
+        },
+    )
+
+
+# -- parameters ------------------------------------------------------------------------------
+
+
+def run_params(run: RunState) -> dict[str, Any]:
+    """The columns of a new run row that every SQL store writes alike (times are the
+    store's own: each adds them in its column type)."""
+    owner = run.owner
+    return {
+        "run_id": run.run_id,
+        "goal": run.goal,
+        "max_iterations": run.max_iterations,
+        "agent": run.agent,
+        "agent_options": json.dumps(run.agent_options, sort_keys=True),
+        "phase": run.phase.value,
+        "iteration": run.iteration,
+        "current_task_id": run.current_task_id,
+        "status": run.status.value,
+        "owner_host": owner.host if owner else None,
+        "owner_pid": owner.pid if owner else None,
+        "owner_pid_started": owner.pid_started if owner else None,
+        "epoch": run.epoch,
+        "error": run.error,
+        "result": run.result,
+    }
+
+
+def step_params(run_id: str, step: Step, epoch: int) -> dict[str, Any]:
+    """The parameters of a step's final statement: the new position, and whether the step
+    ends the run (``finished``) or gives it up (``release``: owner and lease cleared)."""
+    return {
+        "run_id": run_id,
+        "epoch": epoch,
+        "phase": step.phase.value,
+        "iteration": step.iteration,
+        "current_task_id": step.current_task_id,
+        "status": None if step.status is None else step.status.value,
+        "result": step.result,
+        "error": step.error,
+        "finished": step.status is not None and step.status.finished,
+        "release": step.status is not None and step.status is not RunStatus.RUNNING,
+    }
+
+
+# -- text search -----------------------------------------------------------------------------
+
+#: The SQL function (SQLite registers it on each connection) that folds case as :func:`fold`.
+FOLD_FUNCTION = "nanoagent_fold"
+
+
+def fold(text: str) -> str:
+    """Case folded the same way for every alphabet (``Écrire`` and ``écrire`` agree), as
+    PostgreSQL's ``ILIKE`` folds it."""
+    return text.lower()
+
+
+def matches_text(needle: str, *haystacks: str) -> bool:
+    """Whether ``needle`` occurs, case ignored, in any of ``haystacks``."""
+    folded = fold(needle)
+    return any(folded in fold(haystack) for haystack in haystacks)
+
+
+def like_pattern(text: str) -> str:
+    """A ``LIKE ... ESCAPE '\\'`` pattern matching ``text`` (folded) anywhere, with ``%``,
+    ``_`` and ``\\`` taken literally."""
+    escaped = fold(text).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
