@@ -89,9 +89,10 @@ def worker_log_path(db: str, run_id: str) -> Path:
 
 
 def plant(directory: Path) -> Path:
-    """``aiosqlite.py`` and ``pydantic.py`` in ``directory``; returns the marker path."""
+    """``sqlite3.py`` and ``pydantic.py`` (modules every worker imports) in ``directory``;
+    returns the marker path."""
     marker = directory / "PLANTED-CODE-RAN"
-    for name in ("aiosqlite", "pydantic"):
+    for name in ("sqlite3", "pydantic"):
         (directory / f"{name}.py").write_text(PLANTED.format(marker=str(marker)))
     return marker
 

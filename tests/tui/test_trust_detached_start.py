@@ -50,7 +50,7 @@ async def test_r_and_new_runs_never_import_modules_planted_in_the_current_direct
     here: Path, workers: list[int]
 ) -> None:
     marker = here / "PLANTED-CODE-RAN"
-    for name in ("aiosqlite", "pydantic"):
+    for name in ("sqlite3", "pydantic"):
         (here / f"{name}.py").write_text(PLANTED.format(marker=str(marker)))
     db = here / "runs.db"
     await seed_live(
