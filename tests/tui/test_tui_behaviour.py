@@ -293,13 +293,27 @@ async def test_detail_streams_events_and_marks_the_in_flight_task(
     store = await SQLiteStore.open(db)
     try:
         run = new_run("watched", "Watch me", options={"tasks": "4", "delay": "0.4"})
-        workers.append(await start_detached(store, str(db), run))
+        # a long lease: the worker is frozen below and must still count as running
+        pid = await start_detached(store, str(db), run, heartbeat=60)
+        workers.append(pid)
+        # Freeze the worker while a task body is in flight, so that the dashboard is sure
+        # to see one however slowly it starts on a loaded machine (no race with the run).
+        while True:
+            current = await store.get_run("watched")
+            assert current.status is RunStatus.RUNNING, "the run ended before a body was seen"
+            if current.current_task_id is not None and current.phase.value == "executing":
+                os.kill(pid, signal.SIGSTOP)
+                frozen = await store.get_run("watched")
+                if frozen.current_task_id is not None and frozen.phase.value == "executing":
+                    break
+                os.kill(pid, signal.SIGCONT)  # the body ended in between: try the next one
+            await asyncio.sleep(0.02)
     finally:
         await store.close()
     app = DashboardApp(str(db), animate=False)
     async with app.run_test(size=(160, 48)) as pilot:
         await loaded(pilot)
-        await wait_for(pilot, lambda: shown_status(app, "watched") is not None, timeout=20)
+        await wait_for(pilot, lambda: shown_status(app, "watched") is not None)
         assert runs_screen(app).table.move_to("watched")
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen))
@@ -311,15 +325,14 @@ async def test_detail_streams_events_and_marks_the_in_flight_task(
             and any(getattr(row, "status") == "in flight"  # noqa: B009
                     for row in map(screen.query_one("#tasks", KeyedTable).row,
                                    screen.query_one("#tasks", KeyedTable).keys)),
-            timeout=20,
             what="an in-flight task",
         )  # fmt: skip
         first = screen.last_event
-        await wait_for(pilot, lambda: screen.last_event > first, timeout=20, what="more events")
+        os.kill(pid, signal.SIGCONT)
+        await wait_for(pilot, lambda: screen.last_event > first, what="more events")
         await wait_for(
             pilot,
             lambda: screen.detail is not None and screen.detail.run.status is RunStatus.COMPLETED,
-            timeout=30,
             what="the run to complete in the detail",
         )
         assert len(screen.durations) >= 4
