@@ -111,6 +111,10 @@ class Txn:
     prelude: list[LiteralString] = field(default_factory=list[LiteralString])
     xid_cur: Cursor | None = None
     xid: str | None = None
+    server_started: datetime | None = None
+    #: (run id, kind, data) of the first event the write commits, if any: how a COMMIT
+    #: whose answer was lost in a server restart is confirmed (see _committed).
+    probe: tuple[str, str, str] | None = None
     commit_sent: bool = False
     committed: bool = False
     last_event_id: int = 0
@@ -241,7 +245,7 @@ class Engine:
         if txn.xid is None and txn.xid_cur is not None:
             row = await txn.xid_cur.fetchone()
             assert row is not None
-            txn.xid = str(row[0])
+            txn.xid, txn.server_started = str(row[0]), row[1]
         return cursors
 
     async def _one(self, txn: Txn, template: str, params: dict[str, Any]) -> Row | None:
@@ -286,6 +290,7 @@ class Engine:
         for template, params in [*statements, (sql.FINISH_WRITE, finish)]:
             for one in params if isinstance(params, list) else [params]:
                 parts.append(cur.mogrify(self._q(template), {"now": txn.now, **one}))
+        txn.probe = (run_id, *events[0]) if events else None
         txn.commit_sent = True
         await cur.execute(trusted_sql(";\n".join([*parts, "COMMIT"])))
         txn.committed = True
@@ -368,7 +373,7 @@ class Engine:
                         raise
                     # A COMMIT whose answer was lost: ask the server what became of it.
                     lost = txn.commit_sent and txn.xid is not None
-                    if lost and await self._committed(str(txn.xid), deadline):
+                    if lost and await self._committed(txn, deadline):
                         raise Landed(str(txn.xid)) from None
                     raise Retry(one_line(exc)) from None
         except PoolTimeout:
@@ -382,9 +387,18 @@ class Engine:
         except psycopg.Error as exc:
             raise DatabaseError(f"{self._location}: {one_line(exc)}") from None
 
-    async def _committed(self, xid: str, deadline: float) -> bool:
-        """Whether transaction ``xid`` committed. Asks on fresh connections until the
-        server answers; DatabaseError if it cannot tell (or not before the deadline)."""
+    async def _committed(self, txn: Txn, deadline: float) -> bool:
+        """Whether ``txn``, whose COMMIT's answer was lost, committed. Asks on fresh
+        connections until the server answers; DatabaseError if it cannot tell (or not before
+        the deadline).
+
+        The server's word on the transaction's id is final while the server has not
+        restarted since the transaction began. After a crash it is not: an id none of whose
+        WAL reached the disk is handed out again, so "committed" (or "in progress") may be
+        about a later transaction. One that committed before the crash has its id in the WAL
+        and keeps it: then anything but "committed" means it did not commit, and "committed"
+        is confirmed by the first event the write committed (a write without events cannot
+        be confirmed: DatabaseError)."""
         import psycopg
         from psycopg_pool import PoolTimeout
 
@@ -394,16 +408,20 @@ class Engine:
         logger.warning("%s: connection lost while committing; asking the server", self._location)
         while True:
             status: str | None = "unreachable"
+            restarted = False
             try:
                 async with self._pool.connection(timeout=self._connect_timeout) as conn:
-                    cur = await conn.execute(sql.XACT_STATUS, (xid,))
+                    cur = await conn.execute(sql.XACT_STATUS, {"xid": txn.xid})
                     row = await cur.fetchone()
-                    status = None if row is None else row[0]
+                    assert row is not None
+                    status, restarted = row[0], row[1] != txn.server_started
+                    if status == "committed" and restarted:
+                        status = await self._confirm(conn, txn)
             except (psycopg.Error, PoolTimeout):
-                pass
+                status = "unreachable"
             if status == "committed":
                 return True
-            if status == "aborted":
+            if status in ("aborted", "future") or (status == "in progress" and restarted):
                 return False
             if status is None:
                 raise DatabaseError(
@@ -415,3 +433,18 @@ class Engine:
                     f"{self._location}: the connection was lost while committing and the"
                     " outcome could not be learnt in time"
                 )
+
+    async def _confirm(self, conn: AsyncConnection[Row], txn: Txn) -> str:
+        """'committed' if ``txn``'s first event is there (written by its id), else 'aborted'
+        (its id was handed out again after a crash); see :meth:`_committed`."""
+        if txn.probe is None:
+            raise DatabaseError(
+                f"{self._location}: the server restarted while a write was committing and"
+                " whether it landed cannot be told; check the run before going on"
+            )
+        run_id, kind, data = txn.probe
+        wanted = {"run_id": run_id, "kind": kind, "data": data}
+        wanted["xid32"] = str(int(str(txn.xid)) % 2**32)
+        cur = await conn.execute(self._q(sql.EVENT_OF_XID), wanted)
+        row = await cur.fetchone()
+        return "committed" if row is not None and row[0] else "aborted"

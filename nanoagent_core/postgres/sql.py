@@ -174,8 +174,9 @@ CONFIGURE_SESSION = "SET TIME ZONE 'UTC'; SET idle_in_transaction_session_timeou
 # -- every write ends with this ----------------------------------------------------------------
 
 #: Sent right after BEGIN: the transaction's id, to learn the outcome of a COMMIT whose
-#: answer was lost with the connection (see XACT_STATUS).
-CURRENT_XID = "SELECT pg_current_xact_id()::text"
+#: answer was lost with the connection (see XACT_STATUS), and when the server started (an
+#: id is the server's last word on its transaction only while the server has not restarted).
+CURRENT_XID = "SELECT pg_current_xact_id()::text, pg_postmaster_start_time()"
 
 #: Allocate ``%(n)s`` event ids under the counters row lock, insert the events, count the
 #: change, notify listeners; returns the last id and the time stamped. Sent in one message
@@ -195,7 +196,19 @@ FINISH_WRITE = (
     " FROM c"
 )
 
-XACT_STATUS = "SELECT pg_xact_status(%s::text::xid8)"
+#: What became of a transaction (by its id): 'committed', 'aborted', 'in progress', NULL when
+#: too old to tell, or 'future' when the id is not handed out yet (the transaction was lost
+#: in a crash before any of its WAL reached the disk); and when the server started.
+XACT_STATUS = (
+    "SELECT CASE WHEN %(xid)s::text::xid8 < pg_snapshot_xmax(pg_current_snapshot())"
+    " THEN pg_xact_status(%(xid)s::text::xid8) ELSE 'future' END, pg_postmaster_start_time()"
+)
+#: Whether the transaction of (32-bit) id ``%(xid32)s`` wrote this event: after a restart,
+#: tells a transaction that committed before the crash from a later one given the same id.
+EVENT_OF_XID = (
+    "SELECT EXISTS (SELECT 1 FROM {schema}.events WHERE run_id = %(run_id)s"
+    " AND xmin::text = %(xid32)s AND kind = %(kind)s AND data = %(data)s)"
+)
 #: The event a transaction wrote, found by the transaction's (32-bit) id: the answer of an
 #: append whose COMMIT landed but whose answer was lost.
 EVENT_BY_XID = (
