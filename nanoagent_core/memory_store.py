@@ -71,6 +71,11 @@ class MemoryStore:
         self._check_open()
         return self._version
 
+    @property
+    def pushes_changes(self) -> bool:
+        """True: every write of this process moves the token it keeps; no query to make."""
+        return True
+
     # -- helpers ---------------------------------------------------------------------------
 
     def _run(self, run_id: str) -> RunState:
@@ -249,6 +254,10 @@ class MemoryStore:
                 if len(out) >= limit:
                     break
         return out
+
+    async def last_event_id(self) -> int:
+        self._check_open()
+        return self._events[-1].id if self._events else 0
 
     # -- LeaseStore ------------------------------------------------------------------------
 

@@ -7,7 +7,8 @@ Guarantees every implementation gives (the contract suite in tests/ checks them)
 * ``commit_step`` is atomic: task rows, results, loop position, status and events of one
   step are all stored or none are.
 * Events have ids that grow without gaps across all runs, so ``read_events(after_id=n)``
-  returns everything committed after event ``n``.
+  returns everything committed after event ``n``, and ``read_events(after_id=m)`` returns
+  nothing when ``m`` is ``last_event_id()``.
 * ``claim_run`` is a compare-and-set on ``expected_epoch``: of several racing claims exactly
   one wins; the others raise RunBusyError.
 * A result must name a task of its run (already stored, or saved in the same step); one
@@ -30,15 +31,18 @@ from nanoagent_core.models import Event, Owner, Phase, RunState, RunStatus, Task
 __all__ = [
     "ChangeWatch",
     "ContextStore",
+    "EventReader",
     "EventStore",
     "LeaseStore",
     "NewEvent",
+    "RunReader",
     "RunStore",
     "SnapshotStore",
     "Step",
     "StepStore",
     "Store",
     "TaskStore",
+    "Viewer",
 ]
 
 
@@ -72,11 +76,7 @@ class Step(BaseModel):
     error: str | None = None
 
 
-class RunStore(Protocol):
-    async def create_run(self, run: RunState) -> RunState:
-        """Insert a new run (and its ``run_created`` event). RunExistsError if the id is taken."""
-        ...
-
+class RunReader(Protocol):
     async def get_run(self, run_id: str) -> RunState:
         """RunNotFoundError if there is no such run."""
         ...
@@ -94,6 +94,12 @@ class RunStore(Protocol):
 
     async def count_runs(self) -> dict[RunStatus, int]:
         """How many runs have each stored status."""
+        ...
+
+
+class RunStore(RunReader, Protocol):
+    async def create_run(self, run: RunState) -> RunState:
+        """Insert a new run (and its ``run_created`` event). RunExistsError if the id is taken."""
         ...
 
     async def update_loop_state(
@@ -129,15 +135,22 @@ class ContextStore(Protocol):
         ...
 
 
-class EventStore(Protocol):
-    async def append_event(self, run_id: str, event: NewEvent) -> Event:
-        """Append an event that belongs to no step (a note). Not fenced."""
-        ...
-
+class EventReader(Protocol):
     async def read_events(
         self, *, after_id: int = 0, run_id: str | None = None, limit: int = 1000
     ) -> list[Event]:
         """Events with id > after_id, oldest first, of one run or of all runs."""
+        ...
+
+    async def last_event_id(self) -> int:
+        """The id of the newest committed event (0 when there is none), in one cheap
+        query: where a viewer starts reading ``read_events(after_id=...)`` from."""
+        ...
+
+
+class EventStore(EventReader, Protocol):
+    async def append_event(self, run_id: str, event: NewEvent) -> Event:
+        """Append an event that belongs to no step (a note). Not fenced."""
         ...
 
 
@@ -198,6 +211,14 @@ class ChangeWatch(Protocol):
         """A cheap value that differs once anyone else has committed a change."""
         ...
 
+    @property
+    def pushes_changes(self) -> bool:
+        """True when changes are pushed to the store, so that :meth:`change_token` reads a
+        value kept here and polling it often costs no query (PostgreSQL's LISTEN/NOTIFY;
+        the memory store's own writes); False when each call asks the database (SQLite's
+        ``PRAGMA data_version``)."""
+        ...
+
 
 class Store(
     RunStore,
@@ -215,6 +236,18 @@ class Store(
     @property
     def location(self) -> str:
         """Where the data lives (a path, or ':memory:'), for messages and headers."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class Viewer(RunReader, EventReader, SnapshotStore, ChangeWatch, Protocol):
+    """What a dashboard reads, and all it may do: nothing here writes. Opened read-only by
+    :func:`nanoagent_core.stores.open_viewer`; every :class:`Store` is one."""
+
+    @property
+    def location(self) -> str:
+        """Where the data lives (a path, or a URL with its password masked)."""
         ...
 
     async def close(self) -> None: ...

@@ -19,7 +19,6 @@ from nanoagent_core.agents.registry import agent_names
 from nanoagent_core.errors import NanoagentError
 from nanoagent_core.launch import reap_workers
 from nanoagent_core.models import RunState, utc_now
-from nanoagent_core.postgres import is_postgres_location
 from nanoagent_core.safetext import visible
 from nanoagent_core.status import ShownStatus
 from nanoagent_tui import operations
@@ -67,11 +66,7 @@ class DashboardApp(App[int]):
         self.animated = animate
         if not animate:
             self.animation_level = "none"
-        if poll_interval is None:
-            # PostgreSQL pushes changes (LISTEN/NOTIFY): an idle poll there is a local counter
-            # read, so polling often costs nothing. SQLite's idle poll is PRAGMA data_version.
-            poll_interval = 0.02 if is_postgres_location(location) else 0.1
-        self.poll_interval = poll_interval
+        self._poll_interval = poll_interval
         self.tick_interval = tick_interval
         self.live = live or LiveData(location, window=window)
         self.sort = SortMode.ACTIVITY
@@ -80,6 +75,16 @@ class DashboardApp(App[int]):
         self.updates = 0  #: polls that found something
         self._wake = asyncio.Event()
         self._opened = False  #: the first load happened (the cursor was placed)
+
+    @property
+    def poll_interval(self) -> float:
+        """Seconds between polls: the one given, else what the open store allows. A store
+        that is told of changes (PostgreSQL's LISTEN/NOTIFY) makes an idle poll a local
+        counter read, so polling often costs nothing; SQLite's idle poll is a query
+        (``PRAGMA data_version``)."""
+        if self._poll_interval is not None:
+            return self._poll_interval
+        return 0.02 if self.live.pushes_changes else 0.1
 
     # -- life ------------------------------------------------------------------------------
 

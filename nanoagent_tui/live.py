@@ -1,11 +1,13 @@
 """The dashboard's live view of a database: what it polls, what it keeps, what changed.
 
-No Textual here. One :class:`LiveData` owns one read-only connection (short busy timeout) and
-is polled by one loop, so polls never overlap. An idle poll is one ``PRAGMA data_version``;
-after a change it reads only the events after the last one seen and fetches again only the
-runs those events touch (plus running runs whose cached lease is about to run out, since a
-heartbeat renews the lease without an event). The runs it keeps are bounded: the newest
-``window`` runs of the current filter plus every stored-running run, so the cost of a
+No Textual here, and no concrete store: one :class:`LiveData` owns one read-only
+:class:`~nanoagent_core.protocols.Viewer` (opened by :func:`nanoagent_core.stores.open_viewer`,
+failing fast) and is polled by one loop, so polls never overlap. An idle poll is one
+``change_token`` (SQLite: ``PRAGMA data_version``; PostgreSQL: a counter its notifications
+move, no query); after a change it reads only the events after the last one seen and fetches
+again only the runs those events touch (plus running runs whose cached lease is about to run
+out, since a heartbeat renews the lease without an event). The runs it keeps are bounded: the
+newest ``window`` runs of the current filter plus every stored-running run, so the cost of a
 refresh does not grow with the number of runs in the database.
 """
 
@@ -27,10 +29,10 @@ from nanoagent_core.errors import (
 )
 from nanoagent_core.models import Event, EventKind, RunState, RunStatus, Task
 from nanoagent_core.paths import MEMORY, display_location
-from nanoagent_core.postgres import PostgresStore, is_postgres_location
 from nanoagent_core.procinfo import owner_alive
-from nanoagent_core.sqlite import SQLiteStore
+from nanoagent_core.protocols import Viewer
 from nanoagent_core.status import ShownStatus, stored_statuses
+from nanoagent_core.stores import open_viewer
 from nanoagent_tui.formatting import ABORTING, STATUS_ORDER, status_word
 
 __all__ = [
@@ -42,6 +44,7 @@ __all__ = [
     "PollStats",
     "SortMode",
     "Update",
+    "ViewerStore",
     "open_viewer",
 ]
 
@@ -72,8 +75,8 @@ STATUS_KINDS = frozenset(
     }
 )
 
-#: The stores a dashboard can watch: a SQLite file, or a PostgreSQL database.
-ViewerStore = SQLiteStore | PostgresStore
+#: What a dashboard watches: a SQLite file or a PostgreSQL database, seen through the Protocol.
+ViewerStore = Viewer
 Opener = Callable[[str], Awaitable[ViewerStore]]
 
 
@@ -145,17 +148,6 @@ class PollStats:
     fetched_runs: int = 0  #: runs fetched by the last refresh
 
 
-async def open_viewer(location: str, busy_timeout: float = 0.2) -> ViewerStore:
-    """A read-only store that fails fast: a locked SQLite file (short busy timeout) or an
-    unreachable PostgreSQL server (short retry window) makes a poll fail and retry instead of
-    freezing the screen. PostgreSQL pushes changes (LISTEN/NOTIFY), so idle polls stay local."""
-    if is_postgres_location(location):
-        return await PostgresStore.open(
-            location, read_only=True, create=False, retry_seconds=busy_timeout
-        )
-    return await SQLiteStore.open(location, read_only=True, create=False, busy_timeout=busy_timeout)
-
-
 def _sort_key(mode: SortMode) -> Callable[[tuple[RunState, str]], tuple[float | int | str, ...]]:
     if mode is SortMode.STATUS:
         return lambda item: (
@@ -214,6 +206,12 @@ class LiveData:
         if self.waiting_since is None:
             return None
         return max(0.0, self._monotonic() - self.waiting_since)
+
+    @property
+    def pushes_changes(self) -> bool:
+        """Whether the open store is told of changes (an idle poll then costs no query);
+        False while nothing is open."""
+        return self._store is not None and self._store.pushes_changes
 
     @property
     def total(self) -> int:
@@ -408,7 +406,7 @@ class LiveData:
 
     async def _load(self, store: ViewerStore, token: int, now: datetime) -> Update:
         began = time.perf_counter()
-        last = await _last_event_id(store)
+        last = await store.last_event_id()
         counts = await store.count_runs()
         wanted = self.filter
         window = await store.list_runs(
@@ -500,26 +498,6 @@ def _empty_file(location: str) -> bool:
         return Path(location).stat().st_size == 0
     except OSError:
         return False
-
-
-async def _last_event_id(store: ViewerStore) -> int:
-    """The newest event id, found with O(log n) indexed probes (``id > k`` exists?)."""
-
-    async def after(k: int) -> bool:
-        return bool(await store.read_events(after_id=k, limit=1))
-
-    if not await after(0):
-        return 0
-    low, high = 0, 1
-    while await after(high):
-        low, high = high, high * 2
-    while high - low > 1:  # after(low) is true, after(high) is false
-        middle = (low + high) // 2
-        if await after(middle):
-            low = middle
-        else:
-            high = middle
-    return high
 
 
 async def _read_detail(store: ViewerStore, run_id: str) -> Detail | None:

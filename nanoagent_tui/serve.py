@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from nanoagent_core.defaults import DB_VAR
-from nanoagent_core.postgres import is_postgres_location
+from nanoagent_core.paths import is_postgres_url
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -78,7 +78,7 @@ def serve_dashboard(location: str, host: str, port: int, public_url: str | None)
             " can reach it can start, resume and abort runs",
             file=sys.stderr,
         )
-    if not is_postgres_location(location):
+    if not is_postgres_url(location):
         location = os.path.abspath(location)
     os.environ[DB_VAR] = location  # inherited by each dashboard process
     url = public_url or _origin(host, port)

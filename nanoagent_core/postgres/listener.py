@@ -136,6 +136,12 @@ class Watched(Engine):
 
     # -- ChangeWatch -----------------------------------------------------------------------
 
+    @property
+    def pushes_changes(self) -> bool:
+        """True: the server notifies committed writes (LISTEN/NOTIFY); :meth:`change_token`
+        counts them without a query (it polls only while the listener is disconnected)."""
+        return True
+
     async def change_token(self) -> int:
         """Counts notifications of committed writes (no query while listening). The first
         call starts the listener; while it is disconnected, each call polls the change

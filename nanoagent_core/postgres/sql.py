@@ -385,6 +385,8 @@ SELECT_EVENTS = (
     "SELECT id, run_id, ts, kind, data FROM {schema}.events WHERE id > %(after_id)s"
     " ORDER BY id LIMIT %(limit)s"
 )
+#: One look at the end of the primary key index.
+LAST_EVENT_ID = "SELECT coalesce(max(id), 0) FROM {schema}.events"
 SELECT_RUN_EVENTS = (
     "SELECT id, run_id, ts, kind, data FROM {schema}.events"
     " WHERE run_id = %(run_id)s AND id > %(after_id)s ORDER BY id LIMIT %(limit)s"

@@ -372,6 +372,13 @@ class PostgresStore(Watched, Refusals):
 
         return await self._read(read)
 
+    async def last_event_id(self) -> int:
+        async def read(t: Txn) -> int:
+            row = await self._one(t, sql.LAST_EVENT_ID, {})
+            return 0 if row is None else int(row[0])
+
+        return await self._read(read)
+
     # -- LeaseStore ------------------------------------------------------------------------
 
     async def claim_run(

@@ -236,6 +236,8 @@ TOUCH_RUN = "UPDATE runs SET updated_at = ? WHERE run_id = ? AND epoch = ?"
 INSERT_EVENT = "INSERT INTO events (run_id, ts, kind, data) VALUES (?, ?, ?, ?)"
 INSERT_EVENT_RETURNING = INSERT_EVENT + " RETURNING id"
 SELECT_EVENTS = "SELECT id, run_id, ts, kind, data FROM events WHERE id > ? ORDER BY id LIMIT ?"
+#: One look at the end of the primary key (events.id is the rowid).
+LAST_EVENT_ID = "SELECT coalesce(max(id), 0) FROM events"
 SELECT_RUN_EVENTS = (
     "SELECT id, run_id, ts, kind, data FROM events WHERE run_id = ? AND id > ? ORDER BY id LIMIT ?"
 )

@@ -375,6 +375,12 @@ class SQLiteStore:
 
         return await self._call(read)
 
+    async def last_event_id(self) -> int:
+        def read(conn: sqlite3.Connection) -> int:
+            return int(conn.execute(sql.LAST_EVENT_ID).fetchone()[0])
+
+        return await self._call(read)
+
     # -- LeaseStore ------------------------------------------------------------------------
 
     async def claim_run(
@@ -487,6 +493,11 @@ class SQLiteStore:
         return await self._write(txn)
 
     # -- ChangeWatch -----------------------------------------------------------------------
+
+    @property
+    def pushes_changes(self) -> bool:
+        """False: each :meth:`change_token` is a ``PRAGMA data_version`` (a poll)."""
+        return False
 
     async def change_token(self) -> int:
         def read(conn: sqlite3.Connection) -> int:
