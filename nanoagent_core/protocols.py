@@ -7,7 +7,8 @@ Guarantees every implementation gives (the contract suite in tests/ checks them)
 * ``commit_step`` is atomic: task rows, results, loop position, status and events of one
   step are all stored or none are.
 * Events have ids that grow without gaps across all runs, so ``read_events(after_id=n)``
-  returns everything committed after event ``n``.
+  returns everything committed after event ``n``. Pruning (PruneStore) removes the events of
+  old finished runs: holes where they were, never a new id at or below one handed out.
 * ``claim_run`` is a compare-and-set on ``expected_epoch``: of several racing claims exactly
   one wins; the others raise RunBusyError.
 * A result must name a task of its run (already stored, or saved in the same step); one
