@@ -119,7 +119,9 @@ def _size(db: Path) -> int:
 
 
 def run(cfg: Config, workdir: Path) -> SectionResult:
-    total, prune = (100_000, 90_000) if cfg.label == "full" else (10_000, 9_000)
+    sizes = {"full": (100_000, 90_000), "quick": (10_000, 9_000)}
+    total, prune = sizes.get(cfg.label, (2_000, 1_800))
+    baseline = 5.0 if cfg.label == "full" else 1.0
     db = workdir / "prune.db"
     if db.exists():
         db.unlink()
@@ -140,7 +142,7 @@ def run(cfg: Config, workdir: Path) -> SectionResult:
     try:
         assert worker.stdout.readline().strip() == "ready"
         base_from = time.monotonic()
-        time.sleep(5.0)  # the worker alone: the baseline window
+        time.sleep(baseline)  # the worker alone: the baseline window
         older_than = max(0, math.floor(time.time() - mid))
         prune_from = time.monotonic()
         done = subprocess.run(
