@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import LiteralString, cast
 
 import psycopg
 from pgkit import new_run, wait_for
@@ -34,10 +35,11 @@ async def test_a_claim_committed_while_the_delete_waits_keeps_the_run(
     watcher = await psycopg.AsyncConnection.connect(pg_url, autocommit=True)
     try:
         # A worker's claim, not yet committed: the row is locked.
-        await claimer.execute(
+        claim = (
             f"UPDATE \"{schema}\".runs SET status = 'running', finished_at = NULL,"
             " epoch = epoch + 1 WHERE run_id = 'victim'"
         )
+        await claimer.execute(cast(LiteralString, claim))
         pruning = asyncio.create_task(
             store.delete_finished_runs(statuses=FINISHED, older_than=timedelta(0))
         )
