@@ -56,6 +56,7 @@ from nanoagent_core.paths import (
     worker_log_path,
 )
 from nanoagent_core.protocols import Step
+from nanoagent_core.prune import add_prune_parser, cmd_prune
 from nanoagent_core.safetext import visible
 from nanoagent_core.status import (
     ShownStatus,
@@ -158,6 +159,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     _serve_parser(sub, common)
     _watch_parser(sub, common)
+    add_prune_parser(sub, common)
     return parser
 
 
@@ -767,4 +769,5 @@ _COMMANDS: dict[str, Callable[[str, argparse.Namespace], Any]] = {
     "list": _cmd_list,
     "show": _cmd_show,
     "watch": _cmd_watch,
+    "prune": cmd_prune,
 }

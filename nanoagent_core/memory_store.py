@@ -28,7 +28,7 @@ from nanoagent_core.models import (
     utc_now,
 )
 from nanoagent_core.paths import MEMORY
-from nanoagent_core.protocols import NewEvent, Step
+from nanoagent_core.protocols import NewEvent, PruneCount, Step
 
 __all__ = ["MemoryStore"]
 
@@ -45,7 +45,8 @@ class MemoryStore:
         self._tasks: dict[str, dict[str, Task]] = {}
         self._done_counts: dict[str, int] = {}  # run id -> tasks done, kept per upsert
         self._results: dict[str, dict[str, str]] = {}
-        self._events: list[Event] = []
+        # Index i holds event id i + 1; None where a pruned run's event was (ids never move).
+        self._events: list[Event | None] = []
         self._version = 0
         self._closed = False
 
@@ -237,9 +238,10 @@ class MemoryStore:
     async def append_event(self, run_id: str, event: NewEvent) -> Event:
         self._check_open()
         self._run(run_id)
-        self._emit(run_id, self._clock(), [event])
+        appended = self._new_events(run_id, self._clock(), [event])
+        self._events.extend(appended)
         self._version += 1
-        return self._events[-1]
+        return appended[-1]
 
     async def read_events(
         self, *, after_id: int = 0, run_id: str | None = None, limit: int = 1000
@@ -249,7 +251,7 @@ class MemoryStore:
         if limit <= 0:
             return out
         for event in self._events[max(0, after_id) :]:
-            if run_id is None or event.run_id == run_id:
+            if event is not None and (run_id is None or event.run_id == run_id):
                 out.append(event)
                 if len(out) >= limit:
                     break
@@ -371,3 +373,69 @@ class MemoryStore:
             if step.status is not RunStatus.RUNNING:
                 changes.update(owner=None, lease_expires_at=None)
         return self._put(run, **changes)
+
+    # -- PruneStore ------------------------------------------------------------------------
+
+    def _prunable(
+        self, statuses: Sequence[RunStatus], older_than: timedelta, keep_last: int, limit: int
+    ) -> list[str] | None:
+        """Prunable run ids in run id order (at most ``limit``), None if none can be."""
+        wanted = rules.prune_statuses(statuses)
+        rules.prune_limits(older_than, keep_last, limit)
+        cutoff = (self._clock() - older_than).timestamp()
+        boundary = None
+        if keep_last:
+            boundary = rules.prune_boundary(self._runs.values(), wanted, keep_last)
+            if boundary is None:
+                return None
+        newest = next((e.run_id for e in reversed(self._events) if e is not None), None)
+        ids = sorted(
+            run_id
+            for run_id, run in self._runs.items()
+            if rules.prunable(run, wanted, cutoff, boundary, newest)
+        )
+        return ids[:limit]
+
+    def _owned(self, run_ids: Sequence[str]) -> tuple[int, int]:
+        """(tasks, events) the runs own."""
+        gone = set(run_ids)
+        tasks = sum(len(self._tasks.get(run_id, {})) for run_id in gone)
+        return tasks, sum(event is not None and event.run_id in gone for event in self._events)
+
+    async def delete_finished_runs(
+        self,
+        *,
+        statuses: Sequence[RunStatus],
+        older_than: timedelta,
+        keep_last: int = 0,
+        limit: int = 500,
+    ) -> PruneCount:
+        self._check_open()
+        ids = self._prunable(statuses, older_than, keep_last, limit) or []
+        if not ids:
+            return PruneCount()
+        tasks, events = self._owned(ids)
+        gone = set(ids)
+        for run_id in ids:
+            del self._runs[run_id]
+            self._tasks.pop(run_id, None)
+            self._results.pop(run_id, None)
+            self._done_counts.pop(run_id, None)
+        # Event ids are list positions + 1 here: keep each survivor at its id.
+        self._events = [
+            None if event is None or event.run_id in gone else event for event in self._events
+        ]
+        self._version += 1
+        return PruneCount(candidates=len(ids), runs=len(ids), tasks=tasks, events=events)
+
+    async def count_finished_runs(
+        self, *, statuses: Sequence[RunStatus], older_than: timedelta, keep_last: int = 0
+    ) -> PruneCount:
+        self._check_open()
+        ids = self._prunable(statuses, older_than, keep_last, len(self._runs) + 1) or []
+        tasks, events = self._owned(ids)
+        return PruneCount(candidates=len(ids), runs=len(ids), tasks=tasks, events=events)
+
+    async def reclaim_space(self, *, vacuum: bool = False) -> str:
+        self._check_open()
+        return "memory store: freed at once"

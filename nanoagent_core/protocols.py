@@ -8,7 +8,8 @@ Guarantees every implementation gives (the contract suite in tests/ checks them)
   step are all stored or none are.
 * Events have ids that grow without gaps across all runs, so ``read_events(after_id=n)``
   returns everything committed after event ``n``, and ``read_events(after_id=m)`` returns
-  nothing when ``m`` is ``last_event_id()``.
+  nothing when ``m`` is ``last_event_id()``. Pruning (PruneStore) removes the events of old
+  finished runs: holes where they were, never a new id at or below one handed out.
 * ``claim_run`` is a compare-and-set on ``expected_epoch``: of several racing claims exactly
   one wins; the others raise RunBusyError.
 * A result must name a task of its run (already stored, or saved in the same step); one
@@ -22,6 +23,8 @@ Guarantees every implementation gives (the contract suite in tests/ checks them)
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -35,6 +38,8 @@ __all__ = [
     "EventStore",
     "LeaseStore",
     "NewEvent",
+    "PruneCount",
+    "PruneStore",
     "RunReader",
     "RunStore",
     "SnapshotStore",
@@ -206,6 +211,60 @@ class SnapshotStore(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class PruneCount:
+    """What one prune batch found and removed (or, counting only, would remove)."""
+
+    candidates: int = 0  #: runs chosen before the delete transaction (0: nothing left)
+    runs: int = 0  #: runs deleted (candidates a worker took meanwhile are kept)
+    tasks: int = 0
+    events: int = 0
+
+    def __add__(self, other: PruneCount) -> PruneCount:
+        return PruneCount(
+            self.candidates + other.candidates,
+            self.runs + other.runs,
+            self.tasks + other.tasks,
+            self.events + other.events,
+        )
+
+
+class PruneStore(Protocol):
+    """Retention: deleting finished runs with everything they own.
+
+    A run is prunable when its stored status is one of ``statuses`` (finished ones only:
+    completed, aborted, failed), it finished more than ``older_than`` ago by the store's
+    clock, and, when ``keep_last`` > 0, it is older than the ``keep_last`` newest runs of
+    those statuses (by ``finished_at``, then run id). Event ids of other runs do not change:
+    pruning leaves holes in the id sequence only where a pruned run's events were.
+    """
+
+    async def delete_finished_runs(
+        self,
+        *,
+        statuses: Sequence[RunStatus],
+        older_than: timedelta,
+        keep_last: int = 0,
+        limit: int = 500,
+    ) -> PruneCount:
+        """One batch: choose at most ``limit`` prunable runs (outside any write lock), then
+        delete them with their tasks, results and events in one short transaction whose
+        delete re-checks status and age, so a run a worker took meanwhile stays. Call again
+        until ``candidates`` is 0."""
+        ...
+
+    async def count_finished_runs(
+        self, *, statuses: Sequence[RunStatus], older_than: timedelta, keep_last: int = 0
+    ) -> PruneCount:
+        """What pruning would delete now (runs, tasks, events), changing nothing."""
+        ...
+
+    async def reclaim_space(self, *, vacuum: bool = False) -> str:
+        """Give freed space back where the store can without blocking workers for long;
+        one line saying what was done (or what was left, and why)."""
+        ...
+
+
 class ChangeWatch(Protocol):
     async def change_token(self) -> int:
         """A cheap value that differs once anyone else has committed a change."""
@@ -229,6 +288,7 @@ class Store(
     StepStore,
     SnapshotStore,
     ChangeWatch,
+    PruneStore,
     Protocol,
 ):
     """Everything; what the command line and the dashboard open."""

@@ -9,6 +9,8 @@ the text-search rule (case ignored for every alphabet, ``%`` and ``_`` taken lit
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
 from typing import Any
 
 from nanoagent_core.errors import (
@@ -35,6 +37,9 @@ __all__ = [
     "like_pattern",
     "matches_text",
     "missing_task",
+    "prunable",
+    "prune_boundary",
+    "prune_statuses",
     "run_exists",
     "run_finished",
     "run_not_found",
@@ -196,3 +201,67 @@ def like_pattern(text: str) -> str:
     ``_`` and ``\\`` taken literally."""
     escaped = fold(text).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
+
+
+# -- retention -------------------------------------------------------------------------------
+
+#: The stored statuses prune may delete: finished ones. Never running (live or crashed),
+#: interrupted, or any status added later (queued, paused) unless named here.
+PRUNABLE = (RunStatus.COMPLETED, RunStatus.ABORTED, RunStatus.FAILED)
+
+
+def prune_statuses(statuses: Sequence[RunStatus | str]) -> list[str]:
+    """The statuses as stored values; ValidationError for one prune never deletes."""
+    out: list[str] = []
+    for status in statuses:
+        value = str(status)
+        if value not in PRUNABLE:
+            allowed = ", ".join(PRUNABLE)
+            raise ValidationError(f"prune deletes finished runs only ({allowed}), not {value!r}")
+        if value not in out:
+            out.append(value)
+    if not out:
+        raise ValidationError("prune needs at least one status")
+    return out
+
+
+def prune_limits(older_than: timedelta, keep_last: int, limit: int) -> None:
+    if older_than < timedelta(0):
+        raise ValidationError(f"older_than must not be negative, not {older_than}")
+    if keep_last < 0:
+        raise ValidationError(f"keep_last must be 0 or more, not {keep_last}")
+    if limit < 1:
+        raise ValidationError(f"a prune batch takes at least one run, not {limit}")
+
+
+def prune_boundary(
+    runs: Iterable[RunState], statuses: Sequence[str], keep_last: int
+) -> tuple[float, str] | None:
+    """(finished_at timestamp, run id) of the ``keep_last``-th newest finished run of
+    ``statuses``: prunable runs sort strictly below it. None when fewer runs finished."""
+    keys = sorted(
+        (
+            (run.finished_at.timestamp(), run.run_id)
+            for run in runs
+            if run.status.value in statuses and run.finished_at is not None
+        ),
+        reverse=True,
+    )
+    return keys[keep_last - 1] if len(keys) >= keep_last else None
+
+
+def prunable(
+    run: RunState,
+    statuses: Sequence[str],
+    cutoff: float,
+    boundary: tuple[float, str] | None,
+    newest_event_run: str | None,
+) -> bool:
+    """Whether ``run`` may be deleted: the re-check every store's delete makes. The run that
+    holds the newest event stays (SQLite would hand its event ids out again)."""
+    if run.status.value not in statuses or run.finished_at is None:
+        return False
+    if run.run_id == newest_event_run:
+        return False
+    finished = run.finished_at.timestamp()
+    return finished < cutoff and (boundary is None or (finished, run.run_id) < boundary)

@@ -104,6 +104,8 @@ def prepare(
         return
     if objects:
         _quick_check(conn, where)  # before this connection writes anything (WAL switch included)
+    else:
+        conn.execute(sql.SET_INCREMENTAL)  # a new file: only before its first table
     _enter_wal(conn, where, busy_timeout)
     conn.execute(f"PRAGMA synchronous = {synchronous}")
     conn.execute("PRAGMA journal_size_limit = 67108864")
