@@ -259,7 +259,7 @@ class MemoryStore:
 
     async def last_event_id(self) -> int:
         self._check_open()
-        return self._events[-1].id if self._events else 0
+        return len(self._events)  # ids are positions (pruned events leave None behind)
 
     # -- LeaseStore ------------------------------------------------------------------------
 
