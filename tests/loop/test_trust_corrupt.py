@@ -65,7 +65,11 @@ async def damage_one(db: Path) -> None:
     store = await SQLiteStore.open(db)
     try:
         for run_id in ("good-1", "bad", "good-2"):
-            await store.create_run(new_run(run_id, f"{GOAL} ({run_id})"))
+            # waiting for a worker for an hour: "running" for the whole test, however long
+            # its commands take (the default 10 s grace ran out on a loaded machine and the
+            # good runs showed as crashed)
+            run = new_run(run_id, f"{GOAL} ({run_id})", claim_grace=3600)
+            await store.create_run(run)
     finally:
         await store.close()
     conn = sqlite3.connect(db, isolation_level=None)
