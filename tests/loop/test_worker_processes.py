@@ -225,10 +225,16 @@ async def test_racing_resumes_exactly_one_proceeds(
     results = await gather_all(
         *(acli("resume", "race", "--db", db, "--heartbeat", "0.5", env=env) for _ in range(racers))
     )
-    codes = sorted(r.code for r in results)
-    assert codes == [0] + [4] * (racers - 1), results
-    for loser in (r for r in results if r.code == 4):
-        assert "race" in one_line_error(loser.err)
+    # exactly one racer claims the run (its output has the claim line); every other one is
+    # refused as busy (4) or, starting late on a loaded machine, finds the run already
+    # completed and does nothing (0, no claim)
+    winners = [r for r in results if "run_claimed" in r.out]
+    assert len(winners) == 1, results
+    assert winners[0].code == 0, results
+    for other in (r for r in results if r is not winners[0]):
+        assert other.code in (0, 4), results
+        if other.code == 4:
+            assert "race" in one_line_error(other.err)
     doc = await ashow_json(db, "race")
     kinds = [e["kind"] for e in doc["events"]]
     assert doc["status"] == "completed"
