@@ -9,6 +9,7 @@ the text-search rule (case ignored for every alphabet, ``%`` and ``_`` taken lit
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from nanoagent_core.errors import (
@@ -20,18 +21,22 @@ from nanoagent_core.errors import (
     RunNotFoundError,
     ValidationError,
 )
-from nanoagent_core.models import EventKind, Owner, RunState, RunStatus
+from nanoagent_core.models import Attempt, EventKind, Owner, RunState, RunStatus
 from nanoagent_core.protocols import NewEvent, Step
 
 __all__ = [
     "FOLD_FUNCTION",
+    "NO_LEDGER",
     "aborted_event",
+    "attempt_params",
     "claim_refusal",
     "claimed_event",
     "created_event",
+    "duplicate_attempt",
     "event_json",
     "fence_refusal",
     "fold",
+    "ledger_params",
     "like_pattern",
     "matches_text",
     "missing_task",
@@ -170,7 +175,57 @@ def step_params(run_id: str, step: Step, epoch: int) -> dict[str, Any]:
         "error": step.error,
         "finished": step.status is not None and step.status.finished,
         "release": step.status is not None and step.status is not RunStatus.RUNNING,
+        **ledger_params(step.attempts),
     }
+
+
+#: A new run's ledger totals.
+NO_LEDGER: dict[str, Any] = {
+    "requests": 0,
+    "tokens_in": 0,
+    "tokens_out": 0,
+    "cost_usd": None,
+    "cost_unknown": 0,
+}
+
+
+def ledger_params(attempts: Sequence[Attempt]) -> dict[str, Any]:
+    """How a step's journal entries move the run's ledger totals (by difference, as the task
+    counters move): requests and tokens add up; ``cost`` is the sum of the known costs (None
+    when none is known: the run's stays as it is); ``cost_unknown`` counts the attempts that
+    made requests at an unknown price."""
+    known = [a.cost_usd for a in attempts if a.cost_usd is not None]
+    return {
+        "requests": sum(a.requests for a in attempts),
+        "tokens_in": sum(a.tokens_in for a in attempts),
+        "tokens_out": sum(a.tokens_out for a in attempts),
+        "cost": sum(known) if known else None,
+        "cost_unknown": sum(a.cost_usd is None and a.requests > 0 for a in attempts),
+    }
+
+
+def attempt_params(run_id: str, attempt: Attempt) -> dict[str, Any]:
+    """The columns of a journal row."""
+    return {
+        "run_id": run_id,
+        "task_id": attempt.task_id,
+        "attempt": attempt.attempt,
+        "outcome": attempt.outcome,
+        "messages": attempt.messages,
+        "model": attempt.model,
+        "requests": attempt.requests,
+        "tokens_in": attempt.tokens_in,
+        "tokens_out": attempt.tokens_out,
+        "cost_usd": attempt.cost_usd,
+        "seconds": attempt.seconds,
+    }
+
+
+def duplicate_attempt(run_id: str, attempt: Attempt) -> ValidationError:
+    return ValidationError(
+        f"run {run_id!r}: task {attempt.task_id!r} attempt {attempt.attempt} is already"
+        " in the journal"
+    )
 
 
 # -- text search -----------------------------------------------------------------------------
