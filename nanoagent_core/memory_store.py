@@ -359,10 +359,11 @@ class MemoryStore:
         for task_id in [*step.results, *(a.task_id for a in step.attempts)]:
             if task_id not in known and all(task.id != task_id for task in step.tasks):
                 raise rules.missing_task(run_id, task_id)
+        ledger = rules.ledger_params(step.attempts)  # refuses a step repeating an attempt
         journal = self._attempts.setdefault(run_id, {})
         keys = [(a.task_id, a.attempt) for a in step.attempts]
         for attempt, key in zip(step.attempts, keys, strict=True):
-            if key in journal or keys.count(key) > 1:
+            if key in journal:
                 raise rules.duplicate_attempt(run_id, attempt)
         now = self._clock()
         events = self._new_events(run_id, now, step.events)
@@ -379,7 +380,6 @@ class MemoryStore:
         }
         if step.attempts:
             journal.update(zip(keys, step.attempts, strict=True))
-            ledger = rules.ledger_params(step.attempts)
             changes.update(
                 requests=run.requests + ledger["requests"],
                 tokens_in=run.tokens_in + ledger["tokens_in"],

@@ -193,7 +193,14 @@ def ledger_params(attempts: Sequence[Attempt]) -> dict[str, Any]:
     """How a step's journal entries move the run's ledger totals (by difference, as the task
     counters move): requests and tokens add up; ``cost`` is the sum of the known costs (None
     when none is known: the run's stays as it is); ``cost_unknown`` counts the attempts that
-    made requests at an unknown price."""
+    made requests at an unknown price. ValidationError for a step that journals one
+    (task, attempt) twice, before anything is written."""
+    seen: set[tuple[str, int]] = set()
+    for attempt in attempts:
+        key = (attempt.task_id, attempt.attempt)
+        if key in seen:
+            raise duplicate_attempt("this step", attempt)
+        seen.add(key)
     known = [a.cost_usd for a in attempts if a.cost_usd is not None]
     return {
         "requests": sum(a.requests for a in attempts),
@@ -221,10 +228,11 @@ def attempt_params(run_id: str, attempt: Attempt) -> dict[str, Any]:
     }
 
 
-def duplicate_attempt(run_id: str, attempt: Attempt) -> ValidationError:
+def duplicate_attempt(where: str, attempt: Attempt) -> ValidationError:
+    """``where``: a run id, or "this step" for an entry the step itself repeats."""
     return ValidationError(
-        f"run {run_id!r}: task {attempt.task_id!r} attempt {attempt.attempt} is already"
-        " in the journal"
+        f"task {attempt.task_id!r} attempt {attempt.attempt} is already in the journal"
+        f" ({where}); an attempt is journaled once"
     )
 
 
