@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
 from nanoagent_core import rows
@@ -84,13 +84,17 @@ def upsert_tasks(conn: sqlite3.Connection, run_id: str, tasks: Iterable[Task]) -
     conn.executemany(sql.UPSERT_TASK, params)
 
 
-def insert_attempts(conn: sqlite3.Connection, run_id: str, attempts: Iterable[Attempt]) -> None:
-    """Journal rows: each names a task of the run and a (task, attempt) not yet journaled;
-    ValidationError otherwise (the whole step is refused)."""
-    for attempt in attempts:
-        if conn.execute(sql.TASK_EXISTS, (run_id, attempt.task_id)).fetchone() is None:
-            raise rules.missing_task(run_id, attempt.task_id)
-        key = (run_id, attempt.task_id, attempt.attempt)
-        if conn.execute(sql.ATTEMPT_EXISTS, key).fetchone() is not None:
-            raise rules.duplicate_attempt(run_id, attempt)
-        conn.execute(sql.INSERT_ATTEMPT, rules.attempt_params(run_id, attempt))
+def insert_attempts(conn: sqlite3.Connection, run_id: str, attempts: Sequence[Attempt]) -> None:
+    """Journal rows. The constraints refuse an entry naming a task the run does not have or
+    a (task, attempt) already journaled; only then is it looked up which, to say so
+    (ValidationError: the whole step is refused)."""
+    for attempt in attempts:  # one per step, as a rule
+        try:
+            conn.execute(sql.INSERT_ATTEMPT, rules.attempt_params(run_id, attempt))
+        except sqlite3.IntegrityError:
+            if conn.execute(sql.TASK_EXISTS, (run_id, attempt.task_id)).fetchone() is None:
+                raise rules.missing_task(run_id, attempt.task_id) from None
+            key = (run_id, attempt.task_id, attempt.attempt)
+            if conn.execute(sql.ATTEMPT_EXISTS, key).fetchone() is not None:
+                raise rules.duplicate_attempt(run_id, attempt) from None
+            raise

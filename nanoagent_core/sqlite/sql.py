@@ -85,7 +85,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # ordered task list no longer scan all of the run's tasks.
     ("CREATE INDEX tasks_by_seq ON tasks (run_id, seq)",),
     # 3: the conversation journal and the usage ledger: one row per task attempt whose
-    # outcome committed (in the same step), and the run's totals kept by difference.
+    # outcome committed (in the same step), and the run's totals kept by difference. A rowid
+    # table: its rows (the messages) are large, which WITHOUT ROWID handles badly.
     (
         """
         CREATE TABLE attempts (
@@ -102,7 +103,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             seconds    REAL NOT NULL DEFAULT 0,
             PRIMARY KEY (run_id, task_id, attempt),
             FOREIGN KEY (run_id, task_id) REFERENCES tasks (run_id, task_id) ON DELETE CASCADE
-        ) STRICT, WITHOUT ROWID
+        ) STRICT
         """,
         "ALTER TABLE runs ADD COLUMN requests INTEGER NOT NULL DEFAULT 0",
         "ALTER TABLE runs ADD COLUMN tokens_in INTEGER NOT NULL DEFAULT 0",
