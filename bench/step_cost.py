@@ -462,9 +462,10 @@ def run(cfg: Config, workdir: Path) -> SectionResult:
             f"{data['journal_cost_NORMAL'].median:.2f}x ({fmt(journal_us.median)} us/commit"
             f" with a journal entry per task outcome vs {n_loop:.0f} without)",
             data["journal_cost_NORMAL"].median <= 1.2,
-            why="each task outcome also inserts a ~1.5 KB journal row (after a task and a"
-            " duplicate lookup) and adds its usage to the run row's totals, in the same"
-            " transaction; planning and reflection commits carry no entry",
+            why="each task outcome also builds an Attempt, inserts a ~1.5 KB journal row"
+            " (its table page and primary-key index page join the commit's WAL pages) and adds"
+            " its usage to the run row's totals, in the same transaction; planning and"
+            " reflection commits carry no entry. Paired per sample: noisy on a busy machine",
         ),
     ]
     notes = [
