@@ -38,6 +38,7 @@ from nanoagent_core.errors import (
 )
 from nanoagent_core.eventtext import describe_event
 from nanoagent_core.follow import EXIT_CRASHED, event_line, follow_run
+from nanoagent_core.ledger import cost_text, token_count
 from nanoagent_core.logs import configure as configure_logging
 from nanoagent_core.models import (
     MAX_ITERATIONS,
@@ -609,25 +610,6 @@ def _task_json(task: Task) -> dict[str, Any]:
         "result": task.result,
         "error": task.error,
     }
-
-
-def token_count(tokens: int) -> str:
-    """Tokens in at most 6 characters: ``-`` for none, ``950``, ``12.3k``, ``4.5M``."""
-    if tokens <= 0:
-        return "-"
-    if tokens < 10_000:
-        return str(tokens)
-    if tokens < 1_000_000:
-        return f"{tokens / 1000:.1f}k"
-    return f"{tokens / 1_000_000:.1f}M"
-
-
-def cost_text(run: RunState) -> str:
-    """The run's cost for a person: ``$0.0123``, ``$0.0123+`` when some attempts' prices
-    are unknown, ``unknown`` when none is known, ``-`` when nothing was spent."""
-    if run.cost_usd is None:
-        return "unknown" if run.cost_unknown else "-"
-    return f"${run.cost_usd:.4f}" + ("+" if run.cost_unknown else "")
 
 
 def _attempt_json(attempt: Attempt) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import pytest
 from agentkit import cli, list_json, show_json
 from pydantic_ai.messages import ModelMessagesTypeAdapter, ModelRequest, ModelResponse
 
-from nanoagent_core.cli import token_count
+from nanoagent_core.ledger import token_count
 from nanoagent_core.worker import FAULT_KILL_AFTER_COMMIT, FAULT_KILL_IN_BODY
 
 GOAL = "Plan a trip"
