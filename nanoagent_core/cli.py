@@ -38,9 +38,11 @@ from nanoagent_core.errors import (
 )
 from nanoagent_core.eventtext import describe_event
 from nanoagent_core.follow import EXIT_CRASHED, event_line, follow_run
+from nanoagent_core.ledger import cost_text, token_count
 from nanoagent_core.logs import configure as configure_logging
 from nanoagent_core.models import (
     MAX_ITERATIONS,
+    Attempt,
     Event,
     RunState,
     RunStatus,
@@ -542,6 +544,14 @@ def run_summary(run: RunState, status: ShownStatus | None = None) -> dict[str, A
         "worker_host": run.owner.host if run.owner else None,
         "worker_pid": run.owner.pid if run.owner else None,
         "damaged": run.damaged,  #: why the stored row could not be read whole, or None
+        # the ledger: totals over the run's journaled attempts
+        "requests": run.requests,
+        "tokens_in": run.tokens_in,
+        "tokens_out": run.tokens_out,
+        #: the sum of the known costs (USD); None when no attempt's cost is known
+        "cost_usd": run.cost_usd,
+        #: False when some attempt made requests at an unknown price (not in cost_usd)
+        "cost_complete": run.cost_unknown == 0,
     }
 
 
@@ -577,14 +587,18 @@ async def _cmd_list(location: str, args: argparse.Namespace) -> int:
     if not runs:
         print("no runs yet: try 'nanoagent demo' or 'nanoagent run \"a goal\"'")
         return 0
-    print(f"{'STATUS':<12}{'RUN':<14}{'PHASE':<11}{'TASKS':>7}{'ITER':>10}  GOAL")
-    for run, shown in runs:
+    ids = [visible(run.run_id) for run, _ in runs]
+    width = max(13, *(len(run_id) for run_id in ids)) + 1  # ids are never cut
+    print(f"{'STATUS':<12}{'RUN':<{width}}{'PHASE':<11}{'TASKS':>7}{'ITER':>10}{'TOKENS':>9}"
+          "  GOAL")  # fmt: skip
+    for (run, shown), run_id in zip(runs, ids, strict=True):
         status = shown.value + ("*" if run.abort_requested_at else "")
         tasks = f"{run.tasks_done}/{run.tasks_total}"
         iters = f"{run.iteration}/{run.max_iterations}"
+        tokens = token_count(run.tokens_in + run.tokens_out)
         goal = visible(" ".join(run.goal.split()))
-        print(f"{status:<12}{visible(run.run_id)[:13]:<14}{run.phase.value:<11}{tasks:>7}{iters:>10}"
-              f"  {goal[:60]}")  # fmt: skip
+        print(f"{status:<12}{run_id:<{width}}{run.phase.value:<11}{tasks:>7}{iters:>10}"
+              f"{tokens:>9}  {goal[:60]}")  # fmt: skip
     return 0
 
 
@@ -597,6 +611,27 @@ def _task_json(task: Task) -> dict[str, Any]:
         "attempts": task.attempts,
         "result": task.result,
         "error": task.error,
+    }
+
+
+def _attempt_json(attempt: Attempt) -> dict[str, Any]:
+    """A journal entry in ``show --json``: the messages as pydantic-ai serialized them
+    (``ModelMessagesTypeAdapter.validate_json(json.dumps(entry["messages"]))`` reads them
+    back), None for an attempt with no conversation."""
+    try:
+        messages: Any = None if attempt.messages is None else json.loads(attempt.messages)
+    except ValueError:
+        messages = attempt.messages  # not JSON (a hand-edited row): given as stored
+    return {
+        "attempt": attempt.attempt,
+        "outcome": attempt.outcome,
+        "model": attempt.model,
+        "requests": attempt.requests,
+        "tokens_in": attempt.tokens_in,
+        "tokens_out": attempt.tokens_out,
+        "cost_usd": attempt.cost_usd,
+        "seconds": attempt.seconds,
+        "messages": messages,
     }
 
 
@@ -616,6 +651,7 @@ async def _cmd_show(location: str, args: argparse.Namespace) -> int:
         ) from None
     try:
         run, tasks, results = await store.get_run_detail(run_id)
+        journal = await store.get_attempts(run_id)
         run, shown = await verdict(store, run)
         events: list[Event] = []
         while True:
@@ -628,8 +664,11 @@ async def _cmd_show(location: str, args: argparse.Namespace) -> int:
     finally:
         await store.close()
     if args.json:
+        by_task: dict[str, list[dict[str, Any]]] = {}
+        for attempt in journal:
+            by_task.setdefault(attempt.task_id, []).append(_attempt_json(attempt))
         document = run_summary(run, shown) | {
-            "tasks": [_task_json(task) for task in tasks],
+            "tasks": [_task_json(task) | {"journal": by_task.get(task.id, [])} for task in tasks],
             "results": results,
             "events": [_event_json(event) for event in events],
             "result": run.result,
@@ -645,6 +684,9 @@ async def _cmd_show(location: str, args: argparse.Namespace) -> int:
           f"/{run.max_iterations}  tasks {run.tasks_done}/{run.tasks_total}")  # fmt: skip
     print(f"goal: {visible(run.goal)}")
     print(f"agent: {visible(run.agent)} {json.dumps(run.agent_options)}")  # json: escaped
+    if run.requests or run.tokens_in or run.tokens_out:
+        print(f"usage: {run.requests} requests, {run.tokens_in} tokens in,"
+              f" {run.tokens_out} out, cost {cost_text(run)}")  # fmt: skip
     if run.owner:
         waits = ""
         if shown is ShownStatus.RUNNING and run.lease_expires_at and run.heartbeat_at:

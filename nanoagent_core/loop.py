@@ -29,7 +29,7 @@ from typing import Protocol
 from nanoagent_core.agents.base import Agent, ExecutionResult
 from nanoagent_core.clip import clip
 from nanoagent_core.errors import RunAbortedError
-from nanoagent_core.models import EventKind, Phase, RunState, RunStatus, Task, TaskStatus
+from nanoagent_core.models import Attempt, EventKind, Phase, RunState, RunStatus, Task, TaskStatus
 from nanoagent_core.protocols import ContextStore, NewEvent, Step, StepStore, TaskStore
 from nanoagent_core.rules import (
     MAX_CANCELLED,
@@ -67,6 +67,28 @@ def _pending_order(task: Task) -> tuple[int, int]:
 def _preview(text: str, limit: int = 80) -> str:
     text = " ".join(text.split())
     return clip(text, limit)
+
+
+def _journal(task: Task, outcome: ExecutionResult, seconds: float) -> tuple[Attempt, ...]:
+    """The journal entry of an attempt whose outcome is about to commit (Step fields), or none
+    for a body that is not model-backed (no transcript)."""
+    transcript = outcome.transcript
+    if transcript is None:
+        return ()
+    usage = transcript.usage
+    attempt = Attempt(
+        task_id=task.id,
+        attempt=task.attempts,
+        outcome="done" if outcome.success else "failed",
+        messages=transcript.messages_json,
+        model=usage.model,
+        requests=usage.requests,
+        tokens_in=usage.input_tokens,
+        tokens_out=usage.output_tokens,
+        cost_usd=usage.cost_usd,
+        seconds=seconds,
+    )
+    return (attempt,)
 
 
 class Loop:
@@ -170,6 +192,7 @@ class Loop:
         except Exception as exc:
             outcome = ExecutionResult(False, f"{type(exc).__name__}: {exc}")
         seconds = round(time.monotonic() - began, 4)
+        journal = _journal(task, outcome, seconds)
         base = {"task_id": task.id, "attempt": task.attempts, "iteration": iteration}
         if outcome.success:
             done = task.model_copy(
@@ -187,7 +210,9 @@ class Loop:
                 data={**base, "seconds": seconds, "result": _preview(outcome.output)},
             )
             step = self._after_task(iteration, [event])
-            return step.model_copy(update={"results": {task.id: outcome.output}})
+            return step.model_copy(
+                update={"results": {task.id: outcome.output}, "attempts": journal}
+            )
         failures = task.failures + 1
         gave_up = failures >= self._max_failures
         failed = task.model_copy(
@@ -219,7 +244,8 @@ class Loop:
             )
         if gave_up:
             error = f"task {task.id} failed {failures} attempts in a row: {outcome.output}"
-            return self._fail(error, [event], iteration=iteration, task_id=task.id)
+            step = self._fail(error, [event], iteration=iteration, task_id=task.id)
+            return step.model_copy(update={"attempts": journal})
         if wait:
             # The failure is recorded before the wait, the next attempt's start after it.
             await self._commit(
@@ -228,11 +254,12 @@ class Loop:
                     iteration=iteration,
                     current_task_id=None,
                     events=(event,),
+                    attempts=journal,
                 )
             )
             await asyncio.sleep(wait)
             return self._after_task(iteration, [])
-        return self._after_task(iteration, [event])
+        return self._after_task(iteration, [event]).model_copy(update={"attempts": journal})
 
     async def _reflect(self) -> Step:
         iteration = self._run.iteration

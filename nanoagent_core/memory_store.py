@@ -16,6 +16,7 @@ from nanoagent_core.errors import (
     DatabaseError,
 )
 from nanoagent_core.models import (
+    Attempt,
     Event,
     EventKind,
     Owner,
@@ -47,6 +48,8 @@ class MemoryStore:
         self._results: dict[str, dict[str, str]] = {}
         # Index i holds event id i + 1; None where a pruned run's event was (ids never move).
         self._events: list[Event | None] = []
+        # run id -> (task id, attempt) -> journal entry, in commit order
+        self._attempts: dict[str, dict[tuple[str, int], Attempt]] = {}
         self._version = 0
         self._closed = False
 
@@ -134,7 +137,13 @@ class MemoryStore:
         self._tasks[run.run_id] = {}
         self._results[run.run_id] = {}
         stored = run.model_copy(
-            update={"created_at": now, "updated_at": now, "tasks_total": 0, "tasks_done": 0}
+            update={
+                "created_at": now,
+                "updated_at": now,
+                "tasks_total": 0,
+                "tasks_done": 0,
+                **rules.NO_LEDGER,
+            }
         )
         self._runs[run.run_id] = stored
         self._version += 1
@@ -232,6 +241,14 @@ class MemoryStore:
         self._check_open()
         run = await self.get_run(run_id)
         return run, await self.get_all_tasks(run_id), await self.get_all_results(run_id)
+
+    # -- JournalStore ----------------------------------------------------------------------
+
+    async def get_attempts(self, run_id: str) -> list[Attempt]:
+        self._check_open()
+        order = {task.id: task.seq for task in self._tasks.get(run_id, {}).values()}
+        entries = self._attempts.get(run_id, {}).values()
+        return sorted(entries, key=lambda a: (order.get(a.task_id, 0), a.attempt))
 
     # -- EventStore ------------------------------------------------------------------------
 
@@ -350,9 +367,15 @@ class MemoryStore:
         self._check_open()
         run = self._fenced(run_id, epoch)
         known = self._tasks[run_id]
-        for task_id in step.results:
+        for task_id in [*step.results, *(a.task_id for a in step.attempts)]:
             if task_id not in known and all(task.id != task_id for task in step.tasks):
                 raise rules.missing_task(run_id, task_id)
+        ledger = rules.ledger_params(step.attempts)  # refuses a step repeating an attempt
+        journal = self._attempts.setdefault(run_id, {})
+        keys = [(a.task_id, a.attempt) for a in step.attempts]
+        for attempt, key in zip(step.attempts, keys, strict=True):
+            if key in journal:
+                raise rules.duplicate_attempt(run_id, attempt)
         now = self._clock()
         events = self._new_events(run_id, now, step.events)
         for task in step.tasks:
@@ -366,6 +389,16 @@ class MemoryStore:
             "updated_at": now,
             **self._counts(run_id),
         }
+        if step.attempts:
+            journal.update(zip(keys, step.attempts, strict=True))
+            changes.update(
+                requests=run.requests + ledger["requests"],
+                tokens_in=run.tokens_in + ledger["tokens_in"],
+                tokens_out=run.tokens_out + ledger["tokens_out"],
+                cost_unknown=run.cost_unknown + ledger["cost_unknown"],
+            )
+            if ledger["cost"] is not None:
+                changes["cost_usd"] = (run.cost_usd or 0.0) + ledger["cost"]
         if step.status is not None:
             changes.update(status=step.status, result=step.result, error=step.error)
             if step.status.finished:

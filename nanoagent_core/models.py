@@ -16,6 +16,7 @@ __all__ = [
     "MAX_GOAL_CHARS",
     "MAX_ITERATIONS",
     "RUN_ID_PATTERN",
+    "Attempt",
     "Event",
     "EventKind",
     "Owner",
@@ -169,9 +170,40 @@ class RunState(BaseModel):
     result: str | None = None
     tasks_total: int = Field(default=0, ge=0)
     tasks_done: int = Field(default=0, ge=0)
+    #: The run's ledger totals over its journal's attempts (kept in the run row by difference).
+    requests: int = Field(default=0, ge=0)
+    tokens_in: int = Field(default=0, ge=0)
+    tokens_out: int = Field(default=0, ge=0)
+    #: The sum of the attempts' known costs in USD; None when no attempt's cost is known.
+    cost_usd: float | None = None
+    #: Attempts that made model requests at a price nobody knows (their cost is not in
+    #: ``cost_usd``): 0 means ``cost_usd`` is the whole cost.
+    cost_unknown: int = Field(default=0, ge=0)
     #: Why the stored row could not be read whole (None for every row nanoagent wrote); the
     #: fields that could not be read hold defaults. Never stored: set when reading.
     damaged: str | None = None
+
+
+class Attempt(BaseModel):
+    """One journal entry: a task attempt's outcome with its conversation and what it spent.
+
+    Committed in the same step as the attempt's outcome, so an attempt cut short by a crash
+    has no entry (its messages are absent, never half).
+    """
+
+    model_config = _FROZEN
+
+    task_id: str = Field(min_length=1, max_length=64)
+    attempt: int = Field(ge=1)
+    outcome: str  #: "done" or "failed"
+    #: pydantic-ai's own serialization (``ModelMessagesTypeAdapter``) as JSON text, or None
+    messages: str | None = None
+    model: str | None = None
+    requests: int = Field(default=0, ge=0)
+    tokens_in: int = Field(default=0, ge=0)
+    tokens_out: int = Field(default=0, ge=0)
+    cost_usd: float | None = None  #: None: unknown (no price for the model), never a guess
+    seconds: float = Field(default=0.0, ge=0)
 
 
 class Event(BaseModel):

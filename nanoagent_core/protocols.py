@@ -29,13 +29,14 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from nanoagent_core.models import Event, Owner, Phase, RunState, RunStatus, Task
+from nanoagent_core.models import Attempt, Event, Owner, Phase, RunState, RunStatus, Task
 
 __all__ = [
     "ChangeWatch",
     "ContextStore",
     "EventReader",
     "EventStore",
+    "JournalStore",
     "LeaseStore",
     "NewEvent",
     "PruneCount",
@@ -66,6 +67,8 @@ class Step(BaseModel):
     ``tasks`` are upserted whole (new tasks inserted, known ones replaced); ``results`` go to
     the run's context; the position (phase, iteration, current task) is always written;
     ``status`` other than None and RUNNING ends the run and releases the owner.
+    ``attempts`` are journal entries (one per attempt: a new (task, attempt) pair; the run's
+    ledger totals grow by theirs in the same transaction).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -79,6 +82,7 @@ class Step(BaseModel):
     status: RunStatus | None = None
     result: str | None = None
     error: str | None = None
+    attempts: tuple[Attempt, ...] = ()
 
 
 class RunReader(Protocol):
@@ -265,6 +269,12 @@ class PruneStore(Protocol):
         ...
 
 
+class JournalStore(Protocol):
+    async def get_attempts(self, run_id: str) -> list[Attempt]:
+        """The run's journal: attempts by task insertion order, then attempt number."""
+        ...
+
+
 class ChangeWatch(Protocol):
     async def change_token(self) -> int:
         """A cheap value that differs once anyone else has committed a change."""
@@ -287,6 +297,7 @@ class Store(
     LeaseStore,
     StepStore,
     SnapshotStore,
+    JournalStore,
     ChangeWatch,
     PruneStore,
     Protocol,

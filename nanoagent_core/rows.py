@@ -14,12 +14,22 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from nanoagent_core.models import Event, Owner, Phase, RunState, RunStatus, Task, TaskStatus
+from nanoagent_core.models import (
+    Attempt,
+    Event,
+    Owner,
+    Phase,
+    RunState,
+    RunStatus,
+    Task,
+    TaskStatus,
+)
 
 __all__ = [
     "DamagedRowError",
     "Row",
     "TimeReader",
+    "attempt_from_row",
     "decoder",
     "event_from_row",
     "run_from_row",
@@ -58,7 +68,8 @@ def run_from_row(row: Row, when: TimeReader) -> RunState:
         (run_id, goal, max_iterations, agent, agent_options, phase, iteration, current_task_id,
          status, created_at, updated_at, finished_at, owner_host, owner_pid, owner_pid_started,
          epoch, heartbeat_at, lease_expires_at, abort_requested_at, error, result,
-         tasks_total, tasks_done) = row  # fmt: skip
+         tasks_total, tasks_done, requests, tokens_in, tokens_out, cost_usd,
+         cost_unknown) = row  # fmt: skip
     except (TypeError, ValueError) as exc:
         raise DamagedRowError(f"unreadable row: {_clip(exc)}") from None
     problems: list[str] = []
@@ -117,6 +128,11 @@ def run_from_row(row: Row, when: TimeReader) -> RunState:
         result=result if result is None or isinstance(result, str) else str(result),
         tasks_total=number("tasks_total", tasks_total),
         tasks_done=number("tasks_done", tasks_done),
+        requests=number("requests", requests),
+        tokens_in=number("tokens_in", tokens_in),
+        tokens_out=number("tokens_out", tokens_out),
+        cost_usd=read("cost_usd", lambda: _cost(cost_usd), None),
+        cost_unknown=number("cost_unknown", cost_unknown),
         damaged="; ".join(problems) or None,
     )
 
@@ -138,6 +154,14 @@ def _int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"holds {type(value).__name__}, not an integer")
     return value
+
+
+def _cost(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"holds {type(value).__name__}, not a number")
+    return float(value)
 
 
 def _options(raw: Any) -> dict[str, str]:
@@ -166,6 +190,24 @@ def task_from_row(row: Row) -> Task:
         failures=failures,
         error=error,
         seq=seq,
+    )
+
+
+@decoder
+def attempt_from_row(row: Row) -> Attempt:
+    (task_id, attempt, outcome, messages, model, requests, tokens_in, tokens_out, cost_usd,
+     seconds) = row  # fmt: skip
+    return Attempt.model_construct(
+        task_id=_str(task_id),
+        attempt=_int(attempt),
+        outcome=_str(outcome),
+        messages=None if messages is None else _str(messages),
+        model=None if model is None else _str(model),
+        requests=_int(requests),
+        tokens_in=_int(tokens_in),
+        tokens_out=_int(tokens_out),
+        cost_usd=_cost(cost_usd),
+        seconds=float(seconds),
     )
 
 

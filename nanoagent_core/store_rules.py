@@ -22,18 +22,22 @@ from nanoagent_core.errors import (
     RunNotFoundError,
     ValidationError,
 )
-from nanoagent_core.models import EventKind, Owner, RunState, RunStatus
+from nanoagent_core.models import Attempt, EventKind, Owner, RunState, RunStatus
 from nanoagent_core.protocols import NewEvent, Step
 
 __all__ = [
     "FOLD_FUNCTION",
+    "NO_LEDGER",
     "aborted_event",
+    "attempt_params",
     "claim_refusal",
     "claimed_event",
     "created_event",
+    "duplicate_attempt",
     "event_json",
     "fence_refusal",
     "fold",
+    "ledger_params",
     "like_pattern",
     "matches_text",
     "missing_task",
@@ -175,7 +179,65 @@ def step_params(run_id: str, step: Step, epoch: int) -> dict[str, Any]:
         "error": step.error,
         "finished": step.status is not None and step.status.finished,
         "release": step.status is not None and step.status is not RunStatus.RUNNING,
+        **ledger_params(step.attempts),
     }
+
+
+#: A new run's ledger totals.
+NO_LEDGER: dict[str, Any] = {
+    "requests": 0,
+    "tokens_in": 0,
+    "tokens_out": 0,
+    "cost_usd": None,
+    "cost_unknown": 0,
+}
+
+
+def ledger_params(attempts: Sequence[Attempt]) -> dict[str, Any]:
+    """How a step's journal entries move the run's ledger totals (by difference, as the task
+    counters move): requests and tokens add up; ``cost`` is the sum of the known costs (None
+    when none is known: the run's stays as it is); ``cost_unknown`` counts the attempts that
+    made requests at an unknown price. ValidationError for a step that journals one
+    (task, attempt) twice, before anything is written."""
+    seen: set[tuple[str, int]] = set()
+    for attempt in attempts:
+        key = (attempt.task_id, attempt.attempt)
+        if key in seen:
+            raise duplicate_attempt("this step", attempt)
+        seen.add(key)
+    known = [a.cost_usd for a in attempts if a.cost_usd is not None]
+    return {
+        "requests": sum(a.requests for a in attempts),
+        "tokens_in": sum(a.tokens_in for a in attempts),
+        "tokens_out": sum(a.tokens_out for a in attempts),
+        "cost": sum(known) if known else None,
+        "cost_unknown": sum(a.cost_usd is None and a.requests > 0 for a in attempts),
+    }
+
+
+def attempt_params(run_id: str, attempt: Attempt) -> dict[str, Any]:
+    """The columns of a journal row."""
+    return {
+        "run_id": run_id,
+        "task_id": attempt.task_id,
+        "attempt": attempt.attempt,
+        "outcome": attempt.outcome,
+        "messages": attempt.messages,
+        "model": attempt.model,
+        "requests": attempt.requests,
+        "tokens_in": attempt.tokens_in,
+        "tokens_out": attempt.tokens_out,
+        "cost_usd": attempt.cost_usd,
+        "seconds": attempt.seconds,
+    }
+
+
+def duplicate_attempt(where: str, attempt: Attempt) -> ValidationError:
+    """``where``: a run id, or "this step" for an entry the step itself repeats."""
+    return ValidationError(
+        f"task {attempt.task_id!r} attempt {attempt.attempt} is already in the journal"
+        f" ({where}); an attempt is journaled once"
+    )
 
 
 # -- text search -----------------------------------------------------------------------------

@@ -38,12 +38,15 @@ class ModelUsage:
     input_tokens: int = 0
     output_tokens: int = 0
     model: str | None = None  #: the model's name as the last response gave it
+    #: USD, from genai-prices, where every response's model has a known price; else None
+    cost_usd: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Transcript:
     """The conversation of one call of a model-backed part (an executor attempt, a plan, a
-    reflection), as the part hands it back with its outcome; nothing stores it yet.
+    reflection), as the part hands it back with its outcome; the loop journals an executor
+    attempt's (see models.Attempt).
 
     ``messages_json`` is pydantic-ai's own serialization (``ModelMessagesTypeAdapter``), so it
     can be read back into messages without nanoagent knowing their shape. A call cut short by

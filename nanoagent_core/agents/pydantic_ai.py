@@ -163,15 +163,41 @@ def _subject(goal: str) -> str:
 def _usage_of(messages: Sequence[ModelMessage], usage: RunUsage | None) -> ModelUsage:
     responses = [m for m in messages if isinstance(m, ModelResponse)]
     model = next((r.model_name for r in reversed(responses) if r.model_name), None)
+    cost = _cost_of(responses)
     if usage is not None:
-        return ModelUsage(usage.requests, usage.input_tokens, usage.output_tokens, model)
+        return ModelUsage(usage.requests, usage.input_tokens, usage.output_tokens, model, cost)
     # a call that raised: add up what the responses it got say
     return ModelUsage(
         len(responses),
         sum(r.usage.input_tokens for r in responses),
         sum(r.usage.output_tokens for r in responses),
         model,
+        cost,
     )
+
+
+def _cost_of(responses: Sequence[ModelResponse]) -> float | None:
+    """What the responses cost in USD by genai-prices' tables; None (unknown, never a guess)
+    when there are none, genai-prices is missing, or any response's model has no price (the
+    TestModel's 'test' has none)."""
+    if not responses:
+        return None
+    try:
+        from genai_prices import calc_price
+    except ImportError:
+        return None
+    total = 0.0
+    for response in responses:
+        if not response.model_name:
+            return None
+        try:
+            price = calc_price(
+                response.usage, response.model_name, provider_id=response.provider_name
+            )
+        except (LookupError, ValueError):
+            return None
+        total += float(price.total_price)
+    return total
 
 
 def _transcript(messages: Sequence[ModelMessage], usage: RunUsage | None) -> Transcript:

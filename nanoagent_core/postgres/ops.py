@@ -10,12 +10,14 @@ from datetime import UTC, datetime
 from nanoagent_core import rows
 from nanoagent_core import store_rules as rules
 from nanoagent_core.errors import NanoagentError
-from nanoagent_core.models import Event, RunState, Task
+from nanoagent_core.models import Attempt, Event, RunState, Task
 from nanoagent_core.postgres import sql
 from nanoagent_core.postgres.connection import Engine, Stmt, Txn
 
 __all__ = [
     "Refusals",
+    "attempt_from_row",
+    "attempt_statement",
     "aware",
     "event_from_row",
     "run_from_row",
@@ -31,6 +33,7 @@ def aware(value: datetime | None) -> datetime | None:
 
 
 task_from_row = rows.task_from_row
+attempt_from_row = rows.attempt_from_row
 
 
 def run_from_row(row: Row) -> RunState:
@@ -47,6 +50,11 @@ def task_statements(run_id: str, tasks: Iterable[Task]) -> list[Stmt]:
     params, ids, done = rows.task_upserts(run_id, tasks)
     counts: Stmt = (sql.COUNT_TASK_CHANGES, {"run_id": run_id, "ids": ids, "done": done})
     return [counts, (sql.UPSERT_TASK, params)]
+
+
+def attempt_statement(run_id: str, attempts: Iterable[Attempt]) -> Stmt:
+    """The journal rows of a step."""
+    return (sql.INSERT_ATTEMPT, [rules.attempt_params(run_id, a) for a in attempts])
 
 
 class Refusals(Engine):
@@ -69,7 +77,7 @@ class Refusals(Engine):
             raise rules.missing_task(run_id, row[0])
 
     async def _step_refusal(
-        self, t: Txn, run_id: str, epoch: int, unknown: list[str]
+        self, t: Txn, run_id: str, epoch: int, unknown: list[str], attempts: Iterable[Attempt]
     ) -> NanoagentError | None:
         """Why a step the server refused was refused, if it is ours to say: a stale or
         unknown run, or a result naming a task the run does not have (asked after the
@@ -81,4 +89,19 @@ class Refusals(Engine):
             absent = await self._one(t, sql.MISSING_TASK, {"run_id": run_id, "task_ids": unknown})
             if absent is not None:
                 return rules.missing_task(run_id, absent[0])
+        wanted = list(attempts)
+        if wanted:
+            taken = await self._one(
+                t,
+                sql.ATTEMPT_TAKEN,
+                {
+                    "run_id": run_id,
+                    "task_ids": [a.task_id for a in wanted],
+                    "attempts": [a.attempt for a in wanted],
+                },
+            )
+            if taken is not None:
+                return rules.duplicate_attempt(
+                    run_id, next(a for a in wanted if (a.task_id, a.attempt) == tuple(taken))
+                )
         return None

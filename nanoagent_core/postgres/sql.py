@@ -163,6 +163,33 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 2: insertion order within a run by index, so a new task's seq (max + 1) and the
     # ordered task list no longer scan all of the run's tasks (as SQLite's migration 2).
     ("CREATE INDEX tasks_by_seq ON {schema}.tasks (run_id, seq)",),
+    # 3: the conversation journal and the usage ledger: one row per task attempt whose
+    # outcome committed (in the same step), and the run's totals kept by difference.
+    (
+        """
+        CREATE TABLE {schema}.attempts (
+            run_id     text NOT NULL,
+            task_id    text NOT NULL,
+            attempt    integer NOT NULL,
+            outcome    text NOT NULL CHECK (outcome IN ('done', 'failed')),
+            messages   text,
+            model      text,
+            requests   integer NOT NULL DEFAULT 0,
+            tokens_in  bigint NOT NULL DEFAULT 0,
+            tokens_out bigint NOT NULL DEFAULT 0,
+            cost_usd   double precision,
+            seconds    double precision NOT NULL DEFAULT 0,
+            PRIMARY KEY (run_id, task_id, attempt),
+            FOREIGN KEY (run_id, task_id)
+                REFERENCES {schema}.tasks (run_id, task_id) ON DELETE CASCADE
+        )
+        """,
+        "ALTER TABLE {schema}.runs ADD COLUMN requests bigint NOT NULL DEFAULT 0,"
+        " ADD COLUMN tokens_in bigint NOT NULL DEFAULT 0,"
+        " ADD COLUMN tokens_out bigint NOT NULL DEFAULT 0,"
+        " ADD COLUMN cost_usd double precision,"
+        " ADD COLUMN cost_unknown integer NOT NULL DEFAULT 0",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -223,7 +250,7 @@ RUN_COLUMNS = (
     "run_id, goal, max_iterations, agent, agent_options, phase, iteration, current_task_id,"
     " status, created_at, updated_at, finished_at, owner_host, owner_pid, owner_pid_started,"
     " epoch, heartbeat_at, lease_expires_at, abort_requested_at, error, result,"
-    " tasks_total, tasks_done"
+    " tasks_total, tasks_done, requests, tokens_in, tokens_out, cost_usd, cost_unknown"
 )
 
 #: Nothing is returned when the run id is taken. The lease a run is created with is given
@@ -233,7 +260,8 @@ INSERT_RUN = (
     " (%(run_id)s, %(goal)s, %(max_iterations)s, %(agent)s, %(agent_options)s, %(phase)s,"
     " %(iteration)s, %(current_task_id)s, %(status)s, {now}, {now}, %(finished_at)s,"
     " %(owner_host)s, %(owner_pid)s, %(owner_pid_started)s, %(epoch)s, %(heartbeat_at)s,"
-    " {now} + %(lease)s::interval, %(abort_requested_at)s, %(error)s, %(result)s, 0, 0)"
+    " {now} + %(lease)s::interval, %(abort_requested_at)s, %(error)s, %(result)s, 0, 0,"
+    " 0, 0, 0, NULL, 0)"
     f" ON CONFLICT (run_id) DO NOTHING RETURNING {RUN_COLUMNS}"
 )
 
@@ -280,7 +308,12 @@ FINISH_STEP = (
     " owner_host = CASE WHEN %(release)s THEN NULL ELSE owner_host END,"
     " owner_pid = CASE WHEN %(release)s THEN NULL ELSE owner_pid END,"
     " owner_pid_started = CASE WHEN %(release)s THEN NULL ELSE owner_pid_started END,"
-    " lease_expires_at = CASE WHEN %(release)s THEN NULL ELSE lease_expires_at END"
+    " lease_expires_at = CASE WHEN %(release)s THEN NULL ELSE lease_expires_at END,"
+    " requests = requests + %(requests)s, tokens_in = tokens_in + %(tokens_in)s,"
+    " tokens_out = tokens_out + %(tokens_out)s,"
+    " cost_unknown = cost_unknown + %(cost_unknown)s,"
+    " cost_usd = CASE WHEN %(cost)s::float8 IS NULL THEN cost_usd"
+    "   ELSE coalesce(cost_usd, 0) + %(cost)s::float8 END"
     f" WHERE run_id = %(run_id)s AND epoch = %(epoch)s RETURNING {RUN_COLUMNS}"
 )
 
@@ -362,6 +395,27 @@ MISSING_TASK = (
     " WHERE NOT EXISTS (SELECT 1 FROM {schema}.tasks t"
     "   WHERE t.run_id = %(run_id)s AND t.task_id = wanted.task_id)"
     " ORDER BY wanted.ord LIMIT 1"
+)
+
+# -- the journal -----------------------------------------------------------------------------
+
+INSERT_ATTEMPT = (
+    "INSERT INTO {schema}.attempts (run_id, task_id, attempt, outcome, messages, model,"
+    " requests, tokens_in, tokens_out, cost_usd, seconds) VALUES (%(run_id)s, %(task_id)s,"
+    " %(attempt)s, %(outcome)s, %(messages)s, %(model)s, %(requests)s, %(tokens_in)s,"
+    " %(tokens_out)s, %(cost_usd)s, %(seconds)s)"
+)
+#: The first of the (task, attempt) pairs already in the journal.
+ATTEMPT_TAKEN = (
+    "SELECT a.task_id, a.attempt FROM {schema}.attempts a"
+    " JOIN unnest(%(task_ids)s::text[], %(attempts)s::int[]) AS w (task_id, attempt)"
+    " ON a.task_id = w.task_id AND a.attempt = w.attempt WHERE a.run_id = %(run_id)s LIMIT 1"
+)
+SELECT_ATTEMPTS = (
+    "SELECT a.task_id, a.attempt, a.outcome, a.messages, a.model, a.requests, a.tokens_in,"
+    " a.tokens_out, a.cost_usd, a.seconds FROM {schema}.attempts a JOIN {schema}.tasks t"
+    " ON t.run_id = a.run_id AND t.task_id = a.task_id WHERE a.run_id = %(run_id)s"
+    " ORDER BY t.seq, a.attempt"
 )
 
 UPSERT_RESULTS = (

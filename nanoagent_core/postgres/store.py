@@ -37,6 +37,7 @@ from nanoagent_core.errors import (
     DatabaseError,
 )
 from nanoagent_core.models import (
+    Attempt,
     Event,
     EventKind,
     Owner,
@@ -307,6 +308,13 @@ class PostgresStore(Watched, Refusals):
 
         return await self._read(read)
 
+    async def get_attempts(self, run_id: str) -> list[Attempt]:
+        async def read(t: Txn) -> list[Attempt]:
+            rows = await self._all(t, sql.SELECT_ATTEMPTS, {"run_id": run_id})
+            return [ops.attempt_from_row(row) for row in rows]
+
+        return await self._read(read)
+
     async def get_run_detail(self, run_id: str) -> tuple[RunState, list[Task], dict[str, str]]:
         """The run, its tasks and its results, from one snapshot (one round trip)."""
         check_run_id(run_id)
@@ -467,7 +475,8 @@ class PostgresStore(Watched, Refusals):
         naming a task the run does not have, rolls everything back and says so."""
         params = rules.step_params(run_id, step, epoch)
         carried = {task.id for task in step.tasks}
-        unknown = [task_id for task_id in step.results if task_id not in carried]
+        named = [*step.results, *(a.task_id for a in step.attempts)]
+        unknown = [task_id for task_id in dict.fromkeys(named) if task_id not in carried]
         statements: list[Stmt] = [(sql.LOCK_EPOCH, {"run_id": run_id})]
         if step.tasks:
             statements += ops.task_statements(run_id, step.tasks)
@@ -477,6 +486,8 @@ class PostgresStore(Watched, Refusals):
             statements.append(
                 (sql.UPSERT_RESULTS, {"run_id": run_id, "task_ids": result_ids, "texts": texts})
             )
+        if step.attempts:
+            statements.append(ops.attempt_statement(run_id, step.attempts))
         statements.append((sql.FINISH_STEP, params))
         events = encoded(step.events)
 
@@ -490,7 +501,7 @@ class PostgresStore(Watched, Refusals):
                     raise
                 # Refused by the server (a foreign key, bad data): say why in our terms.
                 await abandon(t.conn)
-                refusal = await self._step_refusal(t, run_id, epoch, unknown)
+                refusal = await self._step_refusal(t, run_id, epoch, unknown, step.attempts)
                 if refusal is not None:
                     raise refusal from None
                 raise

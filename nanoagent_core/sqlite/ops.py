@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
 from nanoagent_core import rows
 from nanoagent_core import store_rules as rules
 from nanoagent_core.errors import NanoagentError
-from nanoagent_core.models import Event, RunState, RunStatus, Task
+from nanoagent_core.models import Attempt, Event, RunState, RunStatus, Task
 from nanoagent_core.protocols import NewEvent
 from nanoagent_core.sqlite import sql
 
@@ -29,6 +29,7 @@ def dt(value: float | None) -> datetime | None:
 DamagedRowError = rows.DamagedRowError
 decoder = rows.decoder
 task_from_row = rows.task_from_row
+attempt_from_row = rows.attempt_from_row
 
 
 def run_from_row(row: Row) -> RunState:
@@ -81,3 +82,19 @@ def upsert_tasks(conn: sqlite3.Connection, run_id: str, tasks: Iterable[Task]) -
     params, ids, done = rows.task_upserts(run_id, tasks)
     conn.execute(sql.COUNT_TASK_CHANGES, {"run_id": run_id, "ids": json.dumps(ids), "done": done})
     conn.executemany(sql.UPSERT_TASK, params)
+
+
+def insert_attempts(conn: sqlite3.Connection, run_id: str, attempts: Sequence[Attempt]) -> None:
+    """Journal rows. The constraints refuse an entry naming a task the run does not have or
+    a (task, attempt) already journaled; only then is it looked up which, to say so
+    (ValidationError: the whole step is refused)."""
+    for attempt in attempts:  # one per step, as a rule
+        try:
+            conn.execute(sql.INSERT_ATTEMPT, rules.attempt_params(run_id, attempt))
+        except sqlite3.IntegrityError:
+            if conn.execute(sql.TASK_EXISTS, (run_id, attempt.task_id)).fetchone() is None:
+                raise rules.missing_task(run_id, attempt.task_id) from None
+            key = (run_id, attempt.task_id, attempt.attempt)
+            if conn.execute(sql.ATTEMPT_EXISTS, key).fetchone() is not None:
+                raise rules.duplicate_attempt(run_id, attempt) from None
+            raise

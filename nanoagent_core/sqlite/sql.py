@@ -84,6 +84,33 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 2: insertion order within a run by index, so a new task's seq (max + 1) and the
     # ordered task list no longer scan all of the run's tasks.
     ("CREATE INDEX tasks_by_seq ON tasks (run_id, seq)",),
+    # 3: the conversation journal and the usage ledger: one row per task attempt whose
+    # outcome committed (in the same step), and the run's totals kept by difference. A rowid
+    # table: its rows (the messages) are large, which WITHOUT ROWID handles badly.
+    (
+        """
+        CREATE TABLE attempts (
+            run_id     TEXT NOT NULL,
+            task_id    TEXT NOT NULL,
+            attempt    INTEGER NOT NULL,
+            outcome    TEXT NOT NULL CHECK (outcome IN ('done', 'failed')),
+            messages   TEXT,
+            model      TEXT,
+            requests   INTEGER NOT NULL DEFAULT 0,
+            tokens_in  INTEGER NOT NULL DEFAULT 0,
+            tokens_out INTEGER NOT NULL DEFAULT 0,
+            cost_usd   REAL,
+            seconds    REAL NOT NULL DEFAULT 0,
+            PRIMARY KEY (run_id, task_id, attempt),
+            FOREIGN KEY (run_id, task_id) REFERENCES tasks (run_id, task_id) ON DELETE CASCADE
+        ) STRICT
+        """,
+        "ALTER TABLE runs ADD COLUMN requests INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE runs ADD COLUMN tokens_in INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE runs ADD COLUMN tokens_out INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE runs ADD COLUMN cost_usd REAL",
+        "ALTER TABLE runs ADD COLUMN cost_unknown INTEGER NOT NULL DEFAULT 0",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -105,7 +132,7 @@ RUN_COLUMNS = (
     "run_id, goal, max_iterations, agent, agent_options, phase, iteration, current_task_id,"
     " status, created_at, updated_at, finished_at, owner_host, owner_pid, owner_pid_started,"
     " epoch, heartbeat_at, lease_expires_at, abort_requested_at, error, result,"
-    " tasks_total, tasks_done"
+    " tasks_total, tasks_done, requests, tokens_in, tokens_out, cost_usd, cost_unknown"
 )
 
 INSERT_RUN = (
@@ -113,7 +140,7 @@ INSERT_RUN = (
     "(:run_id, :goal, :max_iterations, :agent, :agent_options, :phase, :iteration,"
     " :current_task_id, :status, :created_at, :updated_at, :finished_at, :owner_host,"
     " :owner_pid, :owner_pid_started, :epoch, :heartbeat_at, :lease_expires_at,"
-    " :abort_requested_at, :error, :result, 0, 0)"
+    " :abort_requested_at, :error, :result, 0, 0, 0, 0, 0, NULL, 0)"
 )
 
 SELECT_RUN = f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?"
@@ -147,7 +174,10 @@ FINISH_STEP = (
     " owner_host = CASE WHEN :release THEN NULL ELSE owner_host END,"
     " owner_pid = CASE WHEN :release THEN NULL ELSE owner_pid END,"
     " owner_pid_started = CASE WHEN :release THEN NULL ELSE owner_pid_started END,"
-    " lease_expires_at = CASE WHEN :release THEN NULL ELSE lease_expires_at END"
+    " lease_expires_at = CASE WHEN :release THEN NULL ELSE lease_expires_at END,"
+    " requests = requests + :requests, tokens_in = tokens_in + :tokens_in,"
+    " tokens_out = tokens_out + :tokens_out, cost_unknown = cost_unknown + :cost_unknown,"
+    " cost_usd = CASE WHEN :cost IS NULL THEN cost_usd ELSE coalesce(cost_usd, 0) + :cost END"
     f" WHERE run_id = :run_id AND epoch = :epoch RETURNING {RUN_COLUMNS}"
 )
 
@@ -230,6 +260,24 @@ SELECT_RESULTS = (
 )
 TASK_EXISTS = "SELECT 1 FROM tasks WHERE run_id = ? AND task_id = ?"
 TOUCH_RUN = "UPDATE runs SET updated_at = ? WHERE run_id = ? AND epoch = ?"
+
+# -- the journal ---------------------------------------------------------------------------
+
+ATTEMPT_COLUMNS = (
+    "task_id, attempt, outcome, messages, model, requests, tokens_in, tokens_out, cost_usd, seconds"
+)
+INSERT_ATTEMPT = (
+    "INSERT INTO attempts (run_id, task_id, attempt, outcome, messages, model, requests,"
+    " tokens_in, tokens_out, cost_usd, seconds) VALUES (:run_id, :task_id, :attempt, :outcome,"
+    " :messages, :model, :requests, :tokens_in, :tokens_out, :cost_usd, :seconds)"
+)
+ATTEMPT_EXISTS = "SELECT 1 FROM attempts WHERE run_id = ? AND task_id = ? AND attempt = ?"
+SELECT_ATTEMPTS = (
+    "SELECT a.task_id, a.attempt, a.outcome, a.messages, a.model, a.requests, a.tokens_in,"
+    " a.tokens_out, a.cost_usd, a.seconds FROM attempts a JOIN tasks t"
+    " ON t.run_id = a.run_id AND t.task_id = a.task_id WHERE a.run_id = ?"
+    " ORDER BY t.seq, a.attempt"
+)
 
 # -- events --------------------------------------------------------------------------------
 

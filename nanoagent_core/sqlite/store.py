@@ -25,6 +25,7 @@ from nanoagent_core.errors import (
     NotANanoagentDatabaseError,
 )
 from nanoagent_core.models import (
+    Attempt,
     Event,
     EventKind,
     Owner,
@@ -471,6 +472,7 @@ class SQLiteStore:
         tasks = step.tasks
         results = [(run_id, task_id, text) for task_id, text in step.results.items()]
         events = ops.event_params(run_id, now, step.events)
+        attempts = step.attempts
 
         def txn(conn: sqlite3.Connection) -> RunState:
             # Fence first (the write lock is held, so the epoch cannot move before COMMIT):
@@ -483,6 +485,8 @@ class SQLiteStore:
             if results:
                 ops.check_tasks_exist(conn, run_id, [task_id for _, task_id, _ in results])
                 conn.executemany(sql.UPSERT_RESULT, results)
+            if attempts:
+                ops.insert_attempts(conn, run_id, attempts)
             if events:
                 conn.executemany(sql.INSERT_EVENT, events)
             row = conn.execute(sql.FINISH_STEP, params).fetchone()
@@ -491,6 +495,15 @@ class SQLiteStore:
             return ops.run_from_row(row)
 
         return await self._write(txn)
+
+    # -- JournalStore ----------------------------------------------------------------------
+
+    async def get_attempts(self, run_id: str) -> list[Attempt]:
+        def read(conn: sqlite3.Connection) -> list[Attempt]:
+            rows = conn.execute(sql.SELECT_ATTEMPTS, (run_id,))
+            return [ops.attempt_from_row(row) for row in rows]
+
+        return await self._read(read)
 
     # -- ChangeWatch -----------------------------------------------------------------------
 

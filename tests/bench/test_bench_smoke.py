@@ -47,7 +47,8 @@ def test_step_cost(tmp_path: Path) -> None:
         assert result.data[f"loop_tasks_{sync}"].n == TINY.repeats
         assert result.data[f"loop_steps_{sync}"].median > result.data[f"loop_tasks_{sync}"].median
     # both goals measured (met or not is the machine's speed, not the smoke test's business)
-    assert [type(g.met) for g in result.goals] == [bool, bool]
+    assert [type(g.met) for g in result.goals] == [bool, bool, bool]
+    assert result.data["journal_cost_NORMAL"].n == TINY.repeats  # with a journal vs without
 
 
 def test_concurrency_has_no_errors(tmp_path: Path) -> None:

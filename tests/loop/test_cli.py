@@ -35,6 +35,7 @@ LIST_FIELDS = [
     "run_id", "goal", "agent", "status", "phase", "iteration", "max_iterations", "tasks_total",
     "tasks_done", "current_task_id", "abort_requested", "created_at", "updated_at",
     "heartbeat_at", "worker_host", "worker_pid", "damaged",
+    "requests", "tokens_in", "tokens_out", "cost_usd", "cost_complete",
 ]  # fmt: skip
 SHOW_FIELDS = [*LIST_FIELDS, "tasks", "results", "events", "result", "error"]
 TASK_FIELDS = {"id", "description", "status", "priority", "attempts", "result"}

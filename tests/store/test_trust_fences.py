@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from storekit import OWNER, new_run, snapshot, task
 
+from nanoagent_core import store_rules as rules
 from nanoagent_core.errors import LeaseLostError
 from nanoagent_core.models import Phase
 from nanoagent_core.protocols import NewEvent, Step, Store
@@ -61,6 +62,7 @@ async def test_the_final_update_is_fenced_by_the_epoch_itself(db_path: Path) -> 
         "error": "from a stale worker",
         "finished": True,
         "release": True,
+        **rules.ledger_params(()),
     }
     conn = sqlite3.connect(db_path, isolation_level=None)
     try:

@@ -30,6 +30,7 @@ def _run_row(**changes: Any) -> tuple[Any, ...]:
         "epoch": 1, "heartbeat_at": None, "lease_expires_at": None,
         "abort_requested_at": None, "error": None, "result": None,
         "tasks_total": 0, "tasks_done": 0,
+        "requests": 0, "tokens_in": 0, "tokens_out": 0, "cost_usd": None, "cost_unknown": 0,
     }  # fmt: skip
     fields.update(changes)
     return tuple(fields.values())
