@@ -11,9 +11,11 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
+from textual.actions import SkipAction
 from textual.app import App
 from textual.binding import Binding
 from textual.notifications import SeverityLevel
+from textual.widgets import Input
 
 from nanoagent_core.agents.registry import agent_names
 from nanoagent_core.errors import NanoagentError
@@ -220,6 +222,12 @@ class DashboardApp(App[int]):
 
     # -- actions ---------------------------------------------------------------------------
 
+    def _not_typing(self) -> None:
+        """The run actions' keys are priority bindings: while a text box has the focus, the
+        key is typed into it instead."""
+        if isinstance(self.focused, Input):
+            raise SkipAction()
+
     def action_open(self) -> None:
         run = self._selected()
         if run is not None and not isinstance(self.screen, DetailScreen):
@@ -236,6 +244,7 @@ class DashboardApp(App[int]):
         self.push_screen(HelpScreen())
 
     def action_resume(self) -> None:
+        self._not_typing()
         run = self._selected()
         if run is None:
             self.say("Select a run first.", severity="warning")
@@ -247,6 +256,7 @@ class DashboardApp(App[int]):
         self._act(f"Resume {run.run_id}", operations.resume(self.location, run.run_id))
 
     def action_abort(self) -> None:
+        self._not_typing()
         run = self._selected()
         if run is None:
             self.say("Select a run first.", severity="warning")
@@ -271,6 +281,8 @@ class DashboardApp(App[int]):
         )
 
     def action_new_run(self) -> None:
+        self._not_typing()
+
         def started(run_id: str | None) -> None:
             if run_id is not None:
                 self.pending_select = run_id

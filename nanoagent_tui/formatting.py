@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 #: A running run whose abort was requested and not yet acted on.
-ABORTING = "aborting"
+ABORTING = ShownStatus.ABORTING
 
 #: word -> (glyph, style). Crashed is reversed so that it stands out in any list.
 _LOOK: dict[str, tuple[str, str]] = {
@@ -71,10 +71,7 @@ STATUS_ORDER: dict[str, int] = {
 
 def status_word(run: RunState, now: datetime) -> str:
     """The shown status, with ``aborting`` for a live run whose abort was requested."""
-    shown = shown_status(run, now)
-    if shown is ShownStatus.RUNNING and run.abort_requested_at is not None:
-        return ABORTING
-    return shown.value
+    return shown_status(run, now).value
 
 
 def status_text(word: str, *, pad: int = 0) -> Text:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.table import Table
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -12,12 +13,16 @@ from textual.widgets import Button, Static
 
 from nanoagent_core.status import ShownStatus
 from nanoagent_tui.formatting import ABORTING, status_text
+from nanoagent_tui.widgets.typeahead import ShownClock
 
 __all__ = ["ConfirmScreen", "HelpScreen"]
 
 
 class ConfirmScreen(ModalScreen[bool]):
-    """Yes or no: y / enter on Yes, n / escape."""
+    """Yes or no: y / enter on Yes, n / escape.
+
+    A key typed before the dialog was drawn is ignored: it was meant for the screen below
+    (the ``a`` and ``y`` of a word typed fast must not confirm an abort)."""
 
     DEFAULT_CSS = """
     ConfirmScreen { align: center middle; }
@@ -41,6 +46,7 @@ class ConfirmScreen(ModalScreen[bool]):
         super().__init__()
         self.question = question
         self.explain = explain
+        self.shown = ShownClock()
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -53,6 +59,12 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()
+        self.shown.start(self)
+
+    def on_key(self, event: events.Key) -> None:
+        if self.shown.typed_before(event):
+            event.stop()
+            event.prevent_default()
 
     def action_answer(self, answer: bool) -> None:
         self.dismiss(answer)

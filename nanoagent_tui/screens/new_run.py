@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -16,6 +16,7 @@ from nanoagent_core.errors import NanoagentError
 from nanoagent_core.models import RunState
 from nanoagent_core.safetext import visible
 from nanoagent_tui.operations import build_run
+from nanoagent_tui.widgets.typeahead import ShownClock
 
 if TYPE_CHECKING:
     from nanoagent_tui.app import DashboardApp
@@ -47,6 +48,7 @@ class NewRunScreen(ModalScreen[str | None]):
     def __init__(self, agents: list[str]) -> None:
         super().__init__()
         self.agents = agents
+        self.shown = ShownClock()
 
     @property
     def dash(self) -> DashboardApp:
@@ -86,6 +88,18 @@ class NewRunScreen(ModalScreen[str | None]):
 
     def on_mount(self) -> None:
         self.query_one("#goal", Input).focus()
+        self.shown.start(self)
+
+    def on_key(self, event: events.Key) -> None:
+        """Keys typed right after ``n``, before the form was drawn, reach the screen rather
+        than a field: printable ones go into the goal, in order; the others are dropped
+        (an early enter must not submit, nor a key reach the runs list below)."""
+        if not self.shown.typed_before(event):
+            return
+        event.stop()
+        event.prevent_default()
+        if event.is_printable and event.character is not None:
+            self.query_one("#goal", Input).insert_text_at_cursor(event.character)
 
     def action_cancel(self) -> None:
         self.dismiss(None)
