@@ -14,7 +14,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 from nanoagent_core.models import RunState
 from nanoagent_core.safetext import visible
 from nanoagent_core.status import ShownStatus
-from nanoagent_tui.formatting import ABORTING, run_row
+from nanoagent_tui.formatting import ABORTING, RunRow, ago, run_row
 from nanoagent_tui.live import Filter, Health, Update
 from nanoagent_tui.screens.base import ACTION_BINDINGS, LiveScreen
 from nanoagent_tui.widgets.keyed_table import KeyedTable
@@ -99,6 +99,8 @@ class RunsScreen(LiveScreen):
         self._dirty = True
         self._width = 0
         self._typing: Timer | None = None
+        self._shown = 0  #: rows the list shows
+        self._aged: tuple[int, int, int] = (0, 0, 0)  #: (second, scroll, height) of the ages
 
     def compose(self) -> ComposeResult:
         yield TopBar()
@@ -124,7 +126,27 @@ class RunsScreen(LiveScreen):
             self._dirty = True  # drawn again when it is on top again
 
     def on_tick(self) -> None:
-        self.refresh_view()
+        """Between polls only time moves: statuses change only with a poll (a run is called
+        crashed once a poll confirmed it), so a tick updates the ages of the rows on screen,
+        once per second of the clock or after a scroll, and only the cells whose text
+        changed. That keeps an idle dashboard near zero CPU however many runs it lists."""
+        if self._dirty:
+            self.refresh_view()
+            return
+        dash = self.dash
+        now = dash.clock()
+        table = self.table
+        aged = (int(now.timestamp()), round(table.scroll_y), table.size.height)
+        if aged != self._aged:
+            self._aged = aged
+            runs = dash.live.runs
+            rows: list[tuple[str, RunRow]] = []
+            for key in table.in_view():
+                run, old = runs.get(key), table.row(key)
+                if run is not None and isinstance(old, RunRow):
+                    rows.append((key, old._replace(activity=ago(now, run.updated_at))))
+            table.update_rows(rows)
+        self.query_one(TopBar).show(self.bar_state(self._view(self._shown)))
 
     def on_screen_resume(self) -> None:
         if self._dirty:
@@ -144,6 +166,8 @@ class RunsScreen(LiveScreen):
             self._width = self.size.width
             table.set_columns(run_columns(self._width))
         visible = live.visible(now, dash.sort)
+        self._shown = len(visible)
+        self._aged = (int(now.timestamp()), round(table.scroll_y), table.size.height)
         table.sync([(run.run_id, run_row(run, now, word)) for run, word in visible])
         if dash.pending_select and table.move_to(dash.pending_select):
             dash.pending_select = None

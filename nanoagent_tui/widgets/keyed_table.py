@@ -107,7 +107,33 @@ class KeyedTable(DataTable[Text]):
         self.move_cursor(row=self._order.index(key))
         return True
 
+    def in_view(self, margin: int = 2) -> list[str]:
+        """Keys of the rows on screen (and ``margin`` more either side), top to bottom."""
+        top = max(0, round(self.scroll_y) - margin)
+        height = max(1, self.size.height - self.header_height)
+        return self._order[top : top + height + 2 * margin]
+
+    def update_rows(self, rows: Sequence[tuple[str, NamedTuple]]) -> None:
+        """Update the cells that changed in these rows (rows the table does not hold are
+        left out; nothing is added, removed or moved)."""
+        first = self._spec[0].key if self._spec else ""
+        with self._app().batch_update():
+            for key, row in rows:
+                old = self._rows.get(key)
+                if old is not None and old != row:
+                    self._update(key, old, row, first)
+                    self._rows[key] = row
+
     # -- internals -------------------------------------------------------------------------
+
+    def _update(self, key: str, old: NamedTuple, row: NamedTuple, first: str) -> None:
+        for column in self._spec:
+            value = getattr(row, column.key)
+            if value != getattr(old, column.key):
+                cell = column.render(value, column.width)
+                self.update_cell(
+                    key, column.key, _keyed(cell, key) if column.key == first else cell
+                )
 
     def _app(self) -> App[object]:
         return cast("App[object]", self.app)
@@ -139,13 +165,7 @@ class KeyedTable(DataTable[Text]):
                 self.add_row(*self._cells(key, row), key=key)
                 self._order.append(key)
             elif old != row:
-                for column in self._spec:
-                    value = getattr(row, column.key)
-                    if value != getattr(old, column.key):
-                        cell = column.render(value, column.width)
-                        self.update_cell(
-                            key, column.key, _keyed(cell, key) if column.key == first else cell
-                        )
+                self._update(key, old, row, first)
             self._rows[key] = row
         order = [key for key, _ in rows]
         if order != self._order:
