@@ -48,6 +48,7 @@ ACTION_BINDINGS: list[BindingType] = [
         tooltip="Abort the selected run (asks first)",
     ),
     Binding("n", "app.new_run", "New run", id="new_run", tooltip="Start a new run", priority=True),
+    Binding("c", "app.copy_id", "Copy id", id="copy_id", tooltip="Copy the run's id"),
     Binding("question_mark", "app.help", "Help", id="help", tooltip="Keys and statuses"),
     Binding("q", "app.quit", "Quit", id="quit", tooltip="Quit (workers keep running)"),
 ]

@@ -9,6 +9,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from nanoagent_core.paths import display_location
+from nanoagent_core.status import ShownStatus
 from nanoagent_tui.formatting import status_text
 from nanoagent_tui.live import Health
 
@@ -66,25 +67,26 @@ class TopBar(Static):
         right = Text(f"{state.view}   " if state.view else "", style="bright_black")
         right.append_text(live_text(state))
         grid.add_row(title, right)
-        grid.add_row(counts_text(state, compact=0 < width < 120), "")
+        grid.add_row(counts_text(state), "")
         self.update(grid)
 
 
-def counts_text(state: BarState, *, compact: bool) -> Text:
-    """``2 ● running  1 ✖ crashed ...``; compact: ``●2 ✖ crashed 1 ...`` (crashed keeps its
-    word so that it stands out at any width)."""
+def counts_text(state: BarState, *, compact: bool = False) -> Text:
+    """``✖ 1 crashed · ● 3 running · ✔ 40 completed``: every count labelled at every width
+    (``compact`` is kept for callers; the line is cut with an ellipsis where it must be).
+    Crashed keeps its reversed colours so that it stands out."""
     counts = Text(no_wrap=True, overflow="ellipsis")
     for word, number in state.counts:
         if counts:
-            counts.append("  " if not compact else " ")
+            counts.append(" · ", style="bright_black")
         label = status_text(word)
-        if compact and word != "crashed":
-            glyph = label.plain.split(" ", 1)[0]
-            counts.append(f"{glyph}{number}", style=label.style)
+        glyph = label.plain.split()[0]
+        if word == ShownStatus.CRASHED:
+            counts.append(f" {glyph} {number} {word} ", style=label.style)
             continue
-        counts.append(str(number), style="bold")
-        counts.append(" ")
-        counts.append_text(label)
+        counts.append(glyph, style=label.style)
+        counts.append(f" {number} ", style="bold")
+        counts.append(word, style=label.style)
     if not state.counts and state.health is Health.LIVE:
         counts.append("no runs", style="bright_black")
     return counts
