@@ -46,7 +46,9 @@ class DetailScreen(LiveScreen):
     DetailScreen #tasks { width: 2fr; }
     DetailScreen #result-box { width: 1fr; border-left: solid $panel-lighten-2; padding: 0 1; }
     DetailScreen #bottom { height: 1fr; min-height: 4; }
-    DetailScreen #events { width: 2fr; border-top: solid $panel-lighten-2; overflow-x: hidden;
+    DetailScreen #events-box { width: 2fr; }
+    DetailScreen #events { border-top: solid $panel-lighten-2; overflow-x: hidden;
+                           scrollbar-gutter: stable;
                            border-title-color: $text-muted; border-subtitle-color: $warning; }
     DetailScreen #middle { border-top: solid $panel-lighten-2; border-title-color: $text-muted; }
     DetailScreen #search { display: none; height: 1; border: none; padding: 0 1; }
@@ -85,6 +87,7 @@ class DetailScreen(LiveScreen):
         self._unseen = 0  #: lines added while the reader was scrolled up
         self._crash_seen: tuple[object, ...] | None = None  #: the crash already in the log
         self._needle = ""  #: what the log is searched for
+        self._wrapped_at = 0  #: the log width its lines were wrapped for
 
     def compose(self) -> ComposeResult:
         yield TopBar()
@@ -100,7 +103,9 @@ class DetailScreen(LiveScreen):
             with Horizontal(id="bottom"):
                 with Vertical(id="events-box"):
                     yield Input(placeholder="search the events (escape: all)", id="search")
-                    yield RichLog(id="events", max_lines=2000, wrap=True, auto_scroll=False)
+                    yield RichLog(
+                        id="events", max_lines=2000, wrap=True, min_width=16, auto_scroll=False
+                    )
                 with Vertical(id="durations"):
                     yield Static(id="durations-label")
                     yield Static(id="spark")
@@ -188,6 +193,7 @@ class DetailScreen(LiveScreen):
 
     def on_tick(self) -> None:
         self._draw()
+        self._rewrap()
         if self._unseen:
             self._hint()
 
@@ -196,6 +202,7 @@ class DetailScreen(LiveScreen):
         self._shown = ()
         self._draw()
         self.call_after_refresh(self._draw_durations)
+        self.call_after_refresh(self._rewrap)
 
     # -- drawing ---------------------------------------------------------------------------
 
@@ -295,8 +302,11 @@ class DetailScreen(LiveScreen):
         if not shown:
             return
         following = log.is_vertical_scroll_end or log.max_scroll_y == 0
+        width = self._log_width()
         for line in shown:
-            log.write(line, scroll_end=following)
+            log.write(line, width=width, scroll_end=following)
+        self._wrapped_at = width
+        self.call_after_refresh(self._rewrap)
         if not following:
             self._unseen += len(shown)
         self._hint()
@@ -320,6 +330,7 @@ class DetailScreen(LiveScreen):
         log.clear()
         self._unseen = 0
         matching = [line for line in self._lines if self._matches(line)]
+        self._wrapped_at = self._log_width()
         for line in matching:
             if needle:
                 line = line.copy()
@@ -327,6 +338,15 @@ class DetailScreen(LiveScreen):
             log.write(line, scroll_end=True)
         log.border_title = f"events matching {needle!r}: {len(matching)}" if needle else "events"
         self._hint()
+
+    def _log_width(self) -> int:
+        return max(16, self.query_one("#events", RichLog).scrollable_content_region.width)
+
+    def _rewrap(self) -> None:
+        """Wrap the log's lines again for its width (lines are wrapped as they are written:
+        a log written before its layout, or resized, would cut them)."""
+        if self._lines and self._log_width() != self._wrapped_at:
+            self._search(self._needle)
 
     def _log_crash(self, run: RunState, word: str, now: datetime) -> None:
         """A crash the dashboard detects goes into the log once, as a line."""

@@ -55,6 +55,12 @@ class TopBar(Static):
         super().__init__(id=id)
         self._state: tuple[BarState, int] | None = None
 
+    def on_resize(self) -> None:
+        """Follow a resize at once (the screen may have drawn the bar before it was laid out
+        at the new width)."""
+        if self._state is not None:
+            self.show(self._state[0])
+
     def show(self, state: BarState) -> None:
         width = self.size.width
         if (state, width) == self._state:
@@ -67,22 +73,27 @@ class TopBar(Static):
         right = Text(f"{state.view}   " if state.view else "", style="bright_black")
         right.append_text(live_text(state))
         grid.add_row(title, right)
-        grid.add_row(counts_text(state), "")
+        grid.add_row(counts_text(state, compact=0 < width < 120), "")
         self.update(grid)
 
 
 def counts_text(state: BarState, *, compact: bool = False) -> Text:
-    """``✖ 1 crashed · ● 3 running · ✔ 40 completed``: every count labelled at every width
-    (``compact`` is kept for callers; the line is cut with an ellipsis where it must be).
-    Crashed keeps its reversed colours so that it stands out."""
+    """``✖ 1 crashed · ● 3 running · ✔ 40 completed``: every count labelled at every width;
+    ``compact`` (below 120 columns): ``1 crashed 3 running 40 completed``, in the statuses'
+    colours, so that all seven fit 80 columns. Crashed keeps its reversed colours."""
     counts = Text(no_wrap=True, overflow="ellipsis")
     for word, number in state.counts:
         if counts:
-            counts.append(" · ", style="bright_black")
+            counts.append(" " if compact else " · ", style="bright_black")
         label = status_text(word)
         glyph = label.plain.split()[0]
         if word == ShownStatus.CRASHED:
-            counts.append(f" {glyph} {number} {word} ", style=label.style)
+            shown = f"{number} {word}" if compact else f" {glyph} {number} {word} "
+            counts.append(shown, style=label.style)
+            continue
+        if compact:
+            counts.append(f"{number} ", style="bold")
+            counts.append(word, style=label.style)
             continue
         counts.append(glyph, style=label.style)
         counts.append(f" {number} ", style="bold")
