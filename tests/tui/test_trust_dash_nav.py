@@ -154,7 +154,10 @@ async def test_detail_shows_the_whole_id_readable_events_and_searches(here: Path
         assert log.border_title == "events"
         await pilot.press("slash", *"started")
         await wait_for(pilot, lambda: "matching" in str(log.border_title))
-        assert all("started" in strip.text for strip in log.lines if strip.text.strip())
+        starts = [line for line in lines if "started" in line]
+        assert log.border_title == f"events matching 'started': {len(starts)}"
+        shown = " ".join(strip.text.strip() for strip in log.lines)
+        assert " done (" not in shown  # only the matching events are shown
         await pilot.press("escape")
         assert log.border_title == "events"
 
