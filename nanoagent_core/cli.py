@@ -587,17 +587,17 @@ async def _cmd_list(location: str, args: argparse.Namespace) -> int:
     if not runs:
         print("no runs yet: try 'nanoagent demo' or 'nanoagent run \"a goal\"'")
         return 0
+    # Ids are never cut (one pasted into ``show`` must work): the column fits the longest.
     ids = [visible(run.run_id) for run, _ in runs]
-    width = max(13, *(len(run_id) for run_id in ids)) + 1  # ids are never cut
+    width = max(3, *(len(run_id) for run_id in ids)) + 1
     print(f"{'STATUS':<12}{'RUN':<{width}}{'PHASE':<11}{'TASKS':>7}{'ITER':>10}{'TOKENS':>9}"
           "  GOAL")  # fmt: skip
     for (run, shown), run_id in zip(runs, ids, strict=True):
-        status = shown.value + ("*" if run.abort_requested_at else "")
         tasks = f"{run.tasks_done}/{run.tasks_total}"
         iters = f"{run.iteration}/{run.max_iterations}"
         tokens = token_count(run.tokens_in + run.tokens_out)
         goal = visible(" ".join(run.goal.split()))
-        print(f"{status:<12}{run_id:<{width}}{run.phase.value:<11}{tasks:>7}{iters:>10}"
+        print(f"{shown.value:<12}{run_id:<{width}}{run.phase.value:<11}{tasks:>7}{iters:>10}"
               f"{tokens:>9}  {goal[:60]}")  # fmt: skip
     return 0
 
@@ -689,7 +689,11 @@ async def _cmd_show(location: str, args: argparse.Namespace) -> int:
               f" {run.tokens_out} out, cost {cost_text(run)}")  # fmt: skip
     if run.owner:
         waits = ""
-        if shown is ShownStatus.RUNNING and run.lease_expires_at and run.heartbeat_at:
+        if (
+            shown in (ShownStatus.RUNNING, ShownStatus.ABORTING)
+            and run.lease_expires_at
+            and run.heartbeat_at
+        ):
             quiet = (utc_now() - run.heartbeat_at).total_seconds()
             if run.lease_expires_at <= utc_now():  # alive, but its heartbeat cannot commit
                 waits = f" (waiting: no heartbeat committed for {quiet:.0f} s; database busy?)"

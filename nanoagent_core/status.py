@@ -1,5 +1,6 @@
 """The status a person is shown: the stored one, except that a ``running`` run nobody live
-holds is ``crashed``, and a run whose row cannot be read is ``damaged``.
+holds is ``crashed``, a live one whose abort was requested is ``aborting``, and a run whose
+row cannot be read is ``damaged``.
 
 One predicate, :func:`held_by_live_worker`, decides whether a live worker holds a run, for
 every reader (``list``, ``show``, the dashboard) and every writer (``resume``, ``abort``).
@@ -40,6 +41,7 @@ __all__ = [
 
 class ShownStatus(StrEnum):
     RUNNING = "running"  #: a live worker holds the run
+    ABORTING = "aborting"  #: a live worker holds the run, and its abort was requested
     CRASHED = "crashed"  #: stored running, but its worker is gone or its lease expired
     INTERRUPTED = "interrupted"
     COMPLETED = "completed"
@@ -101,6 +103,8 @@ def shown_status(run: RunState, now: datetime | None = None) -> ShownStatus:
         return ShownStatus.DAMAGED
     if owner_gone(run, now):
         return ShownStatus.CRASHED
+    if run.status is RunStatus.RUNNING and run.abort_requested_at is not None:
+        return ShownStatus.ABORTING
     return ShownStatus(run.status.value)
 
 

@@ -11,9 +11,11 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
+from textual.actions import SkipAction
 from textual.app import App
 from textual.binding import Binding
 from textual.notifications import SeverityLevel
+from textual.widgets import Input
 
 from nanoagent_core.agents.registry import agent_names
 from nanoagent_core.errors import NanoagentError
@@ -47,6 +49,7 @@ class DashboardApp(App[int]):
     ]
     CSS = """
     Screen { background: $background; }
+    ModalScreen { background: $background 60%; }
     """
 
     def __init__(
@@ -164,7 +167,7 @@ class DashboardApp(App[int]):
         self.sort = mode
         for screen in self.screen_stack:
             if isinstance(screen, RunsScreen):
-                screen.tick()  # redrawn once mounted
+                screen.use_sort(mode)  # redrawn once mounted
 
     def filter_status(self, status: str | None) -> None:
         self.live.set_filter(Filter(self.live.filter.text, status))
@@ -220,6 +223,36 @@ class DashboardApp(App[int]):
 
     # -- actions ---------------------------------------------------------------------------
 
+    def _not_typing(self) -> None:
+        """The run actions' keys are priority bindings: while a text box has the focus, the
+        key is typed into it instead."""
+        if isinstance(self.focused, Input):
+            raise SkipAction()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The footer dims resume, abort and copy when they cannot apply to the selected run
+        (the screens call ``refresh_bindings`` when the selection or its status changes);
+        the command palette still runs them, and they say why not."""
+        if action not in ("resume", "abort", "copy_id"):
+            return True
+        run = self._selected()
+        if run is None:
+            return None
+        if action == "resume":
+            return None if operations.why_not_resumable(run, self.clock()) else True
+        if action == "abort":
+            return None if operations.why_not_abortable(run, self.clock()) else True
+        return True
+
+    def action_copy_id(self) -> None:
+        """Copy the selected run's id to the clipboard (the terminal's, through OSC 52)."""
+        run = self._selected()
+        if run is None:
+            self.say("Select a run first.", severity="warning")
+            return
+        self.copy_to_clipboard(run.run_id)
+        self.say(f"Copied {run.run_id}", title="Run id")
+
     def action_open(self) -> None:
         run = self._selected()
         if run is not None and not isinstance(self.screen, DetailScreen):
@@ -236,6 +269,7 @@ class DashboardApp(App[int]):
         self.push_screen(HelpScreen())
 
     def action_resume(self) -> None:
+        self._not_typing()
         run = self._selected()
         if run is None:
             self.say("Select a run first.", severity="warning")
@@ -247,6 +281,7 @@ class DashboardApp(App[int]):
         self._act(f"Resume {run.run_id}", operations.resume(self.location, run.run_id))
 
     def action_abort(self) -> None:
+        self._not_typing()
         run = self._selected()
         if run is None:
             self.say("Select a run first.", severity="warning")
@@ -266,11 +301,14 @@ class DashboardApp(App[int]):
                 f"Abort run {visible(run_id)}?",
                 "A live worker stops at its next heartbeat and records where it stopped; "
                 "a run with no live worker is aborted at once. It can be resumed later.",
+                goal=run.goal,
             ),
             answered,
         )
 
     def action_new_run(self) -> None:
+        self._not_typing()
+
         def started(run_id: str | None) -> None:
             if run_id is not None:
                 self.pending_select = run_id

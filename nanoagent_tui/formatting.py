@@ -9,6 +9,7 @@ goal shows as written.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from functools import lru_cache
 from typing import NamedTuple
@@ -32,6 +33,7 @@ __all__ = [
     "one_line",
     "progress_text",
     "run_row",
+    "run_sort_key",
     "short_id",
     "span",
     "status_text",
@@ -42,7 +44,7 @@ __all__ = [
 ]
 
 #: A running run whose abort was requested and not yet acted on.
-ABORTING = "aborting"
+ABORTING = ShownStatus.ABORTING
 
 #: word -> (glyph, style). Crashed is reversed so that it stands out in any list.
 _LOOK: dict[str, tuple[str, str]] = {
@@ -71,17 +73,14 @@ STATUS_ORDER: dict[str, int] = {
 
 def status_word(run: RunState, now: datetime) -> str:
     """The shown status, with ``aborting`` for a live run whose abort was requested."""
-    shown = shown_status(run, now)
-    if shown is ShownStatus.RUNNING and run.abort_requested_at is not None:
-        return ABORTING
-    return shown.value
+    return shown_status(run, now).value
 
 
 def status_text(word: str, *, pad: int = 0) -> Text:
     glyph, style = _LOOK.get(word, ("?", ""))
     label = f"{glyph} {word}"
     if word == ShownStatus.CRASHED:
-        label = f" {label} "
+        label = f"{label} "  # reversed: a trailing cell, the glyph in line with the others
     return Text(label.ljust(pad), style=style, no_wrap=True, end="")
 
 
@@ -143,6 +142,35 @@ def in_flight(run: RunState) -> str | None:
     if run.phase is Phase.EXECUTING and run.status is RunStatus.RUNNING:
         return run.current_task_id
     return None
+
+
+SortKey = tuple[float | int | str, ...]
+
+
+def run_sort_key(column: str) -> Callable[[tuple[RunState, str]], SortKey]:
+    """How the runs list orders by ``column`` (a runs-table column key, or ``created``),
+    ascending; ties: newest activity first, then by id."""
+
+    def tie(run: RunState) -> SortKey:
+        return (-run.updated_at.timestamp(), run.run_id)
+
+    keys: dict[str, Callable[[RunState, str], SortKey]] = {
+        "status": lambda run, word: (STATUS_ORDER.get(word, 9),),
+        "run_id": lambda run, word: (run.run_id,),
+        "goal": lambda run, word: (run.goal.casefold(),),
+        "agent": lambda run, word: (run.agent,),
+        "phase": lambda run, word: (run.phase.value,),
+        "progress": lambda run, word: (
+            run.tasks_done / run.tasks_total if run.tasks_total else 0.0,
+            run.tasks_total,
+        ),
+        "iteration": lambda run, word: (run.iteration, run.max_iterations),
+        "activity": lambda run, word: (run.updated_at.timestamp(),),
+        "worker": lambda run, word: (worker_text(run),),
+        "created": lambda run, word: (run.created_at.timestamp(),),
+    }
+    own = keys.get(column, keys["activity"])
+    return lambda item: (*own(item[0], item[1]), *tie(item[0]))
 
 
 class RunRow(NamedTuple):
@@ -215,7 +243,7 @@ def task_row(task: Task, flying: str | None) -> TaskRow:
 
 def task_status_text(word: str) -> Text:
     if word == "in flight":
-        return Text("▶ in flight", style="bold cyan", no_wrap=True, end="")
+        return Text("▶ running", style="bold cyan", no_wrap=True, end="")
     if word == "retrying":
         return Text("↻ retrying", style="yellow", no_wrap=True, end="")
     glyph, style = _TASK_LOOK.get(TaskStatus(word), ("?", ""))

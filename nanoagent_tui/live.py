@@ -391,8 +391,12 @@ class LiveData:
             and _identity(run) not in self._gone
             and status_word(run, now) == ShownStatus.CRASHED
         ]
-        kept = {_identity(run) for run in self.runs.values()}
-        self._gone &= kept
+        # Forget the confirmations of rows no longer kept (O(confirmed), not O(runs): this
+        # runs at every idle poll).
+        runs = self.runs
+        self._gone = {
+            gone for gone in self._gone if gone[0] in runs and _identity(runs[gone[0]]) == gone
+        }
         if not suspects:
             return ()
         fresh = await store.get_runs([run.run_id for run in suspects])

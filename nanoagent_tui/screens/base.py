@@ -24,13 +24,18 @@ if TYPE_CHECKING:
 
 __all__ = ["ACTION_BINDINGS", "LiveScreen"]
 
-#: The run actions, the same on both screens (and in the command palette).
+#: The run actions, the same on both screens (and in the command palette). ``r``, ``a`` and
+#: ``n`` are priority bindings: the app acts on them as the key arrives, before it hands the
+#: next key on, so a key typed right after them reaches the dialog they open (which knows
+#: it was typed before it was shown) rather than the list below it. While a text box has the
+#: focus they are skipped (the key is typed into the box).
 ACTION_BINDINGS: list[BindingType] = [
     Binding(
         "r",
         "app.resume",
         "Resume",
         id="resume",
+        priority=True,
         tooltip="Resume the selected run in a new background worker "
         "(crashed, interrupted, failed or aborted runs)",
     ),
@@ -39,9 +44,11 @@ ACTION_BINDINGS: list[BindingType] = [
         "app.abort",
         "Abort",
         id="abort",
+        priority=True,
         tooltip="Abort the selected run (asks first)",
     ),
-    Binding("n", "app.new_run", "New run", id="new_run", tooltip="Start a new run"),
+    Binding("n", "app.new_run", "New run", id="new_run", tooltip="Start a new run", priority=True),
+    Binding("c", "app.copy_id", "Copy id", id="copy_id", tooltip="Copy the run's id"),
     Binding("question_mark", "app.help", "Help", id="help", tooltip="Keys and statuses"),
     Binding("q", "app.quit", "Quit", id="quit", tooltip="Quit (workers keep running)"),
 ]

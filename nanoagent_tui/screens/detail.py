@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import DataTable, Footer, RichLog, Sparkline, Static
+from textual.widgets import DataTable, Footer, Input, RichLog, Static
 
 from nanoagent_core.models import Event, EventKind, RunState
 from nanoagent_core.safetext import visible
+from nanoagent_core.status import ShownStatus
 from nanoagent_tui.formatting import in_flight, task_row
 from nanoagent_tui.live import Detail, Update
 from nanoagent_tui.screens.base import ACTION_BINDINGS, LiveScreen
 from nanoagent_tui.screens.detail_parts import (
+    crash_line,
+    duration_bars,
     durations_text,
     event_line,
     failure_text,
@@ -41,12 +46,19 @@ class DetailScreen(LiveScreen):
     DetailScreen #tasks { width: 2fr; }
     DetailScreen #result-box { width: 1fr; border-left: solid $panel-lighten-2; padding: 0 1; }
     DetailScreen #bottom { height: 1fr; min-height: 4; }
-    DetailScreen #events { width: 2fr; border-top: solid $panel-lighten-2; overflow-x: hidden; }
+    DetailScreen #events-box { width: 2fr; }
+    DetailScreen #events { border-top: solid $panel-lighten-2; overflow-x: hidden;
+                           scrollbar-gutter: stable;
+                           border-title-color: $text-muted; border-subtitle-color: $warning; }
+    DetailScreen #middle { border-top: solid $panel-lighten-2; border-title-color: $text-muted; }
+    DetailScreen #search { display: none; height: 1; border: none; padding: 0 1; }
+    DetailScreen #search.shown { display: block; }
     DetailScreen.short #phases, DetailScreen.short #failure, DetailScreen.short #middle {
         margin-top: 0;
     }
     DetailScreen.short #failure { max-height: 3; }
-    DetailScreen #durations { width: 1fr; border-top: solid $panel-lighten-2; padding: 0 1; }
+    DetailScreen #durations { width: 1fr; border-top: solid $panel-lighten-2; padding: 0 1;
+                              border-title-color: $text-muted; }
     DetailScreen #spark { height: 1fr; min-height: 1; max-height: 5; }
     DetailScreen #loading { height: 1fr; padding: 2 4; color: $text-muted; }
     DetailScreen.loaded #loading { display: none; }
@@ -57,6 +69,9 @@ class DetailScreen(LiveScreen):
     BINDINGS = [
         Binding("escape", "back", "Back", id="back", tooltip="Back to the runs"),
         *ACTION_BINDINGS,
+        Binding("slash", "search", "Search", id="search", tooltip="Search the events"),
+        Binding("left_square_bracket", "step_run(-1)", "Prev run", id="prev_run"),
+        Binding("right_square_bracket", "step_run(1)", "Next run", id="next_run"),
     ]
 
     def __init__(self, run_id: str) -> None:
@@ -68,6 +83,11 @@ class DetailScreen(LiveScreen):
         self._shown: tuple[object, ...] = ()
         self._result_key: tuple[object, ...] | None = None
         self._placed_cursor = False
+        self._lines: list[Text] = []  #: every line of the log (events, crashes)
+        self._unseen = 0  #: lines added while the reader was scrolled up
+        self._crash_seen: tuple[object, ...] | None = None  #: the crash already in the log
+        self._needle = ""  #: what the log is searched for
+        self._wrapped_at = 0  #: the log width its lines were wrapped for
 
     def compose(self) -> ComposeResult:
         yield TopBar()
@@ -81,13 +101,21 @@ class DetailScreen(LiveScreen):
                 with VerticalScroll(id="result-box"):
                     yield Static(id="result")
             with Horizontal(id="bottom"):
-                yield RichLog(id="events", max_lines=2000, wrap=False, auto_scroll=True)
+                with Vertical(id="events-box"):
+                    yield Input(placeholder="search the events (escape: all)", id="search")
+                    yield RichLog(
+                        id="events", max_lines=2000, wrap=True, min_width=16, auto_scroll=False
+                    )
                 with Vertical(id="durations"):
                     yield Static(id="durations-label")
-                    yield Sparkline([], id="spark")
+                    yield Static(id="spark")
         yield Footer()
 
     def on_mount(self) -> None:
+        self.query_one("#middle").border_title = "tasks"
+        self.query_one("#events", RichLog).border_title = "events"
+        self.query_one("#durations").border_title = "task durations"
+        self.query_one("#search", Input).cursor_blink = self.dash.animated
         if self.dash.live.watched == self.run_id:
             # Another detail screen of this run is closing: load the history again for
             # this one, whose log is empty.
@@ -100,7 +128,47 @@ class DetailScreen(LiveScreen):
         self.dash.watch_top_detail()
 
     def action_back(self) -> None:
+        search = self.query_one("#search", Input)
+        if search.has_class("shown") or self._needle:
+            search.value = ""
+            search.remove_class("shown")
+            self._search("")
+            self.query_one("#tasks").focus()
+            return
         self.dismiss()
+
+    def action_search(self) -> None:
+        search = self.query_one("#search", Input)
+        search.add_class("shown")
+        search.focus()
+
+    @on(Input.Changed, "#search")
+    def _search_changed(self, event: Input.Changed) -> None:
+        self._search(event.value.strip())
+
+    @on(Input.Submitted, "#search")
+    def _search_submitted(self, event: Input.Submitted) -> None:
+        if not event.value.strip():
+            self.query_one("#search", Input).remove_class("shown")
+        self.query_one("#events", RichLog).focus()
+
+    def action_step_run(self, step: int) -> None:
+        """The previous (-1) or next (1) run of the runs list, in its order."""
+        from nanoagent_tui.screens.runs import RunsScreen
+
+        lists = [s for s in self.dash.screen_stack if isinstance(s, RunsScreen)]
+        if not lists:
+            return
+        table = lists[0].table
+        keys = table.keys
+        if self.run_id not in keys:
+            return
+        at = keys.index(self.run_id) + step
+        if not 0 <= at < len(keys):
+            self.dash.say("No more runs this way.", severity="information", timeout=2)
+            return
+        table.move_to(keys[at])
+        self.dash.switch_screen(DetailScreen(keys[at]))  # pyright: ignore[reportUnknownMemberType]
 
     def selected_run(self) -> RunState | None:
         return None if self.detail is None else self.detail.run
@@ -125,11 +193,16 @@ class DetailScreen(LiveScreen):
 
     def on_tick(self) -> None:
         self._draw()
+        self._rewrap()
+        if self._unseen:
+            self._hint()
 
     def on_resize(self) -> None:
         self.set_class(self.size.height < 36, "short")
         self._shown = ()
         self._draw()
+        self.call_after_refresh(self._draw_durations)
+        self.call_after_refresh(self._rewrap)
 
     # -- drawing ---------------------------------------------------------------------------
 
@@ -149,6 +222,7 @@ class DetailScreen(LiveScreen):
         if shown == self._shown:
             return
         self._shown = shown
+        self._log_crash(run, word, now)
         short = self.has_class("short")
         self.query_one("#info", Static).update(info_table(run, word, now, width, short=short))
         self.query_one("#phases", Static).update(phase_strip(run, word, width))
@@ -192,19 +266,94 @@ class DetailScreen(LiveScreen):
     def _reset_events(self, history: tuple[Event, ...]) -> None:
         log = self.query_one("#events", RichLog)
         log.clear()
+        self._lines = []
+        self._unseen = 0
+        self._crash_seen = None
         self.durations = []
         self.last_event = 0
         self._add_events(list(history))
 
     def _add_events(self, events: list[Event]) -> None:
-        log = self.query_one("#events", RichLog)
+        if not events:
+            return
+        lines = [event_line(event) for event in events]
         for event in events:
-            log.write(event_line(event))
             if event.kind == EventKind.TASK_DONE and isinstance(
                 event.data.get("seconds"), int | float
             ):
                 self.durations.append(float(event.data["seconds"]))
         self.last_event = events[-1].id
-        # Tenths of a second: the sparkline spans min..max, so noise would look like a spike.
-        self.query_one("#spark", Sparkline).data = [round(s, 1) for s in self.durations[-200:]]
+        self._add_lines(lines)
+        self._draw_durations()
+
+    def _draw_durations(self) -> None:
+        spark = self.query_one("#spark", Static)
+        width = max(1, spark.size.width or 20)
+        height = max(1, min(5, spark.size.height or 3))
+        spark.update(duration_bars(self.durations, width, height))
         self.query_one("#durations-label", Static).update(durations_text(self.durations))
+
+    def _add_lines(self, lines: list[Text]) -> None:
+        """Lines into the log. It follows the tail only while the reader is at the bottom;
+        scrolled up, the reader keeps their place and the title counts the new lines."""
+        self._lines = (self._lines + lines)[-2000:]
+        log = self.query_one("#events", RichLog)
+        shown = [line for line in lines if self._matches(line)]
+        if not shown:
+            return
+        following = log.is_vertical_scroll_end or log.max_scroll_y == 0
+        width = self._log_width()
+        for line in shown:
+            log.write(line, width=width, scroll_end=following)
+        self._wrapped_at = width
+        self.call_after_refresh(self._rewrap)
+        if not following:
+            self._unseen += len(shown)
+        self._hint()
+
+    def _hint(self) -> None:
+        log = self.query_one("#events", RichLog)
+        if self._unseen and not log.is_vertical_scroll_end:
+            log.border_subtitle = f"{self._unseen} new events ↓ (end)"
+        else:
+            self._unseen = 0
+            log.border_subtitle = ""
+
+    def _matches(self, line: Text) -> bool:
+        return not self._needle or self._needle.casefold() in line.plain.casefold()
+
+    def _search(self, needle: str) -> None:
+        """Show only the log lines holding ``needle`` (all of them for an empty one), with
+        it highlighted."""
+        self._needle = needle
+        log = self.query_one("#events", RichLog)
+        log.clear()
+        self._unseen = 0
+        matching = [line for line in self._lines if self._matches(line)]
+        self._wrapped_at = self._log_width()
+        for line in matching:
+            if needle:
+                line = line.copy()
+                line.highlight_words([needle], style="black on yellow", case_sensitive=False)
+            log.write(line, scroll_end=True)
+        log.border_title = f"events matching {needle!r}: {len(matching)}" if needle else "events"
+        self._hint()
+
+    def _log_width(self) -> int:
+        return max(16, self.query_one("#events", RichLog).scrollable_content_region.width)
+
+    def _rewrap(self) -> None:
+        """Wrap the log's lines again for its width (lines are wrapped as they are written:
+        a log written before its layout, or resized, would cut them)."""
+        if self._lines and self._log_width() != self._wrapped_at:
+            self._search(self._needle)
+
+    def _log_crash(self, run: RunState, word: str, now: datetime) -> None:
+        """A crash the dashboard detects goes into the log once, as a line."""
+        if word != ShownStatus.CRASHED:
+            return
+        seen = (run.epoch, run.updated_at, run.owner)
+        if seen == self._crash_seen:
+            return
+        self._crash_seen = seen
+        self._add_lines([crash_line(run, now)])

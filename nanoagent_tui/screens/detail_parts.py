@@ -12,7 +12,6 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from nanoagent_core.eventtext import describe_event
 from nanoagent_core.models import Event, Phase, RunState, Task, TaskStatus
 from nanoagent_core.safetext import visible
 from nanoagent_core.status import ShownStatus
@@ -22,6 +21,7 @@ from nanoagent_tui.formatting import (
     clip,
     duration,
     in_flight,
+    one_line,
     progress_text,
     span,
     status_text,
@@ -29,6 +29,8 @@ from nanoagent_tui.formatting import (
 )
 
 __all__ = [
+    "crash_line",
+    "duration_bars",
     "durations_text",
     "event_line",
     "failure_text",
@@ -74,7 +76,7 @@ def info_table(run: RunState, word: str, now: datetime, width: int, *, short: bo
     """Goal, status, ids, agent and options, worker, times (one line each; the goal may take
     two unless ``short``)."""
     grid = Table.grid(padding=(0, 1))
-    grid.add_column(style="bright_black", no_wrap=True, width=6)
+    grid.add_column(style="bright_black", no_wrap=True, width=6, min_width=6)
     grid.add_column(ratio=1, no_wrap=short, overflow="ellipsis")
     room = max(20, width - 10)
     goal = clip(run.goal, room if short else 2 * room)
@@ -191,8 +193,7 @@ def task_result(
         return Text("no task selected", style="bright_black")
     head = Text.assemble(
         (visible(task.id), "bold cyan"),
-        f"  {task.status.value}",
-        ("  ▶ in flight" if task.id == flying else "", "bold cyan"),
+        ("  ▶ running", "bold cyan") if task.id == flying else f"  {task.status.value}",
         (f"  priority {task.priority}  attempts {task.attempts}", "bright_black"),
     )
     parts: list[RenderableType] = [head, Text(visible(task.description, lines=True)), Text("")]
@@ -209,11 +210,92 @@ def task_result(
     return Group(*parts)
 
 
+#: What each kind of event reads as in the log.
+_EVENT_WORDS = {
+    "run_created": "run created",
+    "run_claimed": "claimed by a worker",
+    "planned": "planned",
+    "task_started": "started",
+    "task_done": "done",
+    "task_failed": "failed",
+    "reflected": "reflected",
+    "abort_requested": "abort requested",
+    "run_completed": "run completed",
+    "run_failed": "run failed",
+    "run_interrupted": "run interrupted",
+    "run_aborted": "run aborted",
+    "note": "note",
+}
+#: Keys shown in the parentheses, in this order; then the text keys after a colon, whole.
+_DETAIL_KEYS = ("iteration", "attempt", "seconds", "will_retry")
+_TEXT_KEYS = ("description", "result", "error", "reason")
+
+
+def _detail(key: str, value: object) -> str | None:
+    if value is None or value in ([], {}):
+        return None
+    if key == "seconds" and isinstance(value, int | float):
+        return duration(float(value))
+    if key == "will_retry":
+        return "will retry" if value else "no retry left"
+    if isinstance(value, list):
+        return f"{len(value)} {visible(key)}"  # pyright: ignore[reportUnknownArgumentType]
+    if isinstance(value, dict):
+        return None
+    return f"{visible(key)} {one_line(str(value))}"
+
+
 def event_line(event: Event) -> Text:
-    stamp = event.ts.astimezone().strftime("%H:%M:%S")
-    line = Text.assemble((f"{stamp} ", "bright_black"))
-    line.append(describe_event(event.kind, event.data), style=_EVENT_STYLE.get(event.kind, ""))
+    """``12:04:31 t3 done (iteration 3, attempt 1, 1.4s): the result, whole``: the time,
+    what happened (to which task), the numbers, then the text; wrapped by the log, never
+    cut."""
+    data = event.data
+    style = _EVENT_STYLE.get(event.kind, "")
+    line = Text.assemble((f"{event.ts.astimezone().strftime('%H:%M:%S')} ", "bright_black"))
+    task = data.get("task_id")
+    word = _EVENT_WORDS.get(event.kind, visible(event.kind))
+    line.append(f"{visible(str(task))} {word}" if task else word, style=style or "bold")
+    details = [shown for key in _DETAIL_KEYS if (shown := _detail(key, data.get(key))) is not None]
+    known = {"task_id", *_DETAIL_KEYS, *_TEXT_KEYS}
+    details += [
+        shown
+        for key in sorted(data)
+        if key not in known and (shown := _detail(key, data[key])) is not None
+    ]
+    if details:
+        line.append(f" ({', '.join(details)})", style="bright_black")
+    texts = [one_line(str(data[key])) for key in _TEXT_KEYS if data.get(key)]
+    if texts:
+        line.append(": ")
+        line.append(" · ".join(texts))
     return line
+
+
+def crash_line(run: RunState, now: datetime) -> Text:
+    """The line the log gets when the dashboard finds the run's worker gone."""
+    line = Text.assemble((f"{now.astimezone().strftime('%H:%M:%S')} ", "bright_black"))
+    line.append("✖ crashed", style="bold white on red")
+    who = f"worker {worker_text(run)}" if run.owner else "no worker claimed it"
+    line.append(f" {who} is gone or its lease ran out (seen by the dashboard); r resumes it")
+    return line
+
+
+_BARS = " ▁▂▃▄▅▆▇█"
+
+
+def duration_bars(seconds: list[float], width: int, height: int) -> Text:
+    """The last ``width`` task durations as bars from zero to the longest (``height`` rows):
+    equal durations draw bars of equal height, one column per task, no gaps."""
+    shown = seconds[-max(1, width) :]
+    if not shown or height <= 0:
+        return Text("")
+    top = max(shown) or 1.0
+    eighths = [round(8 * height * value / top) for value in shown]
+    rows: list[str] = []
+    for row in reversed(range(height)):
+        floor = row * 8
+        rows.append("".join(_BARS[max(0, min(8, level - floor))] for level in eighths))
+    return Text("\n".join(rows), style="cyan", no_wrap=True)
 
 
 def durations_text(seconds: list[float]) -> Text:

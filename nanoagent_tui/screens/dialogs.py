@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich.table import Table
 from rich.text import Text
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -11,13 +12,17 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
 from nanoagent_core.status import ShownStatus
-from nanoagent_tui.formatting import ABORTING, status_text
+from nanoagent_tui.formatting import ABORTING, clip, status_text
+from nanoagent_tui.widgets.typeahead import ShownClock
 
 __all__ = ["ConfirmScreen", "HelpScreen"]
 
 
 class ConfirmScreen(ModalScreen[bool]):
-    """Yes or no: y / enter on Yes, n / escape."""
+    """Yes or no: y / enter on Yes, n / escape.
+
+    A key typed before the dialog was drawn is ignored: it was meant for the screen below
+    (the ``a`` and ``y`` of a word typed fast must not confirm an abort)."""
 
     DEFAULT_CSS = """
     ConfirmScreen { align: center middle; }
@@ -26,6 +31,7 @@ class ConfirmScreen(ModalScreen[bool]):
         border: thick $warning; background: $surface; padding: 1 2;
     }
     ConfirmScreen #question { text-style: bold; }
+    ConfirmScreen #goal { color: $accent; margin-top: 1; }
     ConfirmScreen #explain { color: $text-muted; margin-top: 1; }
     ConfirmScreen Horizontal { height: auto; margin-top: 1; align-horizontal: right; }
     ConfirmScreen Button { margin-left: 2; }
@@ -37,14 +43,18 @@ class ConfirmScreen(ModalScreen[bool]):
         Binding("escape", "answer(False)", "Cancel", id="cancel", show=False),
     ]
 
-    def __init__(self, question: str, explain: str = "") -> None:
+    def __init__(self, question: str, explain: str = "", *, goal: str = "") -> None:
         super().__init__()
         self.question = question
         self.explain = explain
+        self.goal = goal  #: the run's goal, named under the question
+        self.shown = ShownClock()
 
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static(self.question, id="question", markup=False)
+            if self.goal:
+                yield Static(clip(self.goal, 300), id="goal", markup=False)
             if self.explain:
                 yield Static(self.explain, id="explain", markup=False)
             with Horizontal():
@@ -53,6 +63,12 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def on_mount(self) -> None:
         self.query_one("#no", Button).focus()
+        self.shown.start(self)
+
+    def on_key(self, event: events.Key) -> None:
+        if self.shown.typed_before(event):
+            event.stop()
+            event.prevent_default()
 
     def action_answer(self, answer: bool) -> None:
         self.dismiss(answer)
@@ -64,13 +80,18 @@ class ConfirmScreen(ModalScreen[bool]):
 
 _KEYS = (
     ("enter", "open the selected run's detail"),
-    ("escape", "back to the runs / clear the filter"),
+    ("escape", "back to the runs / clear the filter / close a dialog"),
+    ("↑ ↓  j k", "move in a list (runs, tasks)"),
+    ("pgup pgdn", "a page up or down"),
+    ("g home  G end", "first / last row"),
     ("r", "resume the selected run (crashed, interrupted, failed or aborted)"),
     ("a", "abort the selected run (asks first)"),
     ("n", "start a new run"),
-    ("/", "filter runs by part of their id or goal"),
-    ("f", "show one status only (press again for the next)"),
-    ("s", "sort by activity, status or age"),
+    ("c", "copy the selected run's id"),
+    ("/", "runs: filter by part of the id or goal; detail: search the events"),
+    ("f  F", "show one status only: the next / previous status some run has"),
+    ("s  S", "sort by the next column / reverse (or click a column's header)"),
+    ("[  ]", "detail: the previous / next run of the list"),
     ("ctrl+p", "command palette: every action by name"),
     ("?", "this help"),
     ("q", "quit; workers keep running"),
@@ -84,6 +105,7 @@ _STATUSES = (
     (ShownStatus.FAILED.value, "a task failed every attempt; resumable"),
     (ShownStatus.ABORTED.value, "stopped on request; resumable"),
     (ShownStatus.COMPLETED.value, "finished"),
+    (ShownStatus.DAMAGED.value, "its stored row cannot be read whole; nothing acts on it"),
 )
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
+from textual.validation import Integer
 from textual.widgets import Button, Input, Label, Select, Static
 
 from nanoagent_core.defaults import DEFAULT_MAX_ITERATIONS
@@ -16,6 +17,7 @@ from nanoagent_core.errors import NanoagentError
 from nanoagent_core.models import RunState
 from nanoagent_core.safetext import visible
 from nanoagent_tui.operations import build_run
+from nanoagent_tui.widgets.typeahead import ShownClock
 
 if TYPE_CHECKING:
     from nanoagent_tui.app import DashboardApp
@@ -38,6 +40,7 @@ class NewRunScreen(ModalScreen[str | None]):
     NewRunScreen #row { height: auto; }
     NewRunScreen #row > Vertical { height: auto; width: 1fr; }
     NewRunScreen #form-error { color: $error; height: auto; min-height: 1; }
+    NewRunScreen #form-keys { color: $text-muted; }
     NewRunScreen #buttons { height: auto; align-horizontal: right; }
     NewRunScreen Button { margin-left: 2; }
     """
@@ -47,6 +50,8 @@ class NewRunScreen(ModalScreen[str | None]):
     def __init__(self, agents: list[str]) -> None:
         super().__init__()
         self.agents = agents
+        self.shown = ShownClock()
+        self._refused = False  #: a start was refused: the error stays until it is fixed
 
     @property
     def dash(self) -> DashboardApp:
@@ -72,7 +77,18 @@ class NewRunScreen(ModalScreen[str | None]):
                     )
                 with Vertical():
                     yield Label("max iterations")
-                    iterations = Input(str(DEFAULT_MAX_ITERATIONS), id="iterations", type="integer")
+                    # Not type="integer" (it drops other keys with a bell): a wrong
+                    # character shows, and so does why it is wrong.
+                    iterations = Input(
+                        str(DEFAULT_MAX_ITERATIONS),
+                        id="iterations",
+                        validators=[
+                            Integer(
+                                minimum=1,
+                                failure_description="max iterations: a whole number, 1 or more",
+                            )
+                        ],
+                    )
                     iterations.cursor_blink = blink
                     yield iterations
             yield Label("options (KEY=VALUE, separated by spaces)")
@@ -80,12 +96,27 @@ class NewRunScreen(ModalScreen[str | None]):
             options.cursor_blink = blink
             yield options
             yield Static("", id="form-error", markup=False)
+            yield Static(
+                "enter start · tab next field · escape cancel", id="form-keys", markup=False
+            )
             with Horizontal(id="buttons"):
                 yield Button("Cancel", id="cancel")
                 yield Button("Start", id="start", variant="primary")
 
     def on_mount(self) -> None:
         self.query_one("#goal", Input).focus()
+        self.shown.start(self)
+
+    def on_key(self, event: events.Key) -> None:
+        """Keys typed right after ``n``, before the form was drawn, reach the screen rather
+        than a field: printable ones go into the goal, in order; the others are dropped
+        (an early enter must not submit, nor a key reach the runs list below)."""
+        if not self.shown.typed_before(event):
+            return
+        event.stop()
+        event.prevent_default()
+        if event.is_printable and event.character is not None:
+            self.query_one("#goal", Input).insert_text_at_cursor(event.character)
 
     def action_cancel(self) -> None:
         self.dismiss(None)
@@ -106,11 +137,41 @@ class NewRunScreen(ModalScreen[str | None]):
                 self.query_one("#options", Input).value,
             )
         except NanoagentError as exc:
+            self._refused = True
             self.show_error(str(exc))
             return
+        self._refused = False
         self.show_error("")
         self.query_one("#start", Button).disabled = True
         self._start(run)
+
+    @on(Input.Changed)
+    def _changed(self, event: Input.Changed) -> None:
+        """Checked as it is typed: the iterations field at once, the whole form once a
+        start was refused (its error stays until what it names is fixed)."""
+        problem = self._problem()
+        if self._refused or event.input.id == "iterations":
+            self.show_error(problem)
+
+    def _problem(self) -> str:
+        """Why the form cannot start a run as it stands ("" when it can)."""
+        check = self.query_one("#iterations", Input).validate(
+            self.query_one("#iterations", Input).value
+        )
+        if check is not None and not check.is_valid:
+            return "; ".join(check.failure_descriptions)
+        if not self._refused:
+            return ""
+        try:
+            build_run(
+                self.query_one("#goal", Input).value,
+                self._agent(),
+                self.query_one("#iterations", Input).value,
+                self.query_one("#options", Input).value,
+            )
+        except NanoagentError as exc:
+            return str(exc)
+        return ""
 
     def _agent(self) -> str:
         value = cast("Select[str]", self.query_one("#agent")).value

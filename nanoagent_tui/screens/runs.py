@@ -2,30 +2,36 @@
 
 from __future__ import annotations
 
+import shlex
+from dataclasses import replace
+from typing import ClassVar
+
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Static
 
 from nanoagent_core.models import RunState
 from nanoagent_core.safetext import visible
 from nanoagent_core.status import ShownStatus
-from nanoagent_tui.formatting import ABORTING, run_row
-from nanoagent_tui.live import Filter, Health, Update
+from nanoagent_tui.formatting import ABORTING, RunRow, ago, run_row, run_sort_key
+from nanoagent_tui.live import Filter, Health, SortMode, Update
 from nanoagent_tui.screens.base import ACTION_BINDINGS, LiveScreen
-from nanoagent_tui.widgets.keyed_table import KeyedTable
+from nanoagent_tui.widgets.keyed_table import Column, KeyedTable
 from nanoagent_tui.widgets.run_columns import run_columns
 from nanoagent_tui.widgets.top_bar import TopBar
 
 __all__ = ["STATUS_FILTERS", "RunsScreen", "empty_text"]
 
-#: What ``f`` steps through.
+#: What ``f`` (forwards) and ``F`` (backwards) step through: every status, skipping those no
+#: run has.
 STATUS_FILTERS: tuple[str | None, ...] = (
     None,
+    ShownStatus.DAMAGED.value,
     ShownStatus.CRASHED.value,
     ShownStatus.RUNNING.value,
     ABORTING,
@@ -36,12 +42,15 @@ STATUS_FILTERS: tuple[str | None, ...] = (
 )
 
 
-def _how_to_start() -> Table:
+def _how_to_start(location: str) -> Table:
+    """The commands, with the ``--db`` this dashboard was opened with (so that their runs
+    show here)."""
+    db = f"--db {shlex.quote(location)} "
     grid = Table.grid(padding=(0, 3))
     grid.add_column(no_wrap=True, style="bold cyan")
     grid.add_column(style="bright_black")
-    grid.add_row("nanoagent demo", "demo runs in background workers, one crashed on purpose")
-    grid.add_row('nanoagent run "your goal"', "a run of your own")
+    grid.add_row(f"nanoagent {db}demo", "demo runs in background workers, one crashed on purpose")
+    grid.add_row(f'nanoagent {db}run "your goal"', "a run of your own")
     grid.add_row("n", "start a run from here")
     return grid
 
@@ -71,7 +80,25 @@ def empty_text(location: str, health: Health, message: str, flt: Filter) -> Rend
     else:
         head = Text.assemble("No runs yet in ", (location, "cyan"), ".\n")
         tail = Text("")
-    return Group(head, Text("Start something to watch:\n", style="bold"), _how_to_start(), tail)
+    return Group(
+        head, Text("Start something to watch:\n", style="bold"), _how_to_start(location), tail
+    )
+
+
+class RunsTable(KeyedTable):
+    """The runs list: enter opens the selected run (shown in the footer)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter", "select_cursor", "Detail", id="open", tooltip="Open the selected run")
+    ]
+
+
+#: The sort of the app's sort modes (command palette): (column, descending).
+SORTS: dict[SortMode, tuple[str, bool]] = {
+    SortMode.ACTIVITY: ("activity", True),
+    SortMode.STATUS: ("status", False),
+    SortMode.CREATED: ("created", True),
+}
 
 
 class RunsScreen(LiveScreen):
@@ -86,11 +113,12 @@ class RunsScreen(LiveScreen):
     """
 
     BINDINGS = [
-        Binding("enter", "open", "Detail", id="open", tooltip="Open the selected run"),
         *ACTION_BINDINGS,
         Binding("slash", "filter", "Filter", id="filter", tooltip="Filter runs by id or goal"),
-        Binding("f", "cycle_status", "Status", id="status", tooltip="Show one status only"),
-        Binding("s", "cycle_sort", "Sort", id="sort", tooltip="Sort by activity, status, age"),
+        Binding("f", "step_status(1)", "Status", id="status", tooltip="Show one status only"),
+        Binding("F", "step_status(-1)", "Status back", show=False, id="status_back"),
+        Binding("s", "cycle_sort", "Sort", id="sort", tooltip="Sort by the next column"),
+        Binding("S", "reverse_sort", "Reverse", show=False, id="reverse_sort"),
         Binding("escape", "clear_filter", "Clear filter", show=False, id="clear_filter"),
     ]
 
@@ -99,11 +127,14 @@ class RunsScreen(LiveScreen):
         self._dirty = True
         self._width = 0
         self._typing: Timer | None = None
+        self._shown = 0  #: rows the list shows
+        self.sort_by: tuple[str, bool] = SORTS[SortMode.ACTIVITY]  #: (column, descending)
+        self._aged: tuple[int, int, int] = (0, 0, 0)  #: (second, scroll, height) of the ages
 
     def compose(self) -> ComposeResult:
         yield TopBar()
         yield Input(placeholder="filter: part of a run id or goal", id="filter")
-        yield KeyedTable(id="runs")
+        yield RunsTable(id="runs")
         yield Static(id="empty")
         yield Footer()
 
@@ -124,7 +155,27 @@ class RunsScreen(LiveScreen):
             self._dirty = True  # drawn again when it is on top again
 
     def on_tick(self) -> None:
-        self.refresh_view()
+        """Between polls only time moves: statuses change only with a poll (a run is called
+        crashed once a poll confirmed it), so a tick updates the ages of the rows on screen,
+        once per second of the clock or after a scroll, and only the cells whose text
+        changed. That keeps an idle dashboard near zero CPU however many runs it lists."""
+        if self._dirty:
+            self.refresh_view()
+            return
+        dash = self.dash
+        now = dash.clock()
+        table = self.table
+        aged = (int(now.timestamp()), round(table.scroll_y), table.size.height)
+        if aged != self._aged:
+            self._aged = aged
+            runs = dash.live.runs
+            rows: list[tuple[str, RunRow]] = []
+            for key in table.in_view():
+                run, old = runs.get(key), table.row(key)
+                if run is not None and isinstance(old, RunRow):
+                    rows.append((key, old._replace(activity=ago(now, run.updated_at))))
+            table.update_rows(rows)
+        self.query_one(TopBar).show(self.bar_state(self._view(self._shown)))
 
     def on_screen_resume(self) -> None:
         if self._dirty:
@@ -132,6 +183,11 @@ class RunsScreen(LiveScreen):
 
     def on_resize(self) -> None:
         self.refresh_view()
+        table = self.table
+        # once laid out at the new size: the cursor row back in sight
+        self.call_after_refresh(
+            lambda: table.move_cursor(row=table.cursor_row, animate=False, scroll=True)
+        )
 
     def refresh_view(self) -> None:
         """Bring the table, the empty state and the bar up to date with the live data."""
@@ -140,10 +196,14 @@ class RunsScreen(LiveScreen):
         live = dash.live
         now = dash.clock()
         table = self.table
-        if self.size.width and self.size.width != self._width:
+        if self.size.width:
             self._width = self.size.width
-            table.set_columns(run_columns(self._width))
+            table.set_columns(self._columns(self._width))
         visible = live.visible(now, dash.sort)
+        column, descending = self.sort_by
+        visible.sort(key=run_sort_key(column), reverse=descending)
+        self._shown = len(visible)
+        self._aged = (int(now.timestamp()), round(table.scroll_y), table.size.height)
         table.sync([(run.run_id, run_row(run, now, word)) for run, word in visible])
         if dash.pending_select and table.move_to(dash.pending_select):
             dash.pending_select = None
@@ -153,10 +213,21 @@ class RunsScreen(LiveScreen):
             message = empty_text(live.location, live.health, live.message, live.filter)
             self.query_one("#empty", Static).update(message)
         self.query_one(TopBar).show(self.bar_state(self._view(len(visible))))
+        self.refresh_bindings()  # what the selected run allows may have changed
+
+    def _columns(self, width: int) -> list[Column]:
+        """The columns for ``width``, the sorted one's header marked ▲ (ascending) or ▼."""
+        column, descending = self.sort_by
+        mark = " ▼" if descending else " ▲"
+        return [
+            replace(c, label=c.label + mark) if c.key == column else c for c in run_columns(width)
+        ]
 
     def _view(self, shown: int) -> str:
         live = self.dash.live
-        parts = [f"sort: {self.dash.sort}"]
+        column, descending = self.sort_by
+        name = next((c.label for c in run_columns(200) if c.key == column), column)
+        parts = [f"sort: {name} {'▼' if descending else '▲'}"]
         if live.filter.status:
             parts.append(f"status: {live.filter.status}")
         if live.filter.text:
@@ -171,6 +242,10 @@ class RunsScreen(LiveScreen):
     def selected_run(self) -> RunState | None:
         key = self.table.cursor_key
         return None if key is None else self.dash.live.runs.get(key)
+
+    @on(DataTable.RowHighlighted, "#runs")
+    def _row_highlighted(self) -> None:
+        self.refresh_bindings()  # r and a dim for a run they cannot apply to
 
     @on(DataTable.RowSelected, "#runs")
     def _row_selected(self, event: DataTable.RowSelected) -> None:
@@ -198,14 +273,48 @@ class RunsScreen(LiveScreen):
             self._set_filter(Filter())
         self.table.focus()
 
-    def action_cycle_status(self) -> None:
+    def action_step_status(self, step: int) -> None:
+        """The next (``step`` 1) or previous (-1) status some run has, then every status."""
         live = self.dash.live
-        at = STATUS_FILTERS.index(live.filter.status) if live.filter.status in STATUS_FILTERS else 0
-        status = STATUS_FILTERS[(at + 1) % len(STATUS_FILTERS)]
-        self._set_filter(Filter(live.filter.text, status))
+        current = live.filter.status
+        counts = live.shown_counts(self.dash.clock())
+        options = [
+            status
+            for status in STATUS_FILTERS
+            if status is None or counts.get(status) or status == current
+        ]
+        at = options.index(current) if current in options else 0
+        self._set_filter(Filter(live.filter.text, options[(at + step) % len(options)]))
+
+    def action_cycle_status(self) -> None:
+        self.action_step_status(1)
 
     def action_cycle_sort(self) -> None:
-        self.dash.cycle_sort()
+        """Sort by the next column shown (each in its natural direction)."""
+        keys = [c.key for c in run_columns(self._width or self.size.width)]
+        column = self.sort_by[0]
+        following = keys[(keys.index(column) + 1) % len(keys)] if column in keys else keys[0]
+        self.sort_by = (following, following == "activity")
+        self.refresh_view()
+
+    def action_reverse_sort(self) -> None:
+        column, descending = self.sort_by
+        self.sort_by = (column, not descending)
+        self.refresh_view()
+
+    def use_sort(self, mode: SortMode) -> None:
+        """Sort as the app's ``mode`` says (redrawn once mounted)."""
+        self.sort_by = SORTS[mode]
+        self._dirty = True
+        self.tick()
+
+    @on(DataTable.HeaderSelected, "#runs")
+    def _header_selected(self, event: DataTable.HeaderSelected) -> None:
+        """A click on a header sorts by its column; a second click reverses."""
+        event.stop()
+        column = str(event.column_key.value)
+        current, descending = self.sort_by
+        self.sort_by = (column, not descending if column == current else column == "activity")
         self.refresh_view()
 
     @on(Input.Changed, "#filter")

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, cast
+from typing import Any, ClassVar, NamedTuple, cast
 
 from rich.text import Text
 from textual.app import App
+from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
+from textual.widgets.data_table import ColumnKey
 
 __all__ = ["Column", "KeyedTable"]
 
@@ -54,7 +56,17 @@ def _rank_of(rank: dict[str, int]) -> Callable[[tuple[Text, ...]], int]:
 
 
 class KeyedTable(DataTable[Text]):
-    """Rows are NamedTuples; each column shows the field named like its key."""
+    """Rows are NamedTuples; each column shows the field named like its key.
+
+    Besides the arrows and page keys: ``j``/``k`` down and up, ``g``/``home`` to the first
+    row, ``G``/``end`` to the last."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j", "cursor_down", "Down", show=False),
+        Binding("k", "cursor_up", "Up", show=False),
+        Binding("g,home", "scroll_top", "First", show=False),
+        Binding("G,end", "scroll_bottom", "Last", show=False),
+    ]
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes, cursor_type="row", zebra_stripes=True)
@@ -79,6 +91,17 @@ class KeyedTable(DataTable[Text]):
     def set_columns(self, columns: Sequence[Column]) -> None:
         """Replace the columns (on resize): the one time the table is rebuilt whole."""
         if list(columns) == self._spec:
+            return
+        if [(c.key, c.width, c.render) for c in columns] == [
+            (c.key, c.width, c.render) for c in self._spec
+        ]:
+            # only the headers changed (the sort mark): relabel them, keep the rows
+            for column in columns:
+                self.columns[ColumnKey(column.key)].label = Text(column.label, style="bold")
+            self._spec = list(columns)
+            self._update_count += 1  # the rendered lines cached hold the old headers
+            self._clear_caches()  # pyright: ignore[reportPrivateUsage]
+            self.refresh()
             return
         rows = [(key, self._rows[key]) for key in self._order]
         key, offset = self.cursor_key, self._cursor_offset()
@@ -107,7 +130,33 @@ class KeyedTable(DataTable[Text]):
         self.move_cursor(row=self._order.index(key))
         return True
 
+    def in_view(self, margin: int = 2) -> list[str]:
+        """Keys of the rows on screen (and ``margin`` more either side), top to bottom."""
+        top = max(0, round(self.scroll_y) - margin)
+        height = max(1, self.size.height - self.header_height)
+        return self._order[top : top + height + 2 * margin]
+
+    def update_rows(self, rows: Sequence[tuple[str, NamedTuple]]) -> None:
+        """Update the cells that changed in these rows (rows the table does not hold are
+        left out; nothing is added, removed or moved)."""
+        first = self._spec[0].key if self._spec else ""
+        with self._app().batch_update():
+            for key, row in rows:
+                old = self._rows.get(key)
+                if old is not None and old != row:
+                    self._update(key, old, row, first)
+                    self._rows[key] = row
+
     # -- internals -------------------------------------------------------------------------
+
+    def _update(self, key: str, old: NamedTuple, row: NamedTuple, first: str) -> None:
+        for column in self._spec:
+            value = getattr(row, column.key)
+            if value != getattr(old, column.key):
+                cell = column.render(value, column.width)
+                self.update_cell(
+                    key, column.key, _keyed(cell, key) if column.key == first else cell
+                )
 
     def _app(self) -> App[object]:
         return cast("App[object]", self.app)
@@ -139,13 +188,7 @@ class KeyedTable(DataTable[Text]):
                 self.add_row(*self._cells(key, row), key=key)
                 self._order.append(key)
             elif old != row:
-                for column in self._spec:
-                    value = getattr(row, column.key)
-                    if value != getattr(old, column.key):
-                        cell = column.render(value, column.width)
-                        self.update_cell(
-                            key, column.key, _keyed(cell, key) if column.key == first else cell
-                        )
+                self._update(key, old, row, first)
             self._rows[key] = row
         order = [key for key, _ in rows]
         if order != self._order:

@@ -9,6 +9,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from nanoagent_core.paths import display_location
+from nanoagent_core.status import ShownStatus
 from nanoagent_tui.formatting import status_text
 from nanoagent_tui.live import Health
 
@@ -54,6 +55,12 @@ class TopBar(Static):
         super().__init__(id=id)
         self._state: tuple[BarState, int] | None = None
 
+    def on_resize(self) -> None:
+        """Follow a resize at once (the screen may have drawn the bar before it was laid out
+        at the new width)."""
+        if self._state is not None:
+            self.show(self._state[0])
+
     def show(self, state: BarState) -> None:
         width = self.size.width
         if (state, width) == self._state:
@@ -70,21 +77,27 @@ class TopBar(Static):
         self.update(grid)
 
 
-def counts_text(state: BarState, *, compact: bool) -> Text:
-    """``2 ● running  1 ✖ crashed ...``; compact: ``●2 ✖ crashed 1 ...`` (crashed keeps its
-    word so that it stands out at any width)."""
+def counts_text(state: BarState, *, compact: bool = False) -> Text:
+    """``✖ 1 crashed · ● 3 running · ✔ 40 completed``: every count labelled at every width;
+    ``compact`` (below 120 columns): ``1 crashed 3 running 40 completed``, in the statuses'
+    colours, so that all seven fit 80 columns. Crashed keeps its reversed colours."""
     counts = Text(no_wrap=True, overflow="ellipsis")
     for word, number in state.counts:
         if counts:
-            counts.append("  " if not compact else " ")
+            counts.append(" " if compact else " · ", style="bright_black")
         label = status_text(word)
-        if compact and word != "crashed":
-            glyph = label.plain.split(" ", 1)[0]
-            counts.append(f"{glyph}{number}", style=label.style)
+        glyph = label.plain.split()[0]
+        if word == ShownStatus.CRASHED:
+            shown = f"{number} {word}" if compact else f" {glyph} {number} {word} "
+            counts.append(shown, style=label.style)
             continue
-        counts.append(str(number), style="bold")
-        counts.append(" ")
-        counts.append_text(label)
+        if compact:
+            counts.append(f"{number} ", style="bold")
+            counts.append(word, style=label.style)
+            continue
+        counts.append(glyph, style=label.style)
+        counts.append(f" {number} ", style="bold")
+        counts.append(word, style=label.style)
     if not state.counts and state.health is Health.LIVE:
         counts.append("no runs", style="bright_black")
     return counts

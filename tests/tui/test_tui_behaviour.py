@@ -222,10 +222,19 @@ async def test_resume_of_a_run_that_needs_none_says_why_and_writes_nothing(here:
             ("stop-44aa10", "is being aborted"),
         ):
             assert runs_screen(app).table.move_to(run_id)
+            await pilot.pause()
+            # the key is dimmed in the footer (issue 14 item 3): pressing it does nothing;
+            # the command palette still runs the action, which says why not
+            assert app.check_action("resume", ()) is None
             await pilot.press("r")
+            app.action_resume()
             await wait_for(pilot, lambda w=why: any(w in said for said in app.said), what=why)
         assert runs_screen(app).table.move_to("cmp-7c1e2a")
+        await pilot.pause()
+        assert app.check_action("abort", ()) is None
         await pilot.press("a")
+        assert not isinstance(app.screen, ConfirmScreen)
+        app.action_abort()
         await wait_for(pilot, lambda: any("nothing to abort" in said for said in app.said))
         assert not isinstance(app.screen, ConfirmScreen)
     assert (here / "runs.db").read_bytes() == before
@@ -265,7 +274,7 @@ async def test_cursor_stays_on_its_run_through_updates_and_resorts(here: Path) -
                 what="the re-sorted table",
             )
             assert table.cursor_key == "crash-e02d5b"
-            for key in ("s", "s", "s"):  # status, created, activity
+            for key in ("s", "s", "S", "s"):  # sort by other columns, either way
                 await pilot.press(key)
                 assert table.cursor_key == "crash-e02d5b"
         finally:
@@ -279,7 +288,7 @@ async def test_missing_database_shows_how_to_start_then_its_runs(here: Path) -> 
         await loaded(pilot)
         screen = runs_screen(app)
         assert screen.has_class("empty")
-        assert "nanoagent demo" in plain(screen.query_one("#empty"))
+        assert "nanoagent --db later.db demo" in plain(screen.query_one("#empty"))
         assert "No database at later.db yet" in plain(screen.query_one("#empty"))
         await seed_database(here / "later.db", EVERY_STATUS[:2])
         await wait_for(pilot, lambda: len(screen.table.keys) == 2, what="the runs", timeout=5)

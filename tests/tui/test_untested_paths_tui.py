@@ -45,7 +45,10 @@ async def test_f_cycles_every_status_then_escape_clears_the_filter(here: Path) -
         everything = list(screen.table.keys)
         assert everything
         seen: list[str | None] = []
-        for _ in STATUS_FILTERS:
+        # f skips the statuses no run has (issue 14 item 3): the seed has every status but
+        # damaged
+        steps = [s for s in STATUS_FILTERS[1:] if s != "damaged"] + [STATUS_FILTERS[0]]
+        for _ in steps:
             await pilot.press("f")
             await pilot.pause()
             seen.append(app.live.filter.status)
@@ -58,7 +61,7 @@ async def test_f_cycles_every_status_then_escape_clears_the_filter(here: Path) -
                 what=f"only {status} rows",
             )
         # one press per filter: every status once, back to "all" at the end
-        assert seen == [*STATUS_FILTERS[1:], STATUS_FILTERS[0]]
+        assert seen == steps
         await pilot.press("f")  # a status filter again...
         await pilot.pause()
         assert app.live.filter.active
