@@ -50,7 +50,7 @@ from nanoagent_core.models import (
     check_run_id,
     utc_now,
 )
-from nanoagent_core.options import parse_option_pairs
+from nanoagent_core.options import parse_option_pairs, whole_number
 from nanoagent_core.paths import (
     MEMORY,
     display_location,
@@ -280,25 +280,13 @@ def _heartbeat_seconds(text: str) -> float:
     return value
 
 
-def _whole(text: str, low: int, high: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or not low <= value <= high:
-        raise argparse.ArgumentTypeError(
-            f"takes a whole number from {low:,} to {high:,}, not {quoted(text)}"
-        )
-    return value
-
-
 def _iterations(text: str) -> int:
-    return _whole(text, 1, MAX_ITERATIONS)
+    return whole_number(text, 1, MAX_ITERATIONS)
 
 
 def _limit(text: str) -> int:
     """``list --limit``: 1 or more (leave it out to list every run)."""
-    return _whole(text, 1, MAX_LIST_LIMIT)
+    return whole_number(text, 1, MAX_LIST_LIMIT)
 
 
 def main(

@@ -18,6 +18,7 @@ from typing import Any
 from nanoagent_core.clip import quoted
 from nanoagent_core.errors import DatabaseNotFoundError
 from nanoagent_core.models import RunStatus
+from nanoagent_core.options import whole_number
 from nanoagent_core.paths import MEMORY, display_location
 from nanoagent_core.postgres import is_postgres_location
 from nanoagent_core.protocols import PruneCount
@@ -58,24 +59,12 @@ def statuses(text: str) -> list[RunStatus]:
     return out
 
 
-def _count(text: str, low: int, high: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or not low <= value <= high:
-        raise argparse.ArgumentTypeError(
-            f"takes a whole number from {low:,} to {high:,}, not {quoted(text)}"
-        )
-    return value
-
-
 def _keep(text: str) -> int:
-    return _count(text, 0, MAX_KEEP)
+    return whole_number(text, 0, MAX_KEEP)
 
 
 def _batch(text: str) -> int:
-    return _count(text, 1, MAX_BATCH)
+    return whole_number(text, 1, MAX_BATCH)
 
 
 def add_prune_parser(sub: Any, common: argparse.ArgumentParser) -> None:
