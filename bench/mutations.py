@@ -47,8 +47,8 @@ WORKER = "nanoagent_core/worker.py"
 
 EARLY_FENCE = (
     SQLITE_STORE,
-    "            if row is None or row[0] != epoch:\n                raise _fence_failure(",
-    "            if row is None:\n                raise _fence_failure(",
+    "            if row is None or row[0] != epoch:\n                raise ops.fence_failure(",
+    "            if row is None:\n                raise ops.fence_failure(",
 )
 STATEMENT_FENCE = (
     SQLITE_SQL,
@@ -114,8 +114,8 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "a paths guard that allows everything",
         (("nanoagent_core/paths.py",
-          "    if location == MEMORY or allowed_dir is None:\n        return location",
-          "    if True:\n        return location"),),
+          "    _plain_path(location, what)\n    if allowed_dir is None:\n        return location",
+          "    _plain_path(location, what)\n    if True:\n        return location"),),
         ("tests/store/test_store_sqlite_files.py::test_allowed_dir_guard",),
     ),
     Mutation(
