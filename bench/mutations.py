@@ -189,7 +189,8 @@ def run_tests(tree: Path, tests: tuple[str, ...], timeout: float) -> tuple[int, 
     python = tree / ".venv" / "bin" / "python"
     try:
         done = subprocess.run(
-            [str(python), "-m", "pytest", "-x", "-q", "-p", "no:randomly", *tests],
+            # serially (-n 0): under xdist a -x stop reports "interrupted" (exit 2), not 1
+            [str(python), "-m", "pytest", "-x", "-q", "-n", "0", "-p", "no:randomly", *tests],
             cwd=tree,
             capture_output=True,
             text=True,
