@@ -34,6 +34,27 @@ from nanoagent_tui.widgets.top_bar import TopBar
 __all__ = ["DetailScreen"]
 
 
+class DurationBars(Static):
+    """The durations as bars, drawn for the widget's own size and again whenever that size
+    changes (the label above it grows a line once a task has finished)."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._seconds: list[float] = []
+
+    def show(self, seconds: list[float]) -> None:
+        self._seconds = list(seconds)
+        self._draw()
+
+    def on_resize(self) -> None:
+        self._draw()
+
+    def _draw(self) -> None:
+        width = max(1, self.size.width or 20)
+        height = max(1, min(5, self.size.height or 3))
+        self.update(duration_bars(self._seconds, width, height))
+
+
 class DetailScreen(LiveScreen):
     AUTO_FOCUS = "#tasks"
     DEFAULT_CSS = """
@@ -108,7 +129,7 @@ class DetailScreen(LiveScreen):
                     )
                 with Vertical(id="durations"):
                     yield Static(id="durations-label")
-                    yield Static(id="spark")
+                    yield DurationBars(id="spark")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -287,11 +308,8 @@ class DetailScreen(LiveScreen):
         self._draw_durations()
 
     def _draw_durations(self) -> None:
-        spark = self.query_one("#spark", Static)
-        width = max(1, spark.size.width or 20)
-        height = max(1, min(5, spark.size.height or 3))
-        spark.update(duration_bars(self.durations, width, height))
         self.query_one("#durations-label", Static).update(durations_text(self.durations))
+        self.query_one("#spark", DurationBars).show(self.durations)
 
     def _add_lines(self, lines: list[Text]) -> None:
         """Lines into the log. It follows the tail only while the reader is at the bottom;

@@ -374,7 +374,8 @@ async def test_new_run_form_starts_a_worker(here: Path) -> None:
         await wait_for(pilot, lambda: new_run_id() is not None, what="the new run's row")
         started = new_run_id()
         assert started is not None
-        assert table.cursor_key == started  # the cursor went to it
+        # the cursor goes to it (in the refresh that shows its row, or the next one)
+        await wait_for(pilot, lambda: table.cursor_key == started, what="the cursor on it")
         await wait_for(
             pilot,
             lambda: shown_status(app, started) == "completed",

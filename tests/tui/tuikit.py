@@ -375,7 +375,13 @@ async def open_detail(pilot: Pilot[Any], run_id: str) -> DetailScreen:
         lambda: isinstance(app.screen, DetailScreen) and app.screen.detail is not None,
         what=f"the detail of {run_id}",
     )
-    await pilot.pause()
+    # settled: two idle polls after the detail arrived (nothing left to deliver, a crash
+    # confirmed), then a few frames to draw it; on a loaded machine Pilot's own idle wait
+    # gives up after a second, so a snapshot could catch the screen half drawn
+    idle = app.live.stats.idle
+    await wait_for(pilot, lambda: app.live.stats.idle >= idle + 2, what="two idle polls")
+    for _ in range(3):
+        await pilot.pause()
     screen = app.screen
     assert isinstance(screen, DetailScreen)
     return screen
