@@ -34,7 +34,9 @@ async def test_a_viewer_reads_the_last_event_id_of_the_database(
     await store.create_run(RunState(run_id="pg-run", goal="watch me", max_iterations=5))
     for n in range(5):
         await store.append_event("pg-run", NewEvent(kind="note", data={"n": n}))
-    viewer = await open_viewer(location)
+    viewer = await open_viewer(
+        location, busy_timeout=30.0
+    )  # not a fail-fast test: a loaded machine
     try:
         assert viewer.pushes_changes
         assert await viewer.last_event_id() == 6
