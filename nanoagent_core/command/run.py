@@ -46,7 +46,7 @@ async def run(location: str, args: argparse.Namespace) -> int:
         max_iterations=args.max_iterations,
         options=parse_option_pairs(args.option),
         heartbeat=args.heartbeat,
-        claim_grace=None if args.detach else 0.0,  # in the foreground, this process claims it
+        claimed_here=not args.detach,  # in the foreground, this process claims it
     )
     store = await open_store(location, create=True)
     try:
