@@ -18,12 +18,12 @@ from nanoagent_tui.formatting import in_flight, task_row
 from nanoagent_tui.live import Detail, Update
 from nanoagent_tui.screens.base import ACTION_BINDINGS, LiveScreen
 from nanoagent_tui.screens.detail_parts import (
+    InfoGrid,
     crash_line,
     duration_bars,
     durations_text,
     event_line,
     failure_text,
-    info_table,
     phase_strip,
     task_result,
 )
@@ -245,7 +245,7 @@ class DetailScreen(LiveScreen):
         self._shown = shown
         self._log_crash(run, word, now)
         short = self.has_class("short")
-        self.query_one("#info", Static).update(info_table(run, word, now, width, short=short))
+        self.query_one("#info", Static).update(InfoGrid(run, word, now, short=short))
         self.query_one("#phases", Static).update(phase_strip(run, word, width))
         failure = failure_text(run, word, detail.tasks)
         box = self.query_one("#failure", Static)
