@@ -47,10 +47,7 @@ class DashboardApp(App[int]):
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True, id="ctrl_quit"),
     ]
-    CSS = """
-    Screen { background: $background; }
-    ModalScreen { background: $background 60%; }
-    """
+    CSS_PATH = "app.tcss"
 
     def __init__(
         self,

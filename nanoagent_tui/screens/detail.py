@@ -57,35 +57,7 @@ class DurationBars(Static):
 
 class DetailScreen(LiveScreen):
     AUTO_FOCUS = "#tasks"
-    DEFAULT_CSS = """
-    DetailScreen #info { height: auto; padding: 0 1; }
-    DetailScreen #phases { height: 1; padding: 0 1; margin-top: 1; }
-    DetailScreen #failure { height: auto; max-height: 6; padding: 0 1; margin-top: 1;
-                            border-left: thick $error; display: none; }
-    DetailScreen #failure.shown { display: block; }
-    DetailScreen #middle { height: 1fr; min-height: 5; margin-top: 1; }
-    DetailScreen #tasks { width: 2fr; }
-    DetailScreen #result-box { width: 1fr; border-left: solid $panel-lighten-2; padding: 0 1; }
-    DetailScreen #bottom { height: 1fr; min-height: 4; }
-    DetailScreen #events-box { width: 2fr; }
-    DetailScreen #events { border-top: solid $panel-lighten-2; overflow-x: hidden;
-                           scrollbar-gutter: stable;
-                           border-title-color: $text-muted; border-subtitle-color: $warning; }
-    DetailScreen #middle { border-top: solid $panel-lighten-2; border-title-color: $text-muted; }
-    DetailScreen #search { display: none; height: 1; border: none; padding: 0 1; }
-    DetailScreen #search.shown { display: block; }
-    DetailScreen.short #phases, DetailScreen.short #failure, DetailScreen.short #middle {
-        margin-top: 0;
-    }
-    DetailScreen.short #failure { max-height: 3; }
-    DetailScreen #durations { width: 1fr; border-top: solid $panel-lighten-2; padding: 0 1;
-                              border-title-color: $text-muted; }
-    DetailScreen #spark { height: 1fr; min-height: 1; max-height: 5; }
-    DetailScreen #loading { height: 1fr; padding: 2 4; color: $text-muted; }
-    DetailScreen.loaded #loading { display: none; }
-    DetailScreen #body { display: none; }
-    DetailScreen.loaded #body { display: block; }
-    """
+    CSS_PATH = "detail.tcss"
 
     BINDINGS = [
         Binding("escape", "back", "Back", id="back", tooltip="Back to the runs"),
@@ -243,6 +215,9 @@ class DetailScreen(LiveScreen):
         if shown == self._shown:
             return
         self._shown = shown
+        # what the run allows (r, a dimmed or not) follows its status: the footer is told
+        # now, not whenever something else happens to refresh it
+        self.refresh_bindings()
         self._log_crash(run, word, now)
         short = self.has_class("short")
         self.query_one("#info", Static).update(InfoGrid(run, word, now, short=short))

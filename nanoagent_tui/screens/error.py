@@ -36,13 +36,7 @@ def error_text(location: str, message: str) -> Text:
 
 
 class ErrorScreen(Screen[None]):
-    DEFAULT_CSS = """
-    ErrorScreen { align: center middle; }
-    ErrorScreen Vertical {
-        width: 90; max-width: 96%; height: auto;
-        border: thick $error; padding: 1 2; background: $surface;
-    }
-    """
+    CSS_PATH = "error.tcss"
 
     BINDINGS = [
         Binding("r", "retry", "Retry", id="retry", tooltip="Try to open the database again"),

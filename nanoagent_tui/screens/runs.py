@@ -103,14 +103,7 @@ SORTS: dict[SortMode, tuple[str, bool]] = {
 
 class RunsScreen(LiveScreen):
     AUTO_FOCUS = "#runs"
-    DEFAULT_CSS = """
-    RunsScreen #filter { display: none; height: 3; margin: 0 1; }
-    RunsScreen #filter.shown { display: block; }
-    RunsScreen #runs { height: 1fr; }
-    RunsScreen #empty { height: 1fr; padding: 2 4; display: none; }
-    RunsScreen.empty #empty { display: block; }
-    RunsScreen.empty #runs { display: none; }
-    """
+    CSS_PATH = "runs.tcss"
 
     BINDINGS = [
         *ACTION_BINDINGS,
