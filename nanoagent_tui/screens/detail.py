@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 from rich.text import Text
 from textual import on
@@ -57,7 +58,7 @@ class DurationBars(Static):
 
 class DetailScreen(LiveScreen):
     AUTO_FOCUS = "#tasks"
-    CSS_PATH = "detail.tcss"
+    CSS_PATH = Path(__file__).with_name("detail.tcss")
 
     BINDINGS = [
         Binding("escape", "back", "Back", id="back", tooltip="Back to the runs"),

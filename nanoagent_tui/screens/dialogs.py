@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.table import Table
 from rich.text import Text
 from textual import events
@@ -24,7 +26,7 @@ class ConfirmScreen(ModalScreen[bool]):
     A key typed before the dialog was drawn is ignored: it was meant for the screen below
     (the ``a`` and ``y`` of a word typed fast must not confirm an abort)."""
 
-    CSS_PATH = "dialogs.tcss"
+    CSS_PATH = Path(__file__).with_name("dialogs.tcss")
 
     BINDINGS = [
         Binding("y", "answer(True)", "Yes", id="yes"),
@@ -122,7 +124,7 @@ def help_text() -> Table:
 
 
 class HelpScreen(ModalScreen[None]):
-    CSS_PATH = "dialogs.tcss"
+    CSS_PATH = Path(__file__).with_name("dialogs.tcss")
 
     BINDINGS = [
         Binding("escape", "close", "Close", id="close"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from rich.text import Text
@@ -36,7 +37,7 @@ def error_text(location: str, message: str) -> Text:
 
 
 class ErrorScreen(Screen[None]):
-    CSS_PATH = "error.tcss"
+    CSS_PATH = Path(__file__).with_name("error.tcss")
 
     BINDINGS = [
         Binding("r", "retry", "Retry", id="retry", tooltip="Try to open the database again"),

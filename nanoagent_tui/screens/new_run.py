@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from textual import events, on, work
@@ -28,7 +29,7 @@ __all__ = ["NewRunScreen"]
 class NewRunScreen(ModalScreen[str | None]):
     """Dismissed with the new run's id once its worker started, or None."""
 
-    CSS_PATH = "new_run.tcss"
+    CSS_PATH = Path(__file__).with_name("new_run.tcss")
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="cancel")]
 
