@@ -82,7 +82,7 @@ class LiveScreen(Screen[None]):
     def _polled(self, update: Update) -> None:
         # a screen just popped stays subscribed until it is unmounted: its widgets are
         # going, so nothing more is posted to it
-        if self in self.app.screen_stack:
+        if self in self.dash.screen_stack:
             self.deliver(update)
 
     def _ticked(self, _: None) -> None:
