@@ -218,9 +218,6 @@ class DetailScreen(LiveScreen):
         if shown == self._shown:
             return
         self._shown = shown
-        # what the run allows (r, a dimmed or not) follows its status: the footer is told
-        # now, not whenever something else happens to refresh it
-        self.refresh_bindings()
         self._log_crash(run, word, now)
         allowed = tuple(self.dash.check_action(action, ()) for action in ("resume", "abort"))
         if allowed != self._allowed:  # the footer dims r and a for a run they cannot apply to
