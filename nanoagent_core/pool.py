@@ -36,7 +36,7 @@ from nanoagent_core.errors import (
 )
 from nanoagent_core.logs import safe_text
 from nanoagent_core.loop import DEFAULT_MAX_FAILURES, Loop
-from nanoagent_core.models import EventKind, RunState, RunStatus
+from nanoagent_core.models import EventKind, Owner, RunState, RunStatus
 from nanoagent_core.procinfo import Liveness, current_owner, owner_liveness
 from nanoagent_core.protocols import NewEvent, QueueStore, Step
 from nanoagent_core.status import held_by_live_worker
@@ -118,6 +118,11 @@ class Pool:
         self._wake = asyncio.Event()
         self._next_scan = 0.0
         self.stats = PoolStats()
+
+    @property
+    def owner(self) -> Owner:
+        """Who this pool is, as recorded in the runs it holds."""
+        return self._owner
 
     @property
     def in_flight(self) -> int:
