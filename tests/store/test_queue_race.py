@@ -105,7 +105,8 @@ def test_racing_processes_claim_each_queued_run_exactly_once_oldest_first(locati
             for run_id in run_ids:
                 run = await store.get_run(run_id)
                 assert run.status is RunStatus.RUNNING
-                assert run.owner is not None and run.owner.pid == by_pid[run_id]
+                assert run.owner is not None
+                assert run.owner.pid == by_pid[run_id]
                 kinds = [e.kind for e in await store.read_events(run_id=run_id)]
                 assert kinds == ["run_created", "run_claimed"]
             assert await store.count_runs() == {RunStatus.RUNNING: RUNS}
