@@ -32,6 +32,7 @@ from nanoagent_core.errors import (
     LeaseLostError,
     NanoagentError,
     RunBusyError,
+    RunFinishedError,
     ValidationError,
 )
 from nanoagent_core.logs import safe_text
@@ -238,8 +239,8 @@ class Pool:
                 owner_gone=gone,
                 budget=self._options.restart_budget,
             )
-        except RunBusyError:
-            return None  # another worker took it, or its own came back
+        except (RunBusyError, RunFinishedError):
+            return None  # another worker took it, its own came back, or it ended meanwhile
         except NanoagentError as exc:
             _log.warning("run %s: recovery failed (%s)", run.run_id, safe_text(exc))
             return None

@@ -225,7 +225,8 @@ class QueueStore(Protocol):
         """Take up a crashed run (stored running, its lease expired or, ``owner_gone``, its
         worker's pid dead on this host): a ``run_restarted`` event and a claim, or, with
         ``budget`` restarts spent, the run ended ``failed``. RunBusyError if the epoch moved
-        on or the run is held or no longer running."""
+        on or the run is held, RunFinishedError if it has finished meanwhile (as claim_run).
+        """
         ...
 
     async def wait_for_queue(self, timeout: float) -> bool:
