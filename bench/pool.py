@@ -42,7 +42,7 @@ from nanoagent_core.sqlite import SQLiteStore
 __all__ = ["run"]
 
 #: (runs, body seconds, recovery repeats, dashboard rounds) by size label
-_SIZES = {"full": (1000, 1.0, 3, 3), "quick": (200, 0.5, 2, 2), "tiny": (20, 0.05, 1, 1)}
+_SIZES = {"full": (1000, 1.0, 3, 7), "quick": (200, 0.5, 2, 3), "tiny": (20, 0.05, 1, 1)}
 TASKS = 3
 HEARTBEAT = 0.5
 LEASE = 3 * HEARTBEAT

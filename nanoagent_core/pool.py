@@ -94,6 +94,7 @@ class PoolStats:
     lost: int = 0  #: runs another worker took over (lease lost)
     errors: int = 0  #: runs that ended in an unexpected error
     notified: int = 0  #: wake-ups by a queue notification (PostgreSQL NOTIFY)
+    peak: int = 0  #: the most runs in flight at once
     ended: dict[str, RunStatus] = field(default_factory=dict[str, RunStatus])
 
     def line(self) -> str:
@@ -101,7 +102,7 @@ class PoolStats:
             f"claimed {self.claimed}, recovered {self.recovered}, completed {self.completed},"
             f" failed {self.failed}, aborted {self.aborted}, released {self.released},"
             f" lost {self.lost}, gave up {self.gave_up}, errors {self.errors},"
-            f" woken by notification {self.notified}"
+            f" woken by notification {self.notified}, peak in flight {self.peak}"
         )
 
 
@@ -256,6 +257,7 @@ class Pool:
     def _start(self, run: RunState) -> None:
         task = asyncio.ensure_future(self._drive(run))
         self._active[run.run_id] = task
+        self.stats.peak = max(self.stats.peak, len(self._active))
 
         def done(_: asyncio.Task[None]) -> None:
             self._active.pop(run.run_id, None)
