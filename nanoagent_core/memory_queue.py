@@ -48,7 +48,7 @@ class MemoryQueue:
         ]
         if not queued:
             return None
-        run = min(queued, key=lambda r: (r.created_at, r.run_id))
+        run = min(queued, key=rules.queue_order)
         now = self._clock()
         claimed = self._put(
             run,
@@ -62,6 +62,17 @@ class MemoryQueue:
             updated_at=now,
         )
         self._emit(run.run_id, now, [rules.claimed_event(claimed, owner)])
+        return claimed
+
+    async def claim_queued(
+        self, owner: Owner, *, lease_seconds: float, limit: int
+    ) -> list[RunState]:
+        claimed: list[RunState] = []
+        while len(claimed) < limit:
+            run = await self.claim_next(owner, lease_seconds=lease_seconds)
+            if run is None:
+                break
+            claimed.append(run)
         return claimed
 
     async def recover_run(

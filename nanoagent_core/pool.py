@@ -49,6 +49,8 @@ __all__ = ["DEFAULT_CONCURRENCY", "DEFAULT_POLL", "Pool", "PoolOptions", "PoolSt
 DEFAULT_CONCURRENCY = 100
 #: Seconds between looks at the queue while idle (a notification wakes it earlier).
 DEFAULT_POLL = 1.0
+#: The most queued runs claimed in one go (one transaction on SQLite).
+_CLAIM_BATCH = 100
 #: The most crashed runs one recovery scan reads.
 _SCAN_LIMIT = 10_000
 
@@ -188,22 +190,25 @@ class Pool:
         return self._options.concurrency - len(self._active)
 
     async def _fill(self) -> int:
-        """Claim queued runs while slots are free; how many it claimed."""
+        """Claim queued runs while slots are free (in batches); how many it claimed."""
         took = 0
         while self._free() > 0 and not self._drain.is_set():
             try:
-                run = await self._store.claim_next(
-                    self._owner, lease_seconds=lease_seconds(self._options.heartbeat)
+                runs = await self._store.claim_queued(
+                    self._owner,
+                    lease_seconds=lease_seconds(self._options.heartbeat),
+                    limit=min(self._free(), _CLAIM_BATCH),
                 )
             except NanoagentError as exc:
-                _log.warning("pool: claiming a queued run failed (%s)", safe_text(exc))
+                _log.warning("pool: claiming queued runs failed (%s)", safe_text(exc))
                 return took
-            if run is None:
+            for run in runs:
+                took += 1
+                self.stats.claimed += 1
+                _log.info("run %s: claimed from the queue (epoch %d)", run.run_id, run.epoch)
+                self._start(run)
+            if not runs:
                 return took
-            took += 1
-            self.stats.claimed += 1
-            _log.info("run %s: claimed from the queue (epoch %d)", run.run_id, run.epoch)
-            self._start(run)
         return took
 
     async def _recover(self) -> int:

@@ -212,6 +212,13 @@ class QueueStore(Protocol):
         requested; None when there is none."""
         ...
 
+    async def claim_queued(
+        self, owner: Owner, *, lease_seconds: float, limit: int
+    ) -> list[RunState]:
+        """Claim up to ``limit`` queued runs as :meth:`claim_next` would one after another,
+        oldest first (SQLite: in one transaction); [] when there is none."""
+        ...
+
     async def recover_run(
         self,
         run_id: str,

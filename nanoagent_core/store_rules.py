@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from nanoagent_core.errors import (
@@ -48,6 +48,7 @@ __all__ = [
     "prunable",
     "prune_boundary",
     "prune_statuses",
+    "queue_order",
     "restarted_event",
     "run_exists",
     "run_finished",
@@ -338,6 +339,11 @@ def prunable(
 
 #: Restarts recovery makes of one crashed run before it ends the run failed instead.
 DEFAULT_RESTART_BUDGET = 3
+
+
+def queue_order(run: RunState) -> tuple[datetime, str]:
+    """The order in which queued runs are claimed: oldest first, then by id."""
+    return (run.created_at, run.run_id)
 
 
 def restarted_event(run: RunState, owner: Owner, restarts: int, budget: int) -> NewEvent:

@@ -87,6 +87,18 @@ class PostgresQueue:
 
         return await self._write(txn, lost)
 
+    async def claim_queued(
+        self, owner: Owner, *, lease_seconds: float, limit: int
+    ) -> list[RunState]:
+        """One transaction per run (a write's events belong to one run here)."""
+        claimed: list[RunState] = []
+        while len(claimed) < limit:
+            run = await self.claim_next(owner, lease_seconds=lease_seconds)
+            if run is None:
+                break
+            claimed.append(run)
+        return claimed
+
     async def recover_run(
         self,
         run_id: str,

@@ -29,6 +29,12 @@ class SQLiteQueue:
         def _now(self) -> float: ...
 
     async def claim_next(self, owner: Owner, *, lease_seconds: float) -> RunState | None:
+        claimed = await self.claim_queued(owner, lease_seconds=lease_seconds, limit=1)
+        return claimed[0] if claimed else None
+
+    async def claim_queued(
+        self, owner: Owner, *, lease_seconds: float, limit: int
+    ) -> list[RunState]:
         now = self._now()
         params = {
             "host": owner.host,
@@ -36,15 +42,18 @@ class SQLiteQueue:
             "pid_started": owner.pid_started,
             "now": now,
             "lease": now + lease_seconds,
+            "limit": max(0, limit),
         }
 
-        def txn(conn: sqlite3.Connection) -> RunState | None:
-            row = conn.execute(sql.CLAIM_NEXT, params).fetchone()
-            if row is None:
-                return None
-            claimed = ops.run_from_row(row)
-            event = rules.claimed_event(claimed, owner)
-            conn.executemany(sql.INSERT_EVENT, ops.event_params(claimed.run_id, now, [event]))
+        def txn(conn: sqlite3.Connection) -> list[RunState]:
+            rows = conn.execute(sql.CLAIM_QUEUED, params).fetchall()
+            claimed = sorted((ops.run_from_row(row) for row in rows), key=rules.queue_order)
+            events = [
+                event
+                for run in claimed
+                for event in ops.event_params(run.run_id, now, [rules.claimed_event(run, owner)])
+            ]
+            conn.executemany(sql.INSERT_EVENT, events)
             return claimed
 
         return await self._write(txn)

@@ -222,14 +222,15 @@ CLAIM_RUN = (
 
 # -- the queue (pool workers) ------------------------------------------------------------------
 
-#: The oldest queued run (creation time, then id) no abort was requested for, claimed. The
-#: write lock (BEGIN IMMEDIATE) makes the choice and the claim one step: one winner per run.
-CLAIM_NEXT = (
+#: The :limit oldest queued runs (creation time, then id) no abort was requested for,
+#: claimed. The write lock (BEGIN IMMEDIATE) makes the choice and the claim one step: one
+#: winner per run. RETURNING gives no order: the caller sorts.
+CLAIM_QUEUED = (
     "UPDATE runs SET owner_host = :host, owner_pid = :pid, owner_pid_started = :pid_started,"
     " epoch = epoch + 1, status = 'running', heartbeat_at = :now, lease_expires_at = :lease,"
     " finished_at = NULL, error = NULL, updated_at = :now"
-    " WHERE run_id = (SELECT run_id FROM runs WHERE status = 'queued'"
-    "   AND abort_requested_at IS NULL ORDER BY created_at, run_id LIMIT 1)"
+    " WHERE run_id IN (SELECT run_id FROM runs WHERE status = 'queued'"
+    "   AND abort_requested_at IS NULL ORDER BY created_at, run_id LIMIT :limit)"
     f" RETURNING {RUN_COLUMNS}"
 )
 

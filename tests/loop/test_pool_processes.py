@@ -168,3 +168,31 @@ async def test_recover_gives_up_after_the_restart_budget_on_a_run_that_kills_its
     assert "recovered 0" in out, out
     assert "gave up 0" in out, out
     assert (await ashow_json(db, "doomed"))["status"] == "failed"
+
+
+async def test_abort_stops_one_run_of_a_pool_and_the_others_go_on(
+    db: str, env: dict[str, str]
+) -> None:
+    await enqueue(db, env, "stopped", "tasks=30", "delay=0.2", "followups=0")
+    await enqueue(db, env, "goes-on", "tasks=4", "delay=0.2", "followups=0")
+    proc = await worker(db, env, "--until-idle")
+
+    async def both_going() -> list[RunState]:
+        return await runs(db)
+
+    await wait_until(
+        both_going,
+        lambda rs: len(rs) == 2 and all(r.owner is not None and r.tasks_done >= 1 for r in rs),
+        timeout=BOUND,
+        what="the pool driving both runs",
+    )
+    aborted = await acli("abort", "stopped", "--db", db, env=env)
+    assert aborted.code == 0, aborted
+    code, out, err = await finish(proc)
+    assert code == 0, err
+    assert "aborted 1" in out, out
+    assert "completed 1" in out, out
+    stopped, goes_on = await ashow_json(db, "stopped"), await ashow_json(db, "goes-on")
+    assert stopped["status"] == "aborted"
+    assert [e["kind"] for e in stopped["events"]][-1] == "run_aborted"
+    assert goes_on["status"] == "completed"

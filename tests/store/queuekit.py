@@ -14,9 +14,10 @@ from nanoagent_core.models import Owner
 from nanoagent_core.stores import open_store
 
 
-def queue_claimer(location: str, host: str, barrier: Waitable, out: Putter) -> None:
-    """After the barrier, claim queued runs one after another until the queue is empty;
-    report ``("ok", pid, [(run id, epoch), ...])`` in the order claimed."""
+def queue_claimer(location: str, host: str, batch: int, barrier: Waitable, out: Putter) -> None:
+    """After the barrier, claim queued runs until the queue is empty (``batch`` 1: one by one
+    with ``claim_next``; else ``claim_queued`` batches of that size); report
+    ``("ok", pid, [(run id, epoch), ...])`` in the order claimed."""
 
     async def main() -> list[tuple[str, int]]:
         store = await open_store(location, create=False)
@@ -24,9 +25,15 @@ def queue_claimer(location: str, host: str, barrier: Waitable, out: Putter) -> N
         claimed: list[tuple[str, int]] = []
         try:
             barrier.wait(BARRIER_TIMEOUT)
-            while (run := await store.claim_next(owner, lease_seconds=600)) is not None:
-                claimed.append((run.run_id, run.epoch))
-            return claimed
+            while True:
+                if batch == 1:
+                    one = await store.claim_next(owner, lease_seconds=600)
+                    runs = [] if one is None else [one]
+                else:
+                    runs = await store.claim_queued(owner, lease_seconds=600, limit=batch)
+                if not runs:
+                    return claimed
+                claimed += [(run.run_id, run.epoch) for run in runs]
         finally:
             await store.close()
 

@@ -1,5 +1,5 @@
-"""Queued runs claimed by racing processes (SQLite file, PostgreSQL schema): every queued run
-has exactly one winner, and each process takes runs oldest first."""
+"""Queued runs claimed by racing processes (SQLite file, PostgreSQL schema), one by one and in
+batches: every queued run has exactly one winner, and each process takes runs oldest first."""
 
 from __future__ import annotations
 
@@ -74,7 +74,8 @@ def test_racing_processes_claim_each_queued_run_exactly_once_oldest_first(locati
     barrier = SPAWN.Barrier(RACERS)
     procs = [
         SPAWN.Process(
-            target=queuekit.queue_claimer, args=(location, f"host-{n % 2}", barrier, results)
+            target=queuekit.queue_claimer,
+            args=(location, f"host-{n % 2}", 1 + n % 3, barrier, results),
         )
         for n in range(RACERS)
     ]

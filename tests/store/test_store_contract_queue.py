@@ -42,6 +42,24 @@ async def test_queued_runs_are_claimed_oldest_first_then_none(
     assert kinds == [EventKind.RUN_CREATED, EventKind.RUN_CLAIMED]
 
 
+async def test_queued_runs_are_claimed_in_batches_oldest_first(
+    store: Store, clock: FakeClock
+) -> None:
+    ids = [f"r{n}" for n in range(5)]
+    for run_id in reversed(ids):  # the newest id is the oldest run
+        await store.create_run(new_run(run_id, status=RunStatus.QUEUED))
+        clock.advance(1.0)
+    first = await store.claim_queued(ME, lease_seconds=30, limit=3)
+    assert [r.run_id for r in first] == ["r4", "r3", "r2"]
+    assert {(r.status, r.epoch, r.owner) for r in first} == {(RunStatus.RUNNING, 1, ME)}
+    rest = await store.claim_queued(OTHER, lease_seconds=30, limit=10)
+    assert [r.run_id for r in rest] == ["r1", "r0"]
+    assert await store.claim_queued(ME, lease_seconds=30, limit=10) == []
+    for run_id in ids:
+        kinds = [e.kind for e in await store.read_events(run_id=run_id)]
+        assert kinds == [EventKind.RUN_CREATED, EventKind.RUN_CLAIMED]
+
+
 async def test_a_queued_run_whose_abort_was_requested_is_not_claimed(store: Store) -> None:
     await store.create_run(new_run("q", status=RunStatus.QUEUED))
     await store.request_abort("q")
