@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 from rich.text import Text
 from textual import on
@@ -18,12 +19,12 @@ from nanoagent_tui.formatting import in_flight, task_row
 from nanoagent_tui.live import Detail, Update
 from nanoagent_tui.screens.base import ACTION_BINDINGS, LiveScreen
 from nanoagent_tui.screens.detail_parts import (
+    InfoGrid,
     crash_line,
     duration_bars,
     durations_text,
     event_line,
     failure_text,
-    info_table,
     phase_strip,
     task_result,
 )
@@ -57,35 +58,7 @@ class DurationBars(Static):
 
 class DetailScreen(LiveScreen):
     AUTO_FOCUS = "#tasks"
-    DEFAULT_CSS = """
-    DetailScreen #info { height: auto; padding: 0 1; }
-    DetailScreen #phases { height: 1; padding: 0 1; margin-top: 1; }
-    DetailScreen #failure { height: auto; max-height: 6; padding: 0 1; margin-top: 1;
-                            border-left: thick $error; display: none; }
-    DetailScreen #failure.shown { display: block; }
-    DetailScreen #middle { height: 1fr; min-height: 5; margin-top: 1; }
-    DetailScreen #tasks { width: 2fr; }
-    DetailScreen #result-box { width: 1fr; border-left: solid $panel-lighten-2; padding: 0 1; }
-    DetailScreen #bottom { height: 1fr; min-height: 4; }
-    DetailScreen #events-box { width: 2fr; }
-    DetailScreen #events { border-top: solid $panel-lighten-2; overflow-x: hidden;
-                           scrollbar-gutter: stable;
-                           border-title-color: $text-muted; border-subtitle-color: $warning; }
-    DetailScreen #middle { border-top: solid $panel-lighten-2; border-title-color: $text-muted; }
-    DetailScreen #search { display: none; height: 1; border: none; padding: 0 1; }
-    DetailScreen #search.shown { display: block; }
-    DetailScreen.short #phases, DetailScreen.short #failure, DetailScreen.short #middle {
-        margin-top: 0;
-    }
-    DetailScreen.short #failure { max-height: 3; }
-    DetailScreen #durations { width: 1fr; border-top: solid $panel-lighten-2; padding: 0 1;
-                              border-title-color: $text-muted; }
-    DetailScreen #spark { height: 1fr; min-height: 1; max-height: 5; }
-    DetailScreen #loading { height: 1fr; padding: 2 4; color: $text-muted; }
-    DetailScreen.loaded #loading { display: none; }
-    DetailScreen #body { display: none; }
-    DetailScreen.loaded #body { display: block; }
-    """
+    CSS_PATH = Path(__file__).with_name("detail.tcss")
 
     BINDINGS = [
         Binding("escape", "back", "Back", id="back", tooltip="Back to the runs"),
@@ -251,7 +224,7 @@ class DetailScreen(LiveScreen):
             self._allowed = allowed
             self.refresh_bindings()
         short = self.has_class("short")
-        self.query_one("#info", Static).update(info_table(run, word, now, width, short=short))
+        self.query_one("#info", Static).update(InfoGrid(run, word, now, short=short))
         self.query_one("#phases", Static).update(phase_strip(run, word, width))
         failure = failure_text(run, word, detail.tasks)
         box = self.query_one("#failure", Static)
