@@ -10,6 +10,7 @@ screen's width, in one scrollable column.
 from __future__ import annotations
 
 from rich.console import Group, RenderableType
+from rich.padding import Padding
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
@@ -42,13 +43,10 @@ _STYLE = {
 }
 
 
-def _part(part: Part) -> Text:
-    text = Text()
-    text.append(f"{part.title}\n", style=_STYLE.get(part.kind, "bold"))
-    body = Text(part.text or "(empty)", style="bright_black" if not part.text else "")
-    body.pad_left(2)  # pyright: ignore[reportUnknownMemberType]
-    text.append_text(body)
-    return text
+def _part(part: Part) -> RenderableType:
+    title = Text(part.title, style=_STYLE.get(part.kind, "bold"))
+    body = Text(part.text or "(empty)", style="" if part.text else "bright_black")
+    return Group(title, Padding(body, (0, 0, 0, 2)))  # the body indented, wrapped lines too
 
 
 def _heading(view: AttemptView) -> Text:
