@@ -208,6 +208,8 @@ class DetailScreen(LiveScreen):
         if mine_loaded and update.history is not None:
             self._reset_events(update.history)
         if mine_loaded and update.detail is not None:
+            if self.detail is None:
+                self.refresh_bindings()  # copy, resume and abort apply to the run now
             self.detail = update.detail
             self.add_class("loaded")
         elif mine_loaded and update.history is not None and self.detail is None:
