@@ -202,14 +202,16 @@ async def replay_run(
     run_id: str,
     new_id: str,
     *,
+    options: Mapping[str, str] | None = None,
     heartbeat: float = DEFAULT_HEARTBEAT,
     on_step: Callable[[RunState, Step], None] | None = None,
     handle_signals: bool = True,
 ) -> ReplayReport:
     """Replay ``run_id`` as the new run ``new_id`` in this process and compare the outcomes.
 
-    ValidationError (one line) for a run that cannot be replayed, before anything is stored;
-    RunExistsError when ``new_id`` is taken."""
+    ``options`` replace the recorded agent options of the same names (what if the agent ran
+    with these?). ValidationError (one line) for a run that cannot be replayed, before
+    anything is stored; RunExistsError when ``new_id`` is taken."""
     recording = await read_recording(store, run_id)
     try:
         import pydantic_ai.models as pai_models
@@ -231,9 +233,9 @@ async def replay_run(
             old.goal,
             agent=old.agent,
             max_iterations=old.max_iterations,
-            options=old.agent_options,
+            options={**old.agent_options, **(options or {})},
             heartbeat=heartbeat,
-            claim_grace=0.0,  # this process claims it next
+            claimed_here=True,  # this process claims it next
         )
         if not _ROLES.issubset(source.adopted):
             raise ValidationError(
