@@ -95,10 +95,25 @@ def outcome_of(run: RunState, tasks: Sequence[Task], results: Mapping[str, str])
     return Outcome(run.status.value, rows, run.result)
 
 
-def _shown(text: str | None) -> str:
+def _shown(text: str | None, start: int = 0) -> str:
+    """``text`` quoted, control characters escaped, from ``start`` (``…`` marks a cut)."""
     if text is None:
         return "none"
-    return repr(clip(visible(" ".join(text.split())), _SHOWN))
+    flat = " ".join(text.split())
+    head = "…" if start > 0 else ""
+    return repr(head + clip(visible(flat[start:]), _SHOWN))
+
+
+def _pair(was: str | None, now: str | None) -> tuple[str, str]:
+    """Both texts shown from a little before where they first differ."""
+    if was is None or now is None:
+        return _shown(was), _shown(now)
+    a, b = " ".join(was.split()), " ".join(now.split())
+    same = next(
+        (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
+    )
+    start = max(0, same - 20) if same > _SHOWN - 20 else 0
+    return _shown(a, start), _shown(b, start)
 
 
 def differences(recorded: Outcome, replayed: Outcome) -> list[str]:
@@ -119,13 +134,11 @@ def differences(recorded: Outcome, replayed: Outcome) -> list[str]:
             continue
         for name, was, now in zip(names, old[task_id][1:], new[task_id][1:], strict=True):
             if was != now:
-                lines.append(
-                    f"task {shown_id} {name}: recorded {_shown(was)}, replayed {_shown(now)}"
-                )
+                old_text, new_text = _pair(was, now)
+                lines.append(f"task {shown_id} {name}: recorded {old_text}, replayed {new_text}")
     if recorded.result != replayed.result:
-        lines.append(
-            f"run result: recorded {_shown(recorded.result)}, replayed {_shown(replayed.result)}"
-        )
+        old_text, new_text = _pair(recorded.result, replayed.result)
+        lines.append(f"run result: recorded {old_text}, replayed {new_text}")
     return lines
 
 
@@ -244,10 +257,27 @@ async def replay_run(
             )
         await store.create_run(run)
         await store.append_event(new_id, NewEvent(kind=EventKind.NOTE, data={"replay_of": run_id}))
+        first_errors: dict[str, str] = {}
+
+        def listen(state: RunState, step: Step) -> None:
+            # a task's first failure says why the replay went another way; its last error
+            # is often only that the recording had no answer for a retry
+            for event in step.events:
+                task_id, error = event.data.get("task_id"), event.data.get("error")
+                if event.kind == EventKind.TASK_FAILED and isinstance(task_id, str):
+                    first_errors.setdefault(task_id, str(error))
+            if on_step is not None:
+                on_step(state, step)
+
         final = await resume_run(
-            store, new_id, heartbeat=heartbeat, on_step=on_step, handle_signals=handle_signals
+            store, new_id, heartbeat=heartbeat, on_step=listen, handle_signals=handle_signals
         )
     _, tasks, results = await store.get_run_detail(new_id)
     recorded = outcome_of(old, recording.tasks, recording.results)
     replayed = outcome_of(final, tasks, results)
-    return ReplayReport(new_id, recorded, replayed, tuple(differences(recorded, replayed)))
+    lines = differences(recorded, replayed)
+    was = {row[0]: row for row in recorded.tasks}
+    for task_id, error in first_errors.items():
+        if task_id in was and was[task_id][4] != error and was[task_id][2] == "done":
+            lines.append(f"task {visible(task_id)} first failed in the replay: {_shown(error)}")
+    return ReplayReport(new_id, recorded, replayed, tuple(lines))
