@@ -132,3 +132,20 @@ async def test_a_demo_runs_detail_shows_no_usage_and_an_empty_conversation(here:
         )
         await pilot.pause()
         assert "No conversation journaled" in plain(app.screen.query_one("#parts"))
+
+
+async def test_the_runs_screen_shows_each_runs_tokens(here: Path):
+    """A tokens column from 120 cells (as ``list`` shows them: ``-`` for none)."""
+    from tuikit import Seed, loaded, runs_screen, seed_database
+
+    await seed_database(here / "runs.db", (Seed("demo-1", "A demo goal", tasks=2, done=1),))
+    await seed_llm_run(here / "runs.db")
+    app = snapshot_app("runs.db")
+    async with app.run_test(size=(160, 40)) as pilot:
+        await loaded(pilot)
+        table = runs_screen(app).table
+        await wait_for(pilot, lambda: table.row(RUN) is not None, what="the llm run's row")
+        assert getattr(table.row(RUN), "tokens") == "1385"  # noqa: B009
+        assert getattr(table.row("demo-1"), "tokens") == "-"  # noqa: B009
+        labels = [str(column.label) for column in table.columns.values()]
+        assert "tokens" in labels
