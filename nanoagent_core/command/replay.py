@@ -61,6 +61,9 @@ async def run(location: str, args: argparse.Namespace) -> int:
     finally:
         await store.close()
     replayed = report.replayed
+    if replayed.status == "interrupted":  # Ctrl-C or SIGTERM: the replay stopped, not differed
+        say(f"replay {visible(new_id)} interrupted")
+        return 130
     if report.equal:
         say(
             f"replay {visible(new_id)} equals run {visible(run_id)}: {replayed.status},"
