@@ -96,6 +96,8 @@ class AttemptView:
 
 def _text(value: object) -> str:
     """Any JSON value as text: a string as it is, anything else as compact JSON."""
+    if value is None:
+        return ""
     if isinstance(value, str):
         text = value
     else:
@@ -127,10 +129,18 @@ def _request_parts(part: Mapping[str, Any]) -> Part:
         return Part("prompt", "prompt", _prompt(part.get("content")))
     if kind == "system-prompt":
         return Part("system", "system", _text(part.get("content")))
+    if kind == "instruction":
+        return Part("instructions", "instructions", _text(part.get("content")))
     name = visible(str(part.get("tool_name") or ""))
     if kind == "tool-return":
-        return Part("tool-return", f"tool return {name}".rstrip(), _text(part.get("content")))
-    if kind == "retry-prompt":
+        outcome = part.get("outcome")
+        if outcome == "retried":  # the model is asked to try again (pydantic-ai >= 2.6x)
+            return Part("retry", f"retry {name}".rstrip(), _text(part.get("content")))
+        title = f"tool return {name}".rstrip()
+        if outcome not in (None, "success"):
+            title += f" ({visible(str(outcome))})"
+        return Part("tool-return", title, _text(part.get("content")))
+    if kind in ("retry-prompt", "retry-feedback"):
         title = f"retry {name}".rstrip()
         return Part("retry", title, _text(part.get("content")))
     return Part("other", visible(str(kind or "part")), _text(part.get("content")))
