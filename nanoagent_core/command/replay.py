@@ -9,14 +9,12 @@ import argparse
 import uuid
 from typing import Any
 
+from nanoagent_core.command.opening import open_for_run
 from nanoagent_core.command.output import say, step_printer
-from nanoagent_core.errors import DatabaseNotFoundError, RunNotFoundError
 from nanoagent_core.models import check_run_id
 from nanoagent_core.options import parse_option_pairs
-from nanoagent_core.paths import display_location
 from nanoagent_core.replay import EXIT_DIFFERENT, replay_run
 from nanoagent_core.safetext import visible
-from nanoagent_core.stores import open_store
 
 __all__ = ["EXIT_DIFFERENT", "add_parser", "run"]
 
@@ -48,12 +46,7 @@ async def run(location: str, args: argparse.Namespace) -> int:
     run_id = check_run_id(args.run_id)
     new_id = check_run_id(args.new_id or f"{run_id[:50]}-replay-{uuid.uuid4().hex[:6]}")
     overrides = parse_option_pairs(args.option)
-    try:
-        store = await open_store(location, create=False)
-    except DatabaseNotFoundError:
-        raise RunNotFoundError(
-            f"no run {run_id!r} (no database at {display_location(location)})"
-        ) from None
+    store = await open_for_run(location, run_id)
     try:
         report = await replay_run(
             store, run_id, new_id, options=overrides, on_step=step_printer(not args.events)

@@ -9,6 +9,8 @@ screen's width, in one scrollable column.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.console import Group, RenderableType
 from rich.padding import Padding
 from rich.text import Text
@@ -82,11 +84,7 @@ def conversation_text(views: list[AttemptView]) -> RenderableType:
 class ConversationScreen(LiveScreen):
     """One task's conversation, read through the Viewer Protocol."""
 
-    DEFAULT_CSS = """
-    ConversationScreen #task { height: auto; padding: 0 1; border-bottom: solid $panel-lighten-2; }
-    ConversationScreen #talk { height: 1fr; padding: 0 1; scrollbar-gutter: stable; }
-    ConversationScreen #parts { height: auto; }
-    """
+    CSS_PATH = Path(__file__).with_name("conversation.tcss")
 
     AUTO_FOCUS = "#talk"
     BINDINGS = [
