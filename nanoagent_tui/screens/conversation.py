@@ -94,13 +94,22 @@ class ConversationScreen(LiveScreen):
         Binding("q", "app.quit", "Quit", id="quit", tooltip="Quit (workers keep running)"),
     ]
 
-    def __init__(self, run_id: str, task: Task, *, opener: JournalOpener | None = None) -> None:
+    def __init__(
+        self,
+        run_id: str,
+        task: Task,
+        *,
+        seen: tuple[object, ...] | None = None,
+        opener: JournalOpener | None = None,
+    ) -> None:
+        """``seen``: the run's fingerprint (journal.fingerprint) as of the data the caller
+        showed; the journal is read at mount and again whenever a poll finds it moved."""
         super().__init__()
         self.run_id = run_id
         self.task_info = task
         self.attempts: list[Attempt] | None = None  #: the journal as last read (None: not yet)
         self._opener = opener
-        self._seen: tuple[object, ...] | None = None
+        self._seen = seen
 
     def compose(self) -> ComposeResult:
         yield TopBar()
@@ -131,9 +140,9 @@ class ConversationScreen(LiveScreen):
         if task is not None:
             self.task_info = task
         seen = fingerprint(detail.run, detail.tasks)
-        if self._seen is not None and seen != self._seen:
+        if seen != self._seen:
+            self._seen = seen
             self._load()
-        self._seen = seen
 
     def on_tick(self) -> None:
         self.query_one(TopBar).show(self.bar_state(f"run {self.run_id} · conversation"))

@@ -275,10 +275,13 @@ class DetailScreen(LiveScreen):
 
     @on(DataTable.RowSelected, "#tasks")
     def _task_selected(self, event: DataTable.RowSelected) -> None:
-        tasks = self.detail.tasks if self.detail is not None else ()
-        task = next((t for t in tasks if t.id == event.row_key.value), None)
+        detail = self.detail
+        if detail is None:
+            return
+        task = next((t for t in detail.tasks if t.id == event.row_key.value), None)
         if task is not None:
-            self.dash.push_screen(ConversationScreen(self.run_id, task))
+            seen = fingerprint(detail.run, detail.tasks)
+            self.dash.push_screen(ConversationScreen(self.run_id, task, seen=seen))
 
     def _show_result(self, task_id: str | None) -> None:
         detail = self.detail

@@ -126,8 +126,9 @@ def _attempt(task_id: str, number: int) -> Attempt:
     )
 
 
-async def seed_llm_run(path: Path) -> RunState:
-    """The run ``RUN``: task t1 failed once then done, t2 done; completed."""
+async def seed_llm_run(path: Path, *, finish: bool = True) -> RunState:
+    """The run ``RUN``: task t1 failed once then done, t2 done; completed (``finish``
+    False: t2 still in flight; :func:`finish_llm_run` commits its outcome)."""
     clock = FakeClock()
     store = await SQLiteStore.open(path, clock=clock)
     try:
@@ -181,20 +182,37 @@ async def seed_llm_run(path: Path) -> RunState:
                  attempts=(_attempt("t1", 2),)),
             epoch=epoch,
         )  # fmt: skip
-        clock.advance(2)
-        done2 = started2.model_copy(
-            update={"status": TaskStatus.DONE, "result": "Louvre, Orsay, Rodin"}
-        )
-        return await store.commit_step(
-            RUN,
-            Step(phase=Phase.DONE, iteration=3, tasks=(done2,),
-                 results={"t2": "Louvre, Orsay, Rodin"}, status=RunStatus.COMPLETED,
-                 result="Completed 2 task(s)",
-                 events=(NewEvent(kind=EventKind.TASK_DONE, data={"task_id": "t2",
-                                                                  "seconds": 1.25}),
-                         NewEvent(kind=EventKind.RUN_COMPLETED, data={"reason": "reflection"})),
-                 attempts=(_attempt("t2", 1),)),
-            epoch=epoch,
-        )  # fmt: skip
+        if not finish:
+            return await store.get_run(RUN)
+        return await _finish(store, clock, epoch)
     finally:
         await store.close()
+
+
+async def finish_llm_run(path: Path, clock: FakeClock | None = None) -> RunState:
+    """Commit t2's outcome (with its journal entry) as the run's worker would."""
+    store = await SQLiteStore.open(path, clock=clock or FakeClock())
+    try:
+        return await _finish(store, clock or FakeClock(), (await store.get_run(RUN)).epoch)
+    finally:
+        await store.close()
+
+
+async def _finish(store: SQLiteStore, clock: FakeClock, epoch: int) -> RunState:
+    """t2 done, the run completed: the last commit."""
+    clock.advance(2)
+    started2 = TASKS[1].model_copy(update={"attempts": 1})
+    done2 = started2.model_copy(
+        update={"status": TaskStatus.DONE, "result": "Louvre, Orsay, Rodin"}
+    )
+    return await store.commit_step(
+        RUN,
+        Step(phase=Phase.DONE, iteration=3, tasks=(done2,),
+             results={"t2": "Louvre, Orsay, Rodin"}, status=RunStatus.COMPLETED,
+             result="Completed 2 task(s)",
+             events=(NewEvent(kind=EventKind.TASK_DONE, data={"task_id": "t2",
+                                                              "seconds": 1.25}),
+                     NewEvent(kind=EventKind.RUN_COMPLETED, data={"reason": "reflection"})),
+             attempts=(_attempt("t2", 1),)),
+        epoch=epoch,
+    )  # fmt: skip

@@ -149,3 +149,22 @@ async def test_the_runs_screen_shows_each_runs_tokens(here: Path):
         assert getattr(table.row("demo-1"), "tokens") == "-"  # noqa: B009
         labels = [str(column.label) for column in table.columns.values()]
         assert "tokens" in labels
+
+
+async def test_the_conversation_of_a_task_in_flight_appears_when_its_attempt_commits(here: Path):
+    """Live: t2 is in flight (no journal entry yet); its worker commits the attempt and the
+    open view reads the journal again and shows it."""
+    from convkit import finish_llm_run
+
+    await seed_llm_run(here / "runs.db", finish=False)
+    app = snapshot_app("runs.db")
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await open_conversation(pilot, "t2")
+        parts = screen.query_one("#parts")
+        assert screen.attempts is not None
+        assert [a.task_id for a in screen.attempts] == ["t1", "t1"]
+        assert "No conversation journaled" in plain(parts)
+        await finish_llm_run(here / "runs.db")
+        await wait_for(pilot, lambda: "Louvre, Orsay and Rodin" in plain(parts), what="t2's talk")
+        assert "attempt 1  done" in plain(parts)
+        assert "done" in plain(screen.query_one("#task"))
