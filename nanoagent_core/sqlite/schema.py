@@ -21,15 +21,18 @@ from nanoagent_core.errors import (
 )
 from nanoagent_core.retry import Backoff
 from nanoagent_core.sqlite import sql
+from nanoagent_core.sqlite.thread import NOT_HERE
 from nanoagent_core.sqltext import fill
 
 __all__ = [
     "Synchronous",
     "create_private_file",
     "damaged",
+    "busy_timeout_restore",
     "in_transaction",
     "prepare",
     "translate",
+    "write_now",
 ]
 
 logger = logging.getLogger(__name__)
@@ -49,6 +52,39 @@ def in_transaction(conn: sqlite3.Connection, begin: str, fn: Callable[..., T], *
             conn.execute("ROLLBACK")
         raise
     return out
+
+
+def write_now(
+    conn: sqlite3.Connection, restore_busy: str, fn: Callable[..., T], *args: Any
+) -> T | Any:
+    """``fn(conn, *args)`` in a ``BEGIN IMMEDIATE`` transaction taken without waiting: when
+    another connection holds the write lock, NOT_HERE (nothing done) instead of waiting for
+    it in the busy handler (this runs on an event loop's thread, which must not sleep there;
+    the caller hands the write to the connection's thread, which may). ``restore_busy``:
+    the statement setting the connection's busy timeout back (see busy_timeout_restore)."""
+    conn.execute(sql.SET_BUSY_TIMEOUT_0)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:
+            return NOT_HERE
+        raise
+    finally:
+        conn.execute(restore_busy)
+    try:
+        out = fn(conn, *args)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return out
+
+
+def busy_timeout_restore(conn: sqlite3.Connection) -> str:
+    """The statement that sets the connection's busy timeout back to what it is now."""
+    (ms,) = conn.execute(sql.BUSY_TIMEOUT).fetchone()
+    return fill(sql.SET_BUSY_TIMEOUT, ms=str(int(ms)))
 
 
 def _fold(value: str | float | bytes | None) -> str | float | bytes | None:

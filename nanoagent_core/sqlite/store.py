@@ -8,6 +8,7 @@ finishes, committing or rolling back, on its thread). Opening and the schema: sq
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sqlite3
@@ -41,12 +42,14 @@ from nanoagent_core.protocols import NewEvent, PruneCount, Step
 from nanoagent_core.sqlite import ops, sql
 from nanoagent_core.sqlite.schema import (
     Synchronous,
+    busy_timeout_restore,
     create_private_file,
     in_transaction,
     prepare,
     translate,
+    write_now,
 )
-from nanoagent_core.sqlite.thread import ConnectionThread
+from nanoagent_core.sqlite.thread import NOT_HERE, ConnectionThread
 from nanoagent_core.sqltext import fill
 
 __all__ = ["SQLiteStore", "Synchronous"]
@@ -73,6 +76,9 @@ class SQLiteStore:
         self._read_only = read_only
         self._clock = clock
         self._closed = False
+        #: set (at synchronous NORMAL) when writes run on the caller's thread if they can:
+        #: the statement that sets the busy timeout back after taking the lock at once
+        self._restore_busy: str | None = None
 
     # -- opening and closing ---------------------------------------------------------------
 
@@ -127,6 +133,10 @@ class SQLiteStore:
                 busy_timeout,
                 dict(extra_pragmas or {}),
             )
+            if not read_only and synchronous == "NORMAL":
+                # A write at NORMAL is short (no fsync): it runs on the event loop's thread
+                # when it can (see _write); at FULL, each waits for an fsync: off the loop.
+                store._restore_busy = await store._call(busy_timeout_restore)
         except BaseException:
             await db.close()
             raise
@@ -155,28 +165,39 @@ class SQLiteStore:
 
     # -- plumbing --------------------------------------------------------------------------
 
+    def _guard(self, conn: sqlite3.Connection, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(conn, *args)``, its sqlite3 errors translated."""
+        try:
+            return fn(conn, *args)
+        except sqlite3.Error as exc:
+            raise translate(self._location, exc) from None
+        except ops.DamagedRowError as exc:
+            raise NotANanoagentDatabaseError(
+                f"{self._location}: damaged database ({exc})"
+            ) from None
+
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(conn, *args)`` on the connection's thread, translating sqlite3 errors."""
         if self._closed:
             raise DatabaseError(f"{self._location}: the store is closed")
-
-        def job(conn: sqlite3.Connection) -> T:
-            try:
-                return fn(conn, *args)
-            except sqlite3.Error as exc:
-                raise translate(self._location, exc) from None
-            except ops.DamagedRowError as exc:
-                raise NotANanoagentDatabaseError(
-                    f"{self._location}: damaged database ({exc})"
-                ) from None
-
-        return await self._db.run(job)
+        return await self._db.run(self._guard, fn, *args)
 
     async def _write(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(conn, *args)`` inside ``BEGIN IMMEDIATE`` ... ``COMMIT`` (rolled back on
-        any exception) in one hop to the connection's thread."""
+        any exception) in one piece: at NORMAL, right here on the event loop's thread when
+        the connection's thread is idle and the write lock is free at once (no hop: the
+        common case of a worker's step); else in one hop to the connection's thread, which
+        waits for the lock (busy timeout). Either way nothing can cut it half-way."""
         if self._read_only:
             raise DatabaseError(f"{self._location}: opened read-only")
+        restore = self._restore_busy
+        if restore is not None and not self._closed:
+            out = self._db.run_here(self._guard, write_now, restore, fn, *args)
+            if out is not NOT_HERE:
+                # Let the loop's other tasks (heartbeat, signals, abort) run, as a hop would:
+                # a worker whose agent never awaits must not hold the loop for a whole run.
+                await asyncio.sleep(0)
+                return out
         return await self._call(in_transaction, "BEGIN IMMEDIATE", fn, *args)
 
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
@@ -470,20 +491,24 @@ class SQLiteStore:
         now = self._now()
         params = {**rules.step_params(run_id, step, epoch), "now": now}
         tasks = step.tasks
+        task_ids = {task.id for task in tasks}
         results = [(run_id, task_id, text) for task_id, text in step.results.items()]
         events = ops.event_params(run_id, now, step.events)
         attempts = step.attempts
 
         def txn(conn: sqlite3.Connection) -> RunState:
+            changes = ops.task_changes(conn, run_id, tasks) if tasks else ops.NO_TASK_CHANGES
             # Fence first (the write lock is held, so the epoch cannot move before COMMIT):
-            # a stale or unknown run is reported as such, whatever else the step holds.
-            row = conn.execute(sql.SELECT_EPOCH, (run_id,)).fetchone()
-            if row is None or row[0] != epoch:
+            # a stale or unknown run is reported as such, whatever else the step holds. The
+            # same statement moves the task counters (read above: lookups only).
+            fence = (changes.added, changes.done, run_id, epoch)
+            if conn.execute(sql.FENCE_STEP, fence).rowcount == 0:
                 raise ops.fence_failure(conn, run_id, epoch)
-            if tasks:
-                ops.upsert_tasks(conn, run_id, tasks)
+            ops.write_tasks(conn, changes)
             if results:
-                ops.check_tasks_exist(conn, run_id, [task_id for _, task_id, _ in results])
+                # a task upserted just above exists: look up only the others
+                others = [task_id for _, task_id, _ in results if task_id not in task_ids]
+                ops.check_tasks_exist(conn, run_id, others)
                 conn.executemany(sql.UPSERT_RESULT, results)
             if attempts:
                 ops.insert_attempts(conn, run_id, attempts)
