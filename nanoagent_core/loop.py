@@ -31,6 +31,7 @@ from nanoagent_core.clip import clip
 from nanoagent_core.errors import RunAbortedError
 from nanoagent_core.models import Attempt, EventKind, Phase, RunState, RunStatus, Task, TaskStatus
 from nanoagent_core.protocols import ContextStore, NewEvent, Step, StepStore, TaskStore
+from nanoagent_core.replace import replace
 from nanoagent_core.rules import (
     MAX_CANCELLED,
     MAX_NEW_TASKS,
@@ -127,7 +128,7 @@ class Loop:
         run_id = self._run.run_id
         for task in await self._store.get_all_tasks(run_id):
             if task.status is TaskStatus.FAILED:  # resuming a failed run: a fresh budget
-                task = task.model_copy(update={"status": TaskStatus.PENDING, "failures": 0})
+                task = replace(task, status=TaskStatus.PENDING, failures=0)
                 self._carry[task.id] = task
             self._put(task)
         self._results = await self._store.get_all_results(run_id)
@@ -195,13 +196,12 @@ class Loop:
         journal = _journal(task, outcome, seconds)
         base = {"task_id": task.id, "attempt": task.attempts, "iteration": iteration}
         if outcome.success:
-            done = task.model_copy(
-                update={
-                    "status": TaskStatus.DONE,
-                    "result": outcome.output,
-                    "failures": 0,
-                    "error": None,
-                }
+            done = replace(
+                task,
+                status=TaskStatus.DONE,
+                result=outcome.output,
+                failures=0,
+                error=None,
             )
             self._keep(done)
             self._results[task.id] = outcome.output
@@ -210,17 +210,14 @@ class Loop:
                 data={**base, "seconds": seconds, "result": _preview(outcome.output)},
             )
             step = self._after_task(iteration, [event])
-            return step.model_copy(
-                update={"results": {task.id: outcome.output}, "attempts": journal}
-            )
+            return replace(step, results={task.id: outcome.output}, attempts=journal)
         failures = task.failures + 1
         gave_up = failures >= self._max_failures
-        failed = task.model_copy(
-            update={
-                "failures": failures,
-                "error": outcome.output,
-                "status": TaskStatus.FAILED if gave_up else TaskStatus.PENDING,
-            }
+        failed = replace(
+            task,
+            failures=failures,
+            error=outcome.output,
+            status=TaskStatus.FAILED if gave_up else TaskStatus.PENDING,
         )
         self._keep(failed)
         data: dict[str, object] = {
@@ -245,7 +242,7 @@ class Loop:
         if gave_up:
             error = f"task {task.id} failed {failures} attempts in a row: {outcome.output}"
             step = self._fail(error, [event], iteration=iteration, task_id=task.id)
-            return step.model_copy(update={"attempts": journal})
+            return replace(step, attempts=journal)
         if wait:
             # The failure is recorded before the wait, the next attempt's start after it.
             await self._commit(
@@ -259,7 +256,7 @@ class Loop:
             )
             await asyncio.sleep(wait)
             return self._after_task(iteration, [])
-        return self._after_task(iteration, [event]).model_copy(update={"attempts": journal})
+        return replace(self._after_task(iteration, [event]), attempts=journal)
 
     async def _reflect(self) -> Step:
         iteration = self._run.iteration
@@ -285,7 +282,7 @@ class Loop:
             if task is None or task.status is not TaskStatus.PENDING:
                 ignored.append(task_id)
                 continue
-            self._keep(task.model_copy(update={"status": TaskStatus.CANCELLED}))
+            self._keep(replace(task, status=TaskStatus.CANCELLED))
             cancelled.append(task_id)
         data.update(
             added=[{"id": t.id, "description": _preview(t.description)} for t in added],
@@ -384,7 +381,7 @@ class Loop:
         self._carry[task.id] = task
 
     def _started(self, task: Task) -> Task:
-        started = task.model_copy(update={"attempts": task.attempts + 1})
+        started = replace(task, attempts=task.attempts + 1)
         self._keep(started)
         return started
 
@@ -411,7 +408,7 @@ class Loop:
 
     async def _commit(self, step: Step) -> None:
         if self._carry:
-            step = step.model_copy(update={"tasks": tuple(self._carry.values())})
+            step = replace(step, tasks=tuple(self._carry.values()))
         run = await self._store.commit_step(self._run.run_id, step, epoch=self._epoch)
         self._carry.clear()
         self._run = run

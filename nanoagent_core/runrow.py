@@ -40,14 +40,14 @@ def _options(raw: object) -> dict[str, str] | None:
             value: Any = json.loads(raw)
         except ValueError:
             return None
-        if type(value) is not dict or not all(
-            type(k) is str and type(v) is str
-            for k, v in value.items()  # pyright: ignore[reportUnknownVariableType]
-        ):
+        if type(value) is not dict:
+            return None
+        items: list[tuple[object, object]] = list(value.items())  # pyright: ignore[reportUnknownArgumentType, reportUnknownMemberType]
+        if not all(type(k) is str and type(v) is str for k, v in items):
             return None
         if len(_OPTIONS) >= _CACHE_LIMIT:
             _OPTIONS.clear()
-        cached = _OPTIONS[raw] = value
+        cached = _OPTIONS[raw] = {str(k): str(v) for k, v in items}
     return dict(cached)
 
 
@@ -80,9 +80,7 @@ PLAIN_CONSTRUCT = (
     and RunState.__pydantic_post_init__ is None
     and not RunState.__pydantic_root_model__
     and RunState.model_config.get("extra") != "allow"
-    and all(
-        f.alias is None and f.validation_alias is None for f in RunState.model_fields.values()
-    )
+    and all(f.alias is None and f.validation_alias is None for f in RunState.model_fields.values())
 )
 _set = object.__setattr__
 

@@ -28,10 +28,10 @@ __all__ = [
     "Synchronous",
     "create_private_file",
     "damaged",
-    "busy_timeout_restore",
     "in_transaction",
     "prepare",
     "translate",
+    "wait_only_on_thread",
     "write_now",
 ]
 
@@ -54,23 +54,20 @@ def in_transaction(conn: sqlite3.Connection, begin: str, fn: Callable[..., T], *
     return out
 
 
-def write_now(
-    conn: sqlite3.Connection, restore_busy: str, fn: Callable[..., T], *args: Any
-) -> T | Any:
-    """``fn(conn, *args)`` in a ``BEGIN IMMEDIATE`` transaction taken without waiting: when
-    another connection holds the write lock, NOT_HERE (nothing done) instead of waiting for
-    it in the busy handler (this runs on an event loop's thread, which must not sleep there;
-    the caller hands the write to the connection's thread, which may). ``restore_busy``:
-    the statement setting the connection's busy timeout back (see busy_timeout_restore)."""
-    conn.execute(sql.SET_BUSY_TIMEOUT_0)
+def write_now(conn: sqlite3.Connection, fn: Callable[..., T], *args: Any) -> T | Any:
+    """``fn(conn, *args)`` in a ``BEGIN IMMEDIATE`` transaction taken without waiting, on a
+    connection whose busy timeout is 0 (see wait_only_on_thread): when another connection
+    holds the write lock, NOT_HERE (nothing done) instead of waiting for it in the busy
+    handler (this runs on an event loop's thread, which must not sleep there; the caller
+    hands the write to the connection's thread, which may). Once the lock is held, nothing
+    in the transaction waits for another connection (WAL: the commit appends to the log, and
+    the automatic checkpoint after it is a passive one)."""
     try:
         conn.execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError as exc:
         if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:
             return NOT_HERE
         raise
-    finally:
-        conn.execute(restore_busy)
     try:
         out = fn(conn, *args)
         conn.execute("COMMIT")
@@ -81,9 +78,11 @@ def write_now(
     return out
 
 
-def busy_timeout_restore(conn: sqlite3.Connection) -> str:
-    """The statement that sets the connection's busy timeout back to what it is now."""
+def wait_only_on_thread(conn: sqlite3.Connection) -> str:
+    """Set the connection's busy timeout to 0 (for write_now) and return the statement that
+    sets it back to what it was, for the calls on the connection's thread (which may wait)."""
     (ms,) = conn.execute(sql.BUSY_TIMEOUT).fetchone()
+    conn.execute(sql.SET_BUSY_TIMEOUT_0)
     return fill(sql.SET_BUSY_TIMEOUT, ms=str(int(ms)))
 
 

@@ -166,10 +166,12 @@ UPDATE_POSITION = (
     " WHERE run_id = ? AND epoch = ?"
 )
 
-# One statement ends a step: fenced by epoch, returns the run as it now stands.
+# One statement ends a step: fenced by epoch, returns the run as it now stands. The step's
+# first write (the task counters: how its tasks' stored statuses change, looked up first).
 FINISH_STEP = (
     "UPDATE runs SET phase = :phase, iteration = :iteration, current_task_id = :current_task_id,"
     " updated_at = :now,"
+    " tasks_total = tasks_total + :tasks_added, tasks_done = tasks_done + :tasks_done,"
     " status = coalesce(:status, status),"
     " result = CASE WHEN :status IS NULL THEN result ELSE :result END,"
     " error = CASE WHEN :status IS NULL THEN error ELSE :error END,"
@@ -245,11 +247,6 @@ TASK_STATUS = "SELECT status FROM tasks WHERE run_id = ? AND task_id = ?"
 # the tasks' stored statuses before it.
 MOVE_TASK_COUNTERS = (
     "UPDATE runs SET tasks_total = tasks_total + ?, tasks_done = tasks_done + ? WHERE run_id = ?"
-)
-# A step's first write: the fence (no row: a stale epoch or no such run) and the counters.
-FENCE_STEP = (
-    "UPDATE runs SET tasks_total = tasks_total + ?, tasks_done = tasks_done + ?"
-    " WHERE run_id = ? AND epoch = ?"
 )
 
 SELECT_TASKS = f"SELECT {TASK_COLUMNS} FROM tasks WHERE run_id = ? ORDER BY seq"

@@ -12,6 +12,7 @@ import asyncio
 import json
 import logging
 import sqlite3
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -42,11 +43,11 @@ from nanoagent_core.protocols import NewEvent, PruneCount, Step
 from nanoagent_core.sqlite import ops, sql
 from nanoagent_core.sqlite.schema import (
     Synchronous,
-    busy_timeout_restore,
     create_private_file,
     in_transaction,
     prepare,
     translate,
+    wait_only_on_thread,
     write_now,
 )
 from nanoagent_core.sqlite.thread import NOT_HERE, ConnectionThread
@@ -77,8 +78,10 @@ class SQLiteStore:
         self._clock = clock
         self._closed = False
         #: set (at synchronous NORMAL) when writes run on the caller's thread if they can:
-        #: the statement that sets the busy timeout back after taking the lock at once
-        self._restore_busy: str | None = None
+        #: then the connection's busy timeout is 0 but on its own thread, where each call
+        #: runs between this statement (the timeout asked for) and one setting it to 0
+        self._wait_busy: str | None = None
+        self._yielded = 0.0  #: time.monotonic() when a write on the loop's thread last yielded
 
     # -- opening and closing ---------------------------------------------------------------
 
@@ -136,7 +139,7 @@ class SQLiteStore:
             if not read_only and synchronous == "NORMAL":
                 # A write at NORMAL is short (no fsync): it runs on the event loop's thread
                 # when it can (see _write); at FULL, each waits for an fsync: off the loop.
-                store._restore_busy = await store._call(busy_timeout_restore)
+                store._wait_busy = await store._call(wait_only_on_thread)
         except BaseException:
             await db.close()
             raise
@@ -176,11 +179,21 @@ class SQLiteStore:
                 f"{self._location}: damaged database ({exc})"
             ) from None
 
+    def _guard_waiting(self, conn: sqlite3.Connection, fn: Callable[..., T], *args: Any) -> T:
+        """``_guard`` with the busy timeout asked for (on the connection's thread)."""
+        assert self._wait_busy is not None
+        conn.execute(self._wait_busy)
+        try:
+            return self._guard(conn, fn, *args)
+        finally:
+            conn.execute(sql.SET_BUSY_TIMEOUT_0)
+
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(conn, *args)`` on the connection's thread, translating sqlite3 errors."""
         if self._closed:
             raise DatabaseError(f"{self._location}: the store is closed")
-        return await self._db.run(self._guard, fn, *args)
+        guard = self._guard if self._wait_busy is None else self._guard_waiting
+        return await self._db.run(guard, fn, *args)
 
     async def _write(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(conn, *args)`` inside ``BEGIN IMMEDIATE`` ... ``COMMIT`` (rolled back on
@@ -190,13 +203,16 @@ class SQLiteStore:
         waits for the lock (busy timeout). Either way nothing can cut it half-way."""
         if self._read_only:
             raise DatabaseError(f"{self._location}: opened read-only")
-        restore = self._restore_busy
-        if restore is not None and not self._closed:
-            out = self._db.run_here(self._guard, write_now, restore, fn, *args)
+        if self._wait_busy is not None and not self._closed:
+            out = self._db.run_here(self._guard, write_now, fn, *args)
             if out is not NOT_HERE:
-                # Let the loop's other tasks (heartbeat, signals, abort) run, as a hop would:
-                # a worker whose agent never awaits must not hold the loop for a whole run.
-                await asyncio.sleep(0)
+                # Let the loop's other tasks (heartbeat, signals, abort) run, as a hop would,
+                # at least every few ms: a worker whose agent never awaits must not hold the
+                # loop for a whole run.
+                now = time.monotonic()
+                if now - self._yielded >= _YIELD_EVERY:
+                    self._yielded = now
+                    await asyncio.sleep(0)
                 return out
         return await self._call(in_transaction, "BEGIN IMMEDIATE", fn, *args)
 
@@ -498,11 +514,13 @@ class SQLiteStore:
 
         def txn(conn: sqlite3.Connection) -> RunState:
             changes = ops.task_changes(conn, run_id, tasks) if tasks else ops.NO_TASK_CHANGES
-            # Fence first (the write lock is held, so the epoch cannot move before COMMIT):
-            # a stale or unknown run is reported as such, whatever else the step holds. The
-            # same statement moves the task counters (read above: lookups only).
-            fence = (changes.added, changes.done, run_id, epoch)
-            if conn.execute(sql.FENCE_STEP, fence).rowcount == 0:
+            # The run row first: fenced (the write lock is held, so the epoch cannot move
+            # before COMMIT), so a stale or unknown run is reported as such, whatever else
+            # the step holds; it moves the task counters by what the lookups above found,
+            # and nothing after it changes the row it returns.
+            params["tasks_added"], params["tasks_done"] = changes.added, changes.done
+            row = conn.execute(sql.FINISH_STEP, params).fetchone()
+            if row is None:
                 raise ops.fence_failure(conn, run_id, epoch)
             ops.write_tasks(conn, changes)
             if results:
@@ -514,9 +532,6 @@ class SQLiteStore:
                 ops.insert_attempts(conn, run_id, attempts)
             if events:
                 conn.executemany(sql.INSERT_EVENT, events)
-            row = conn.execute(sql.FINISH_STEP, params).fetchone()
-            if row is None:
-                raise ops.fence_failure(conn, run_id, epoch)
             return ops.run_from_row(row)
 
         return await self._write(txn)
@@ -664,6 +679,10 @@ class SQLiteStore:
 
         return await self._call(job)
 
+
+#: At most this long (seconds) between two yields to the event loop by writes run on its
+#: thread (a yield costs a turn of the loop, about as much as a small statement).
+_YIELD_EVERY = 0.002
 
 #: Pages one incremental-vacuum step frees (4 MiB at 4 KiB pages): its write lock stays short.
 _VACUUM_STEP = 1024
