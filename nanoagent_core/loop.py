@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import heapq
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -114,6 +115,9 @@ class Loop:
         self._tasks: dict[str, Task] = {}
         # kept in step with _tasks so that no step scans every task of a long run
         self._pending_ids: set[str] = set()
+        #: (order, id) of pending tasks, the next to run on top; entries of tasks no longer
+        #: pending (or pending under another order) are dropped when they reach the top
+        self._pending_heap: list[tuple[tuple[int, int], str]] = []
         self._done: list[Task] = []  # done tasks in insertion (seq) order
         self._results: dict[str, str] = {}
         self._carry: dict[str, Task] = {}  # changes that ride with the next commit
@@ -307,7 +311,7 @@ class Loop:
         iteration += 1
         if not self._pending_ids:
             return Step(phase=Phase.REFLECTING, iteration=iteration, events=tuple(events))
-        task = self._started(min(self._pending_tasks(), key=_pending_order))
+        task = self._started(self._next_pending())
         return Step(
             phase=Phase.EXECUTING,
             iteration=iteration,
@@ -362,11 +366,24 @@ class Loop:
         """Pending tasks, the next to run first (priority, then insertion order)."""
         return sorted(self._pending_tasks(), key=_pending_order)
 
+    def _next_pending(self) -> Task:
+        """The pending task to run next (there is one): the first of :meth:`_pending`."""
+        heap = self._pending_heap
+        while True:
+            order, task_id = heap[0]
+            task = self._tasks[task_id]
+            if task.status is TaskStatus.PENDING and _pending_order(task) == order:
+                return task
+            heapq.heappop(heap)
+
     def _put(self, task: Task) -> None:
         """Set a task in the mirror and in the pending and done indexes."""
         was = self._tasks.get(task.id)
         self._tasks[task.id] = task
         if task.status is TaskStatus.PENDING:
+            order = _pending_order(task)
+            if was is None or was.status is not TaskStatus.PENDING or _pending_order(was) != order:
+                heapq.heappush(self._pending_heap, (order, task.id))
             self._pending_ids.add(task.id)
         else:
             self._pending_ids.discard(task.id)
