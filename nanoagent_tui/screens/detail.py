@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 from rich.text import Text
 from textual import on
@@ -18,12 +19,12 @@ from nanoagent_tui.formatting import in_flight, task_row
 from nanoagent_tui.live import Detail, Update
 from nanoagent_tui.screens.base import ACTION_BINDINGS, LiveScreen
 from nanoagent_tui.screens.detail_parts import (
+    InfoGrid,
     crash_line,
     duration_bars,
     durations_text,
     event_line,
     failure_text,
-    info_table,
     phase_strip,
     task_result,
 )
@@ -57,35 +58,7 @@ class DurationBars(Static):
 
 class DetailScreen(LiveScreen):
     AUTO_FOCUS = "#tasks"
-    DEFAULT_CSS = """
-    DetailScreen #info { height: auto; padding: 0 1; }
-    DetailScreen #phases { height: 1; padding: 0 1; margin-top: 1; }
-    DetailScreen #failure { height: auto; max-height: 6; padding: 0 1; margin-top: 1;
-                            border-left: thick $error; display: none; }
-    DetailScreen #failure.shown { display: block; }
-    DetailScreen #middle { height: 1fr; min-height: 5; margin-top: 1; }
-    DetailScreen #tasks { width: 2fr; }
-    DetailScreen #result-box { width: 1fr; border-left: solid $panel-lighten-2; padding: 0 1; }
-    DetailScreen #bottom { height: 1fr; min-height: 4; }
-    DetailScreen #events-box { width: 2fr; }
-    DetailScreen #events { border-top: solid $panel-lighten-2; overflow-x: hidden;
-                           scrollbar-gutter: stable;
-                           border-title-color: $text-muted; border-subtitle-color: $warning; }
-    DetailScreen #middle { border-top: solid $panel-lighten-2; border-title-color: $text-muted; }
-    DetailScreen #search { display: none; height: 1; border: none; padding: 0 1; }
-    DetailScreen #search.shown { display: block; }
-    DetailScreen.short #phases, DetailScreen.short #failure, DetailScreen.short #middle {
-        margin-top: 0;
-    }
-    DetailScreen.short #failure { max-height: 3; }
-    DetailScreen #durations { width: 1fr; border-top: solid $panel-lighten-2; padding: 0 1;
-                              border-title-color: $text-muted; }
-    DetailScreen #spark { height: 1fr; min-height: 1; max-height: 5; }
-    DetailScreen #loading { height: 1fr; padding: 2 4; color: $text-muted; }
-    DetailScreen.loaded #loading { display: none; }
-    DetailScreen #body { display: none; }
-    DetailScreen.loaded #body { display: block; }
-    """
+    CSS_PATH = Path(__file__).with_name("detail.tcss")
 
     BINDINGS = [
         Binding("escape", "back", "Back", id="back", tooltip="Back to the runs"),
@@ -109,6 +82,8 @@ class DetailScreen(LiveScreen):
         self._crash_seen: tuple[object, ...] | None = None  #: the crash already in the log
         self._needle = ""  #: what the log is searched for
         self._wrapped_at = 0  #: the log width its lines were wrapped for
+        #: what the footer was last told resume and abort allow (app.check_action)
+        self._allowed: tuple[bool | None, ...] = ()
 
     def compose(self) -> ComposeResult:
         yield TopBar()
@@ -244,8 +219,12 @@ class DetailScreen(LiveScreen):
             return
         self._shown = shown
         self._log_crash(run, word, now)
+        allowed = tuple(self.dash.check_action(action, ()) for action in ("resume", "abort"))
+        if allowed != self._allowed:  # the footer dims r and a for a run they cannot apply to
+            self._allowed = allowed
+            self.refresh_bindings()
         short = self.has_class("short")
-        self.query_one("#info", Static).update(info_table(run, word, now, width, short=short))
+        self.query_one("#info", Static).update(InfoGrid(run, word, now, short=short))
         self.query_one("#phases", Static).update(phase_strip(run, word, width))
         failure = failure_text(run, word, detail.tasks)
         box = self.query_one("#failure", Static)
