@@ -8,7 +8,8 @@ measures, in ``--chunks`` alternations: the plain-sqlite3 floor (1,000 steps), s
 (``--runs`` runs of 50 no-op tasks) and, with ``--journal``, the same loop journaling each
 outcome. Every ratio pairs a loop with the floor measured in the same process, so the machine's
 load (other jobs on the 2 cores) cancels as far as it can; the after/before ratio pairs the
-two trees' processes of the same round.
+two trees' processes of the same round. Each figure is given in wall time (what the goals
+count) and in the process's CPU time (what the code costs, far less moved by other jobs).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import tarfile
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,27 +37,30 @@ import nanoagent_core
 from bench.step_cost import floor_steps_per_s, loop_sample
 sync, work, chunks, runs, journal = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3]), \
     int(sys.argv[4]), sys.argv[5] == "1"
-floor_s = loop_s = journal_s = 0.0
-floor_n = tasks = commits = journal_commits = 0
+FLOOR = 3000
+got = {"floor": [0.0, 0.0, 0], "loop": [0.0, 0.0, 0], "journal": [0.0, 0.0, 0]}
+tasks = 0
+def add(key, wall, cpu, commits):
+    got[key][0] += wall
+    got[key][1] += cpu
+    got[key][2] += commits
 for i in range(chunks):
-    rate = floor_steps_per_s(work / f"f{i}.db", sync, 1000)
-    floor_s += 1000 / rate
-    floor_n += 1000
+    cpu = time.process_time()
+    rate = floor_steps_per_s(work / f"f{i}.db", sync, FLOOR)
+    add("floor", FLOOR / rate, time.process_time() - cpu, FLOOR)
+    cpu = time.process_time()
     sample = asyncio.run(loop_sample(work / f"l{i}.db", sync, 50, runs))
-    loop_s += sample.seconds
+    add("loop", sample.seconds, time.process_time() - cpu, sample.steps)
     tasks += sample.tasks
-    commits += sample.steps
     if journal:
+        cpu = time.process_time()
         sample = asyncio.run(loop_sample(work / f"j{i}.db", sync, 50, runs, journal=True))
-        journal_s += sample.seconds
-        journal_commits += sample.steps
-print(json.dumps({
-    "code": nanoagent_core.__file__,
-    "floor_steps_s": floor_n / floor_s,
-    "tasks_s": tasks / loop_s,
-    "us_commit": 1e6 * loop_s / commits,
-    "us_commit_journal": 1e6 * journal_s / journal_commits if journal else None,
-}))
+        add("journal", sample.seconds, time.process_time() - cpu, sample.steps)
+out = {"code": nanoagent_core.__file__, "tasks_per_commit": tasks / got["loop"][2]}
+for key, (wall, cpu, n) in got.items():
+    if n:
+        out[key] = {"us_wall": 1e6 * wall / n, "us_cpu": 1e6 * cpu / n}
+print(json.dumps(out))
 """
 
 
@@ -69,7 +74,7 @@ def _extract(rev: str, into: Path) -> Path:
     return tree
 
 
-def _child(tree: Path, sync: str, chunks: int, runs: int, journal: bool) -> dict[str, float]:
+def _child(tree: Path, sync: str, chunks: int, runs: int, journal: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="nanoagent-ab-") as work:
         args = [sys.executable, "-c", CHILD, sync, work, str(chunks), str(runs)]
         env = {**os.environ, "PYTHONPATH": str(tree)}
@@ -107,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="nanoagent-ab-tree-") as tmp:
         trees = {"before": _extract(args.before, Path(tmp)), "after": ROOT}
-        got: dict[str, list[dict[str, float]]] = {"before": [], "after": []}
+        got: dict[str, list[dict[str, Any]]] = {"before": [], "after": []}
         for round_ in range(args.rounds):
             order = ["before", "after"] if round_ % 2 == 0 else ["after", "before"]
             for name in order:
@@ -117,8 +122,8 @@ def main(argv: list[str] | None = None) -> int:
             print(
                 f"round {round_ + 1}: "
                 + ", ".join(
-                    f"{n} {got[n][-1]['tasks_s']:.0f} tasks/s vs floor"
-                    f" {got[n][-1]['floor_steps_s']:.0f}"
+                    f"{n} {got[n][-1]['loop']['us_wall']:.0f} us/commit vs floor"
+                    f" {got[n][-1]['floor']['us_wall']:.0f} us/step"
                     for n in order
                 ),
                 flush=True,
@@ -126,24 +131,29 @@ def main(argv: list[str] | None = None) -> int:
     print(f"synchronous {args.sync}; {args.rounds} rounds; median (min-max) over the rounds")
     for name in ("before", "after"):
         rows = got[name]
-        ratio = [r["tasks_s"] / r["floor_steps_s"] for r in rows]
-        print(
-            f"{name:6s}: floor {_cell([r['floor_steps_s'] for r in rows])} steps/s;"
-            f" loop {_cell([r['tasks_s'] for r in rows])} tasks/s,"
-            f" {_cell([r['us_commit'] for r in rows])} us/commit;"
-            f" loop tasks/s / floor steps/s {_cell(ratio)}"
-        )
-        if args.journal:
-            cost = [r["us_commit_journal"] / r["us_commit"] for r in rows]
-            print(
-                f"        journal: {_cell([r['us_commit_journal'] for r in rows])} us/commit;"
-                f" with / without {_cell(cost)}"
+        for clock in ("wall", "cpu"):
+            floor = [r["floor"][f"us_{clock}"] for r in rows]
+            loop = [r["loop"][f"us_{clock}"] for r in rows]
+            # loop tasks/s over floor steps/s = floor us/step x tasks/commit / loop us/commit
+            per = [r["tasks_per_commit"] for r in rows]
+            ratio = [f * t / c for f, t, c in zip(floor, per, loop, strict=True)]
+            line = (
+                f"{name:6s} {clock:4s}: floor {_cell(floor)} us/step; loop {_cell(loop)} us/commit;"
+                f" loop tasks/s / floor steps/s {_cell(ratio)}"
             )
-    paired = [
-        (a["tasks_s"] / a["floor_steps_s"]) / (b["tasks_s"] / b["floor_steps_s"])
-        for a, b in zip(got["after"], got["before"], strict=True)
-    ]
-    print(f"after / before (ratio to the floor, paired by round): {_cell(paired)}")
+            if args.journal:
+                journal = [r["journal"][f"us_{clock}"] for r in rows]
+                cost = [j / c for j, c in zip(journal, loop, strict=True)]
+                line += f"; journal {_cell(journal)} us/commit, with / without {_cell(cost)}"
+            print(line)
+    for clock in ("wall", "cpu"):
+        paired = [
+            b["loop"][f"us_{clock}"]
+            / b["floor"][f"us_{clock}"]
+            / (a["loop"][f"us_{clock}"] / a["floor"][f"us_{clock}"])
+            for a, b in zip(got["after"], got["before"], strict=True)
+        ]
+        print(f"after / before, {clock} (ratio to the floor, paired by round): {_cell(paired)}")
     return 0
 
 

@@ -85,11 +85,13 @@ def test_the_quick_build_is_model_construct() -> None:
 def test_cached_options_are_not_shared() -> None:
     first = runrow.quick_run_from_row(_row(), dt)
     second = runrow.quick_run_from_row(_row(), dt)
-    assert first is not None and second is not None
+    assert first is not None
+    assert second is not None
     first.agent_options["tasks"] = "99"
     assert second.agent_options == {"tasks": "2"}
     third = runrow.quick_run_from_row(_row(), dt)
-    assert third is not None and third.agent_options == {"tasks": "2"}
+    assert third is not None
+    assert third.agent_options == {"tasks": "2"}
 
 
 async def test_rows_the_sqlite_store_writes_take_the_quick_way(tmp_path: Path) -> None:
