@@ -89,6 +89,7 @@ class RunStatus(StrEnum):
     COMPLETED = "completed"  #: finished; reflection said done or max_iterations was reached
     FAILED = "failed"  #: a step could not proceed; resumable
     ABORTED = "aborted"  #: stopped on request; resumable
+    QUEUED = "queued"  #: waiting for a pool worker to claim it (``run --enqueue``)
 
     @property
     def finished(self) -> bool:
@@ -116,6 +117,7 @@ class EventKind(StrEnum):
     RUN_FAILED = "run_failed"
     RUN_INTERRUPTED = "run_interrupted"
     RUN_ABORTED = "run_aborted"
+    RUN_RESTARTED = "run_restarted"  #: a pool worker took up a crashed run (``--recover``)
     NOTE = "note"
 
 

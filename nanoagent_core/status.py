@@ -47,6 +47,7 @@ class ShownStatus(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     ABORTED = "aborted"
+    QUEUED = "queued"  #: waiting for a pool worker (``nanoagent worker``) to claim it
     DAMAGED = "damaged"  #: its row holds what nanoagent never writes (see RunState.damaged)
 
 

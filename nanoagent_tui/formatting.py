@@ -55,6 +55,7 @@ _LOOK: dict[str, tuple[str, str]] = {
     ShownStatus.COMPLETED: ("✔", "green"),
     ShownStatus.FAILED: ("✘", "bold red"),
     ShownStatus.ABORTED: ("■", "magenta"),
+    ShownStatus.QUEUED: ("…", "cyan"),
     ShownStatus.DAMAGED: ("⚠", "bold red"),
 }
 
@@ -64,6 +65,7 @@ STATUS_ORDER: dict[str, int] = {
     ShownStatus.CRASHED: 0,
     ABORTING: 1,
     ShownStatus.RUNNING: 2,
+    ShownStatus.QUEUED: 2,
     ShownStatus.FAILED: 3,
     ShownStatus.INTERRUPTED: 4,
     ShownStatus.ABORTED: 5,

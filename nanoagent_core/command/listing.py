@@ -12,7 +12,7 @@ from typing import Any
 from nanoagent_core.command.arguments import list_limit
 from nanoagent_core.errors import DatabaseNotFoundError
 from nanoagent_core.ledger import token_count
-from nanoagent_core.models import RunState
+from nanoagent_core.models import RunState, RunStatus
 from nanoagent_core.safetext import visible
 from nanoagent_core.status import ShownStatus, shown_status, stored_statuses, verdicts
 from nanoagent_core.stores import AnyStore, open_store
@@ -102,13 +102,23 @@ async def run(location: str, args: argparse.Namespace) -> int:
     # Ids are never cut (one pasted into ``show`` must work): the column fits the longest.
     ids = [visible(run.run_id) for run, _ in runs]
     width = max(3, *(len(run_id) for run_id in ids)) + 1
+    # WORKER: pid@host of the worker holding a run (a pool worker holds many), else "-".
+    workers = [_worker(state) for state, _ in runs]
+    held = max(6, *(len(worker) for worker in workers)) + 2
     print(f"{'STATUS':<12}{'RUN':<{width}}{'PHASE':<11}{'TASKS':>7}{'ITER':>10}{'TOKENS':>9}"
-          "  GOAL")  # fmt: skip
-    for (state, shown), run_id in zip(runs, ids, strict=True):
+          f"  {'WORKER':<{held}}GOAL")  # fmt: skip
+    for (state, shown), run_id, worker in zip(runs, ids, workers, strict=True):
         tasks = f"{state.tasks_done}/{state.tasks_total}"
         iters = f"{state.iteration}/{state.max_iterations}"
         tokens = token_count(state.tokens_in + state.tokens_out)
         goal = visible(" ".join(state.goal.split()))
         print(f"{shown.value:<12}{run_id:<{width}}{state.phase.value:<11}{tasks:>7}{iters:>10}"
-              f"{tokens:>9}  {goal[:60]}")  # fmt: skip
+              f"{tokens:>9}  {worker:<{held}}{goal[:60]}")  # fmt: skip
     return 0
+
+
+def _worker(state: RunState) -> str:
+    owner = state.owner
+    if owner is None or state.status is not RunStatus.RUNNING:
+        return "-"
+    return visible(f"{owner.pid}@{owner.host}")[:40]

@@ -33,6 +33,7 @@ EXIT_CODES = {
     RunStatus.ABORTED: 5,
     RunStatus.INTERRUPTED: 130,
     RunStatus.RUNNING: 1,
+    RunStatus.QUEUED: 1,
 }
 EXIT_BUSY = 4
 #: Exit status of a command other than ``run`` / ``resume`` whose reader closed stdout (as

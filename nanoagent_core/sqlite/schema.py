@@ -103,6 +103,9 @@ def prepare(
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000):d}")
     try:
         app_id, version, objects = conn.execute(sql.READ_HEADER).fetchone()
+    except UnicodeDecodeError as exc:
+        # SQLite's message quotes damaged schema text that is not UTF-8: its words are lost
+        raise NotANanoagentDatabaseError(f"{where}: damaged database ({exc.reason})") from None
     except sqlite3.DatabaseError as exc:
         if damaged(exc):
             raise NotANanoagentDatabaseError(f"{where}: not a nanoagent database ({exc})") from None

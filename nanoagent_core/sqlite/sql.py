@@ -111,6 +111,18 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE runs ADD COLUMN cost_usd REAL",
         "ALTER TABLE runs ADD COLUMN cost_unknown INTEGER NOT NULL DEFAULT 0",
     ),
+    # 4: queued runs (``run --enqueue``, claimed by pool workers). The status CHECK only
+    # widens (every stored row still passes), so the table's text is edited in place, as
+    # SQLite documents for such changes, instead of rebuilding a table others reference;
+    # RESET makes this connection read the edited schema again, and the index creation
+    # bumps the schema version for every other connection. Oldest first, by index.
+    (
+        "PRAGMA writable_schema = ON",
+        "UPDATE sqlite_schema SET sql = replace(sql, '''aborted'')', '''aborted'', ''queued'')')"
+        " WHERE type = 'table' AND name = 'runs'",
+        "PRAGMA writable_schema = RESET",
+        "CREATE INDEX runs_queued ON runs (created_at, run_id) WHERE status = 'queued'",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -198,6 +210,42 @@ CLAIM_RUN = (
     " AND (status != 'running' OR owner_pid IS NULL OR lease_expires_at IS NULL"
     "      OR lease_expires_at <= :now OR :owner_gone)"
     f" RETURNING {RUN_COLUMNS}"
+)
+
+# -- the queue (pool workers) ------------------------------------------------------------------
+
+#: The :limit oldest queued runs (creation time, then id) no abort was requested for,
+#: claimed. The write lock (BEGIN IMMEDIATE) makes the choice and the claim one step: one
+#: winner per run. RETURNING gives no order: the caller sorts.
+CLAIM_QUEUED = (
+    "UPDATE runs SET owner_host = :host, owner_pid = :pid, owner_pid_started = :pid_started,"
+    " epoch = epoch + 1, status = 'running', heartbeat_at = :now, lease_expires_at = :lease,"
+    " finished_at = NULL, error = NULL, updated_at = :now"
+    " WHERE run_id IN (SELECT run_id FROM runs WHERE status = 'queued'"
+    "   AND abort_requested_at IS NULL ORDER BY created_at, run_id LIMIT :limit)"
+    f" RETURNING {RUN_COLUMNS}"
+)
+
+#: A crashed run taken up by recovery: as CLAIM_RUN, but only a run still stored running
+#: (one its worker ended meanwhile, even as failed at the same epoch, stays as it is).
+CLAIM_CRASHED = (
+    "UPDATE runs SET owner_host = :host, owner_pid = :pid, owner_pid_started = :pid_started,"
+    " epoch = epoch + 1, heartbeat_at = :now, lease_expires_at = :lease, updated_at = :now"
+    " WHERE run_id = :run_id AND epoch = :expected_epoch AND status = 'running'"
+    " AND (owner_pid IS NULL OR lease_expires_at IS NULL"
+    "      OR lease_expires_at <= :now OR :owner_gone)"
+    f" RETURNING {RUN_COLUMNS}"
+)
+
+#: How often recovery has taken the run up already (its restart events).
+COUNT_RESTARTS = "SELECT count(*) FROM events WHERE run_id = ? AND kind = 'run_restarted'"
+
+#: A claimed crashed run whose restart budget is spent ends failed, released.
+FAIL_CLAIMED = (
+    "UPDATE runs SET status = 'failed', owner_host = NULL, owner_pid = NULL,"
+    " owner_pid_started = NULL, lease_expires_at = NULL, finished_at = :now,"
+    " updated_at = :now, error = :reason"
+    f" WHERE run_id = :run_id RETURNING {RUN_COLUMNS}"
 )
 
 RENEW_LEASE = (

@@ -50,6 +50,7 @@ _LIT = {
     ShownStatus.COMPLETED.value: "bold black on green",
     ShownStatus.FAILED.value: "bold white on red",
     ShownStatus.ABORTED.value: "bold white on magenta",
+    ShownStatus.QUEUED.value: "bold black on cyan",
 }
 _EVENT_STYLE = {
     "task_done": "green",
