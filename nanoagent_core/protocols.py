@@ -363,7 +363,7 @@ class Store(
     async def close(self) -> None: ...
 
 
-class Viewer(RunReader, EventReader, SnapshotStore, ChangeWatch, Protocol):
+class Viewer(RunReader, EventReader, SnapshotStore, JournalStore, ChangeWatch, Protocol):
     """What a dashboard reads, and all it may do: nothing here writes. Opened read-only by
     :func:`nanoagent_core.stores.open_viewer`; every :class:`Store` is one."""
 

@@ -17,6 +17,7 @@ from typing import NamedTuple
 from rich.text import Text
 
 from nanoagent_core.clip import clip as clip_text
+from nanoagent_core.ledger import token_count
 from nanoagent_core.models import Phase, RunState, RunStatus, Task, TaskStatus
 from nanoagent_core.safetext import visible
 from nanoagent_core.status import ShownStatus, shown_status
@@ -167,6 +168,7 @@ def run_sort_key(column: str) -> Callable[[tuple[RunState, str]], SortKey]:
             run.tasks_total,
         ),
         "iteration": lambda run, word: (run.iteration, run.max_iterations),
+        "tokens": lambda run, word: (run.tokens_in + run.tokens_out,),
         "activity": lambda run, word: (run.updated_at.timestamp(),),
         "worker": lambda run, word: (worker_text(run),),
         "created": lambda run, word: (run.created_at.timestamp(),),
@@ -185,6 +187,7 @@ class RunRow(NamedTuple):
     phase: str
     progress: tuple[int, int]
     iteration: tuple[int, int]
+    tokens: str  #: tokens in and out, as ``list`` shows them (``-`` for none)
     activity: str
     worker: str
 
@@ -204,6 +207,7 @@ def run_row(run: RunState, now: datetime, word: str | None = None) -> RunRow:
         phase=run.phase.value,
         progress=(run.tasks_done, run.tasks_total),
         iteration=(run.iteration, run.max_iterations),
+        tokens=token_count(run.tokens_in + run.tokens_out),
         activity=ago(now, run.updated_at),
         worker=worker_text(run),
     )

@@ -6,18 +6,22 @@ from datetime import datetime
 from pathlib import Path
 
 from rich.text import Text
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Footer, Input, RichLog, Static
 
+from nanoagent_core.conversation import Usage, usage_by_task
+from nanoagent_core.errors import NanoagentError
 from nanoagent_core.models import Event, EventKind, RunState
 from nanoagent_core.safetext import visible
 from nanoagent_core.status import ShownStatus
 from nanoagent_tui.formatting import in_flight, task_row
+from nanoagent_tui.journal import fingerprint, read_journal
 from nanoagent_tui.live import Detail, Update
 from nanoagent_tui.screens.base import ACTION_BINDINGS, LiveScreen
+from nanoagent_tui.screens.conversation import ConversationScreen
 from nanoagent_tui.screens.detail_parts import (
     InfoGrid,
     crash_line,
@@ -28,6 +32,7 @@ from nanoagent_tui.screens.detail_parts import (
     phase_strip,
     task_result,
 )
+from nanoagent_tui.screens.usage_parts import tasks_title, with_task_usage
 from nanoagent_tui.widgets.keyed_table import KeyedTable
 from nanoagent_tui.widgets.run_columns import task_columns
 from nanoagent_tui.widgets.top_bar import TopBar
@@ -82,6 +87,8 @@ class DetailScreen(LiveScreen):
         self._crash_seen: tuple[object, ...] | None = None  #: the crash already in the log
         self._needle = ""  #: what the log is searched for
         self._wrapped_at = 0  #: the log width its lines were wrapped for
+        self.usage: dict[str, Usage] = {}  #: each task's ledger, from the journal
+        self._journal_seen: tuple[object, ...] | None = None
         #: what the footer was last told resume and abort allow (app.check_action)
         self._allowed: tuple[bool | None, ...] = ()
 
@@ -232,6 +239,22 @@ class DetailScreen(LiveScreen):
         if failure is not None:
             box.update(failure)
         self._draw_tasks(detail)
+        self.query_one("#middle").border_title = tasks_title(run)
+        seen = fingerprint(run, detail.tasks)
+        if run.requests and seen != self._journal_seen:
+            self._journal_seen = seen
+            self._load_usage()
+
+    @work(group="usage", exclusive=True, exit_on_error=False)
+    async def _load_usage(self) -> None:
+        try:
+            attempts = await read_journal(self.dash.location, self.run_id)
+        except NanoagentError:
+            self._journal_seen = None  # read again at the next change
+            return
+        self.usage = usage_by_task(attempts)
+        self._result_key = None
+        self._show_result(self.query_one("#tasks", KeyedTable).cursor_key)
 
     def _draw_tasks(self, detail: Detail) -> None:
         table = self.query_one("#tasks", KeyedTable)
@@ -250,18 +273,28 @@ class DetailScreen(LiveScreen):
     def _task_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._show_result(event.row_key.value)
 
+    @on(DataTable.RowSelected, "#tasks")
+    def _task_selected(self, event: DataTable.RowSelected) -> None:
+        detail = self.detail
+        if detail is None:
+            return
+        task = next((t for t in detail.tasks if t.id == event.row_key.value), None)
+        if task is not None:
+            seen = fingerprint(detail.run, detail.tasks)
+            self.dash.push_screen(ConversationScreen(self.run_id, task, seen=seen))
+
     def _show_result(self, task_id: str | None) -> None:
         detail = self.detail
         if detail is None:
             return
         task = next((t for t in detail.tasks if t.id == task_id), None)
-        key = (task, detail.results.get(task_id or ""), in_flight(detail.run))
+        usage = self.usage.get(task_id or "")
+        key = (task, detail.results.get(task_id or ""), in_flight(detail.run), usage)
         if key == self._result_key:
             return
         self._result_key = key
-        self.query_one("#result", Static).update(
-            task_result(task, detail.results, in_flight(detail.run))
-        )
+        result = task_result(task, detail.results, in_flight(detail.run))
+        self.query_one("#result", Static).update(with_task_usage(result, usage))
 
     def _reset_events(self, history: tuple[Event, ...]) -> None:
         log = self.query_one("#events", RichLog)

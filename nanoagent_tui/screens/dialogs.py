@@ -70,7 +70,7 @@ class ConfirmScreen(ModalScreen[bool]):
 
 
 _KEYS = (
-    ("enter", "open the selected run's detail"),
+    ("enter", "open the selected run's detail; in it, the selected task's conversation"),
     ("escape", "back to the runs / clear the filter / close a dialog"),
     ("↑ ↓  j k", "move in a list (runs, tasks)"),
     ("pgup pgdn", "a page up or down"),
