@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import heapq
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -31,6 +32,7 @@ from nanoagent_core.clip import clip
 from nanoagent_core.errors import RunAbortedError
 from nanoagent_core.models import Attempt, EventKind, Phase, RunState, RunStatus, Task, TaskStatus
 from nanoagent_core.protocols import ContextStore, NewEvent, Step, StepStore, TaskStore
+from nanoagent_core.replace import replace
 from nanoagent_core.rules import (
     MAX_CANCELLED,
     MAX_NEW_TASKS,
@@ -113,6 +115,9 @@ class Loop:
         self._tasks: dict[str, Task] = {}
         # kept in step with _tasks so that no step scans every task of a long run
         self._pending_ids: set[str] = set()
+        #: (order, id) of pending tasks, the next to run on top; entries of tasks no longer
+        #: pending (or pending under another order) are dropped when they reach the top
+        self._pending_heap: list[tuple[tuple[int, int], str]] = []
         self._done: list[Task] = []  # done tasks in insertion (seq) order
         self._results: dict[str, str] = {}
         self._carry: dict[str, Task] = {}  # changes that ride with the next commit
@@ -133,7 +138,7 @@ class Loop:
         run_id = self._run.run_id
         for task in await self._store.get_all_tasks(run_id):
             if task.status is TaskStatus.FAILED:  # resuming a failed run: a fresh budget
-                task = task.model_copy(update={"status": TaskStatus.PENDING, "failures": 0})
+                task = replace(task, status=TaskStatus.PENDING, failures=0)
                 self._carry[task.id] = task
             self._put(task)
         self._results = await self._store.get_all_results(run_id)
@@ -201,13 +206,12 @@ class Loop:
         journal = _journal(task, outcome, seconds)
         base = {"task_id": task.id, "attempt": task.attempts, "iteration": iteration}
         if outcome.success:
-            done = task.model_copy(
-                update={
-                    "status": TaskStatus.DONE,
-                    "result": outcome.output,
-                    "failures": 0,
-                    "error": None,
-                }
+            done = replace(
+                task,
+                status=TaskStatus.DONE,
+                result=outcome.output,
+                failures=0,
+                error=None,
             )
             self._keep(done)
             self._results[task.id] = outcome.output
@@ -216,17 +220,14 @@ class Loop:
                 data={**base, "seconds": seconds, "result": _preview(outcome.output)},
             )
             step = self._after_task(iteration, [event])
-            return step.model_copy(
-                update={"results": {task.id: outcome.output}, "attempts": journal}
-            )
+            return replace(step, results={task.id: outcome.output}, attempts=journal)
         failures = task.failures + 1
         gave_up = failures >= self._max_failures
-        failed = task.model_copy(
-            update={
-                "failures": failures,
-                "error": outcome.output,
-                "status": TaskStatus.FAILED if gave_up else TaskStatus.PENDING,
-            }
+        failed = replace(
+            task,
+            failures=failures,
+            error=outcome.output,
+            status=TaskStatus.FAILED if gave_up else TaskStatus.PENDING,
         )
         self._keep(failed)
         data: dict[str, object] = {
@@ -251,7 +252,7 @@ class Loop:
         if gave_up:
             error = f"task {task.id} failed {failures} attempts in a row: {outcome.output}"
             step = self._fail(error, [event], iteration=iteration, task_id=task.id)
-            return step.model_copy(update={"attempts": journal})
+            return replace(step, attempts=journal)
         if wait:
             # The failure is recorded before the wait, the next attempt's start after it.
             await self._commit(
@@ -265,7 +266,7 @@ class Loop:
             )
             await asyncio.sleep(wait)
             return self._after_task(iteration, [])
-        return self._after_task(iteration, [event]).model_copy(update={"attempts": journal})
+        return replace(self._after_task(iteration, [event]), attempts=journal)
 
     async def _reflect(self) -> Step:
         iteration = self._run.iteration
@@ -291,7 +292,7 @@ class Loop:
             if task is None or task.status is not TaskStatus.PENDING:
                 ignored.append(task_id)
                 continue
-            self._keep(task.model_copy(update={"status": TaskStatus.CANCELLED}))
+            self._keep(replace(task, status=TaskStatus.CANCELLED))
             cancelled.append(task_id)
         data.update(
             added=[{"id": t.id, "description": _preview(t.description)} for t in added],
@@ -316,7 +317,7 @@ class Loop:
         iteration += 1
         if not self._pending_ids:
             return Step(phase=Phase.REFLECTING, iteration=iteration, events=tuple(events))
-        task = self._started(min(self._pending_tasks(), key=_pending_order))
+        task = self._started(self._next_pending())
         return Step(
             phase=Phase.EXECUTING,
             iteration=iteration,
@@ -371,11 +372,24 @@ class Loop:
         """Pending tasks, the next to run first (priority, then insertion order)."""
         return sorted(self._pending_tasks(), key=_pending_order)
 
+    def _next_pending(self) -> Task:
+        """The pending task to run next (there is one): the first of :meth:`_pending`."""
+        heap = self._pending_heap
+        while True:
+            order, task_id = heap[0]
+            task = self._tasks[task_id]
+            if task.status is TaskStatus.PENDING and _pending_order(task) == order:
+                return task
+            heapq.heappop(heap)
+
     def _put(self, task: Task) -> None:
         """Set a task in the mirror and in the pending and done indexes."""
         was = self._tasks.get(task.id)
         self._tasks[task.id] = task
         if task.status is TaskStatus.PENDING:
+            order = _pending_order(task)
+            if was is None or was.status is not TaskStatus.PENDING or _pending_order(was) != order:
+                heapq.heappush(self._pending_heap, (order, task.id))
             self._pending_ids.add(task.id)
         else:
             self._pending_ids.discard(task.id)
@@ -390,7 +404,7 @@ class Loop:
         self._carry[task.id] = task
 
     def _started(self, task: Task) -> Task:
-        started = task.model_copy(update={"attempts": task.attempts + 1})
+        started = replace(task, attempts=task.attempts + 1)
         self._keep(started)
         return started
 
@@ -417,7 +431,7 @@ class Loop:
 
     async def _commit(self, step: Step) -> None:
         if self._carry:
-            step = step.model_copy(update={"tasks": tuple(self._carry.values())})
+            step = replace(step, tasks=tuple(self._carry.values()))
         run = await self._store.commit_step(self._run.run_id, step, epoch=self._epoch)
         self._carry.clear()
         self._run = run

@@ -3,16 +3,17 @@ read back into records, event rows, refusals read from the database, task upsert
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from typing import Any, NamedTuple
 
 from nanoagent_core import rows
 from nanoagent_core import store_rules as rules
 from nanoagent_core.errors import NanoagentError
 from nanoagent_core.models import Attempt, Event, RunState, RunStatus, Task
 from nanoagent_core.protocols import NewEvent
+from nanoagent_core.runrow import quick_run_from_row
 from nanoagent_core.sqlite import sql
 
 Row = rows.Row
@@ -33,7 +34,7 @@ attempt_from_row = rows.attempt_from_row
 
 
 def run_from_row(row: Row) -> RunState:
-    return rows.run_from_row(row, dt)
+    return quick_run_from_row(row, dt) or rows.run_from_row(row, dt)
 
 
 def event_from_row(row: Row) -> Event:
@@ -76,12 +77,52 @@ def check_tasks_exist(conn: sqlite3.Connection, run_id: str, task_ids: Iterable[
             raise rules.missing_task(run_id, task_id)
 
 
+class TaskChanges(NamedTuple):
+    """What upserting a step's tasks does: how the run's counters move (``added`` new tasks,
+    ``done`` more done ones), the tasks already stored (updated in place) and the new ones
+    (inserted, each taking the run's next seq in this order)."""
+
+    added: int
+    done: int
+    updates: list[dict[str, Any]]
+    inserts: list[dict[str, Any]]
+
+
+NO_TASK_CHANGES = TaskChanges(0, 0, [], [])
+
+
+def task_changes(conn: sqlite3.Connection, run_id: str, tasks: Iterable[Task]) -> TaskChanges:
+    """Each task's stored status, looked up (one primary-key lookup a task: the cost does
+    not grow with the run's tasks), against what the upsert will write."""
+    params, _, done = rows.task_upserts(run_id, tasks)
+    added = 0
+    updates: list[dict[str, Any]] = []
+    inserts: list[dict[str, Any]] = []
+    for param in params:
+        row = conn.execute(sql.TASK_STATUS, (run_id, param["task_id"])).fetchone()
+        if row is None:
+            added += 1
+            inserts.append(param)
+        else:
+            done -= row[0] == "done"
+            updates.append(param)
+    return TaskChanges(added, done, updates, inserts)
+
+
+def write_tasks(conn: sqlite3.Connection, changes: TaskChanges) -> None:
+    if changes.updates:
+        conn.executemany(sql.UPDATE_TASK, changes.updates)
+    if changes.inserts:
+        conn.executemany(sql.UPSERT_TASK, changes.inserts)
+
+
 def upsert_tasks(conn: sqlite3.Connection, run_id: str, tasks: Iterable[Task]) -> None:
-    """Insert or replace tasks, moving the run's task counters by the difference (counted
-    before the rows change, so the cost does not grow with the run's tasks)."""
-    params, ids, done = rows.task_upserts(run_id, tasks)
-    conn.execute(sql.COUNT_TASK_CHANGES, {"run_id": run_id, "ids": json.dumps(ids), "done": done})
-    conn.executemany(sql.UPSERT_TASK, params)
+    """Insert or replace tasks, moving the run's task counters by the difference (only when
+    they change: a task's start changes neither)."""
+    changes = task_changes(conn, run_id, tasks)
+    if changes.added or changes.done:
+        conn.execute(sql.MOVE_TASK_COUNTERS, (changes.added, changes.done, run_id))
+    write_tasks(conn, changes)
 
 
 def insert_attempts(conn: sqlite3.Connection, run_id: str, attempts: Sequence[Attempt]) -> None:

@@ -21,6 +21,7 @@ from nanoagent_core.errors import (
 )
 from nanoagent_core.retry import Backoff
 from nanoagent_core.sqlite import sql
+from nanoagent_core.sqlite.thread import NOT_HERE
 from nanoagent_core.sqltext import fill
 
 __all__ = [
@@ -30,6 +31,8 @@ __all__ = [
     "in_transaction",
     "prepare",
     "translate",
+    "wait_only_on_thread",
+    "write_now",
 ]
 
 logger = logging.getLogger(__name__)
@@ -49,6 +52,38 @@ def in_transaction(conn: sqlite3.Connection, begin: str, fn: Callable[..., T], *
             conn.execute("ROLLBACK")
         raise
     return out
+
+
+def write_now(conn: sqlite3.Connection, fn: Callable[..., T], *args: Any) -> T | Any:
+    """``fn(conn, *args)`` in a ``BEGIN IMMEDIATE`` transaction taken without waiting, on a
+    connection whose busy timeout is 0 (see wait_only_on_thread): when another connection
+    holds the write lock, NOT_HERE (nothing done) instead of waiting for it in the busy
+    handler (this runs on an event loop's thread, which must not sleep there; the caller
+    hands the write to the connection's thread, which may). Once the lock is held, nothing
+    in the transaction waits for another connection (WAL: the commit appends to the log, and
+    the automatic checkpoint after it is a passive one)."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY:
+            return NOT_HERE
+        raise
+    try:
+        out = fn(conn, *args)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return out
+
+
+def wait_only_on_thread(conn: sqlite3.Connection) -> str:
+    """Set the connection's busy timeout to 0 (for write_now) and return the statement that
+    sets it back to what it was, for the calls on the connection's thread (which may wait)."""
+    (ms,) = conn.execute(sql.BUSY_TIMEOUT).fetchone()
+    conn.execute(sql.SET_BUSY_TIMEOUT_0)
+    return fill(sql.SET_BUSY_TIMEOUT, ms=str(int(ms)))
 
 
 def _fold(value: str | float | bytes | None) -> str | float | bytes | None:

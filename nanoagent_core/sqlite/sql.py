@@ -137,6 +137,9 @@ READ_HEADER = (
 SET_VERSION = "PRAGMA user_version = {version}"
 SET_APPLICATION_ID = f"PRAGMA application_id = {APPLICATION_ID:d}"
 DATA_VERSION = "PRAGMA data_version"
+BUSY_TIMEOUT = "PRAGMA busy_timeout"
+SET_BUSY_TIMEOUT = "PRAGMA busy_timeout = {ms}"
+SET_BUSY_TIMEOUT_0 = "PRAGMA busy_timeout = 0"
 
 # -- runs ----------------------------------------------------------------------------------
 
@@ -175,10 +178,12 @@ UPDATE_POSITION = (
     " WHERE run_id = ? AND epoch = ?"
 )
 
-# One statement ends a step: fenced by epoch, returns the run as it now stands.
+# One statement ends a step: fenced by epoch, returns the run as it now stands. The step's
+# first write (the task counters: how its tasks' stored statuses change, looked up first).
 FINISH_STEP = (
     "UPDATE runs SET phase = :phase, iteration = :iteration, current_task_id = :current_task_id,"
     " updated_at = :now,"
+    " tasks_total = tasks_total + :tasks_added, tasks_done = tasks_done + :tasks_done,"
     " status = coalesce(:status, status),"
     " result = CASE WHEN :status IS NULL THEN result ELSE :result END,"
     " error = CASE WHEN :status IS NULL THEN error ELSE :error END,"
@@ -191,19 +196,6 @@ FINISH_STEP = (
     " tokens_out = tokens_out + :tokens_out, cost_unknown = cost_unknown + :cost_unknown,"
     " cost_usd = CASE WHEN :cost IS NULL THEN cost_usd ELSE coalesce(cost_usd, 0) + :cost END"
     f" WHERE run_id = :run_id AND epoch = :epoch RETURNING {RUN_COLUMNS}"
-)
-
-# Run just before tasks are upserted: moves the run's task counters by what the upsert will
-# change (:ids, a JSON array of the distinct ids to upsert, :done of them upserted as done),
-# judged against the rows as they are now. Costs a lookup per id, not a scan of the run.
-COUNT_TASK_CHANGES = (
-    "UPDATE runs SET"
-    " tasks_total = tasks_total + json_array_length(:ids) - (SELECT count(*) FROM tasks"
-    "   WHERE run_id = :run_id AND task_id IN (SELECT value FROM json_each(:ids))),"
-    " tasks_done = tasks_done + :done - (SELECT count(*) FROM tasks"
-    "   WHERE run_id = :run_id AND task_id IN (SELECT value FROM json_each(:ids))"
-    "   AND status = 'done')"
-    " WHERE run_id = :run_id"
 )
 
 SELECT_EPOCH = "SELECT epoch FROM runs WHERE run_id = ?"
@@ -290,6 +282,19 @@ UPSERT_TASK = (
     " ON CONFLICT (run_id, task_id) DO UPDATE SET description = excluded.description,"
     " status = excluded.status, priority = excluded.priority, result = excluded.result,"
     " attempts = excluded.attempts, failures = excluded.failures, error = excluded.error"
+)
+
+# A task already stored: changed in place (its seq stays), as UPSERT_TASK's conflict branch.
+UPDATE_TASK = (
+    "UPDATE tasks SET description = :description, status = :status, priority = :priority,"
+    " result = :result, attempts = :attempts, failures = :failures, error = :error"
+    " WHERE run_id = :run_id AND task_id = :task_id"
+)
+TASK_STATUS = "SELECT status FROM tasks WHERE run_id = ? AND task_id = ?"
+# The run's task counters moved by what an upsert adds (new tasks, done ones), judged from
+# the tasks' stored statuses before it.
+MOVE_TASK_COUNTERS = (
+    "UPDATE runs SET tasks_total = tasks_total + ?, tasks_done = tasks_done + ? WHERE run_id = ?"
 )
 
 SELECT_TASKS = f"SELECT {TASK_COLUMNS} FROM tasks WHERE run_id = ? ORDER BY seq"

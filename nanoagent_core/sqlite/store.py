@@ -8,9 +8,11 @@ finishes, committing or rolling back, on its thread). Opening and the schema: sq
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sqlite3
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -46,8 +48,10 @@ from nanoagent_core.sqlite.schema import (
     in_transaction,
     prepare,
     translate,
+    wait_only_on_thread,
+    write_now,
 )
-from nanoagent_core.sqlite.thread import ConnectionThread
+from nanoagent_core.sqlite.thread import NOT_HERE, ConnectionThread
 from nanoagent_core.sqltext import fill
 
 __all__ = ["SQLiteStore", "Synchronous"]
@@ -74,6 +78,11 @@ class SQLiteStore(SQLiteQueue):
         self._read_only = read_only
         self._clock = clock
         self._closed = False
+        #: set (at synchronous NORMAL) when writes run on the caller's thread if they can:
+        #: then the connection's busy timeout is 0 but on its own thread, where each call
+        #: runs between this statement (the timeout asked for) and one setting it to 0
+        self._wait_busy: str | None = None
+        self._yielded = 0.0  #: time.monotonic() when a write on the loop's thread last yielded
 
     # -- opening and closing ---------------------------------------------------------------
 
@@ -128,6 +137,10 @@ class SQLiteStore(SQLiteQueue):
                 busy_timeout,
                 dict(extra_pragmas or {}),
             )
+            if not read_only and synchronous == "NORMAL":
+                # A write at NORMAL is short (no fsync): it runs on the event loop's thread
+                # when it can (see _write); at FULL, each waits for an fsync: off the loop.
+                store._wait_busy = await store._call(wait_only_on_thread)
         except BaseException:
             await db.close()
             raise
@@ -156,28 +169,52 @@ class SQLiteStore(SQLiteQueue):
 
     # -- plumbing --------------------------------------------------------------------------
 
+    def _guard(self, conn: sqlite3.Connection, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(conn, *args)``, its sqlite3 errors translated."""
+        try:
+            return fn(conn, *args)
+        except sqlite3.Error as exc:
+            raise translate(self._location, exc) from None
+        except ops.DamagedRowError as exc:
+            raise NotANanoagentDatabaseError(
+                f"{self._location}: damaged database ({exc})"
+            ) from None
+
+    def _guard_waiting(self, conn: sqlite3.Connection, fn: Callable[..., T], *args: Any) -> T:
+        """``_guard`` with the busy timeout asked for (on the connection's thread)."""
+        assert self._wait_busy is not None
+        conn.execute(self._wait_busy)
+        try:
+            return self._guard(conn, fn, *args)
+        finally:
+            conn.execute(sql.SET_BUSY_TIMEOUT_0)
+
     async def _call(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(conn, *args)`` on the connection's thread, translating sqlite3 errors."""
         if self._closed:
             raise DatabaseError(f"{self._location}: the store is closed")
-
-        def job(conn: sqlite3.Connection) -> T:
-            try:
-                return fn(conn, *args)
-            except sqlite3.Error as exc:
-                raise translate(self._location, exc) from None
-            except ops.DamagedRowError as exc:
-                raise NotANanoagentDatabaseError(
-                    f"{self._location}: damaged database ({exc})"
-                ) from None
-
-        return await self._db.run(job)
+        guard = self._guard if self._wait_busy is None else self._guard_waiting
+        return await self._db.run(guard, fn, *args)
 
     async def _write(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(conn, *args)`` inside ``BEGIN IMMEDIATE`` ... ``COMMIT`` (rolled back on
-        any exception) in one hop to the connection's thread."""
+        any exception) in one piece: at NORMAL, right here on the event loop's thread when
+        the connection's thread is idle and the write lock is free at once (no hop: the
+        common case of a worker's step); else in one hop to the connection's thread, which
+        waits for the lock (busy timeout). Either way nothing can cut it half-way."""
         if self._read_only:
             raise DatabaseError(f"{self._location}: opened read-only")
+        if self._wait_busy is not None and not self._closed:
+            out = self._db.run_here(self._guard, write_now, fn, *args)
+            if out is not NOT_HERE:
+                # Let the loop's other tasks (heartbeat, signals, abort) run, as a hop would,
+                # at least every few ms: a worker whose agent never awaits must not hold the
+                # loop for a whole run.
+                now = time.monotonic()
+                if now - self._yielded >= _YIELD_EVERY:
+                    self._yielded = now
+                    await asyncio.sleep(0)
+                return out
         return await self._call(in_transaction, "BEGIN IMMEDIATE", fn, *args)
 
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
@@ -471,28 +508,31 @@ class SQLiteStore(SQLiteQueue):
         now = self._now()
         params = {**rules.step_params(run_id, step, epoch), "now": now}
         tasks = step.tasks
+        task_ids = {task.id for task in tasks}
         results = [(run_id, task_id, text) for task_id, text in step.results.items()]
         events = ops.event_params(run_id, now, step.events)
         attempts = step.attempts
 
         def txn(conn: sqlite3.Connection) -> RunState:
-            # Fence first (the write lock is held, so the epoch cannot move before COMMIT):
-            # a stale or unknown run is reported as such, whatever else the step holds.
-            row = conn.execute(sql.SELECT_EPOCH, (run_id,)).fetchone()
-            if row is None or row[0] != epoch:
+            changes = ops.task_changes(conn, run_id, tasks) if tasks else ops.NO_TASK_CHANGES
+            # The run row first: fenced (the write lock is held, so the epoch cannot move
+            # before COMMIT), so a stale or unknown run is reported as such, whatever else
+            # the step holds; it moves the task counters by what the lookups above found,
+            # and nothing after it changes the row it returns.
+            params["tasks_added"], params["tasks_done"] = changes.added, changes.done
+            row = conn.execute(sql.FINISH_STEP, params).fetchone()
+            if row is None:
                 raise ops.fence_failure(conn, run_id, epoch)
-            if tasks:
-                ops.upsert_tasks(conn, run_id, tasks)
+            ops.write_tasks(conn, changes)
             if results:
-                ops.check_tasks_exist(conn, run_id, [task_id for _, task_id, _ in results])
+                # a task upserted just above exists: look up only the others
+                others = [task_id for _, task_id, _ in results if task_id not in task_ids]
+                ops.check_tasks_exist(conn, run_id, others)
                 conn.executemany(sql.UPSERT_RESULT, results)
             if attempts:
                 ops.insert_attempts(conn, run_id, attempts)
             if events:
                 conn.executemany(sql.INSERT_EVENT, events)
-            row = conn.execute(sql.FINISH_STEP, params).fetchone()
-            if row is None:
-                raise ops.fence_failure(conn, run_id, epoch)
             return ops.run_from_row(row)
 
         return await self._write(txn)
@@ -546,6 +586,10 @@ class SQLiteStore(SQLiteQueue):
             raise DatabaseError(f"{self._location}: opened read-only")
         return await self._call(prune.reclaim_space, vacuum)
 
+
+#: At most this long (seconds) between two yields to the event loop by writes run on its
+#: thread (a yield costs a turn of the loop, about as much as a small statement).
+_YIELD_EVERY = 0.002
 
 #: Pages one incremental-vacuum step frees (4 MiB at 4 KiB pages): its write lock stays short.
 _VACUUM_STEP = 1024
