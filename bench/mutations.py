@@ -45,11 +45,6 @@ PG_SQL = "nanoagent_core/postgres/sql.py"
 LOOP = "nanoagent_core/loop.py"
 WORKER = "nanoagent_core/worker.py"
 
-EARLY_FENCE = (
-    SQLITE_STORE,
-    "            if row is None or row[0] != epoch:\n                raise ops.fence_failure(",
-    "            if row is None:\n                raise ops.fence_failure(",
-)
 STATEMENT_FENCE = (
     SQLITE_SQL,
     '    f" WHERE run_id = :run_id AND epoch = :epoch RETURNING {RUN_COLUMNS}"',
@@ -72,19 +67,10 @@ MUTATIONS: tuple[Mutation, ...] = (
         postgres=True,
     ),
     Mutation(
-        "no epoch fence at all (both SQLite fences)",
-        (EARLY_FENCE, STATEMENT_FENCE),
-        ("tests/store/test_store_contract.py", "tests/store/test_trust_fences.py"),
-    ),
-    Mutation(
-        "no early epoch fence (SQLite commit_step)",
-        (EARLY_FENCE,),
-        ("tests/store/test_trust_fences.py",),
-    ),
-    Mutation(
-        "no epoch in the final UPDATE (SQLite FINISH_STEP)",
+        # the step's one fence: FINISH_STEP runs first, under the write lock (issue 15 item 7)
+        "no epoch fence in a step (SQLite FINISH_STEP)",
         (STATEMENT_FENCE,),
-        ("tests/store/test_trust_fences.py",),
+        ("tests/store/test_store_contract.py", "tests/store/test_trust_fences.py"),
     ),
     Mutation(
         "in-flight task re-run under the same attempt",
@@ -142,8 +128,10 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "claim ignores a live lease (SQLite)",
-        ((SQLITE_SQL, "      OR lease_expires_at <= :now OR :owner_gone)",
-          "      OR 1 OR :owner_gone)"),),
+        ((SQLITE_SQL, "status != 'running' OR owner_pid IS NULL OR lease_expires_at IS NULL\"\n"
+          "    \"      OR lease_expires_at <= :now OR :owner_gone)",
+          "status != 'running' OR owner_pid IS NULL OR lease_expires_at IS NULL\"\n"
+          "    \"      OR 1 OR :owner_gone)"),),
         ("tests/store/test_store_contract.py",),
     ),
 )  # fmt: skip
