@@ -29,7 +29,17 @@ from typing import Protocol
 from nanoagent_core.agents.base import Agent, ExecutionResult
 from nanoagent_core.clip import clip
 from nanoagent_core.errors import RunAbortedError
-from nanoagent_core.models import Attempt, EventKind, Phase, RunState, RunStatus, Task, TaskStatus
+from nanoagent_core.models import (
+    Attempt,
+    EventKind,
+    PauseReason,
+    Phase,
+    RunState,
+    RunStatus,
+    Task,
+    TaskStatus,
+)
+from nanoagent_core.pause import pause_step
 from nanoagent_core.protocols import ContextStore, NewEvent, Step, StepStore, TaskStore
 from nanoagent_core.rules import (
     MAX_CANCELLED,
@@ -76,10 +86,14 @@ def _journal(task: Task, outcome: ExecutionResult, seconds: float) -> tuple[Atte
     if transcript is None:
         return ()
     usage = transcript.usage
+    if outcome.pause is not None:
+        verdict = outcome.pause.reason.value  # cut short by a pause: not a failure
+    else:
+        verdict = "done" if outcome.success else "failed"
     attempt = Attempt(
         task_id=task.id,
         attempt=task.attempts,
-        outcome="done" if outcome.success else "failed",
+        outcome=verdict,
         messages=transcript.messages_json,
         model=usage.model,
         requests=usage.requests,
@@ -103,8 +117,12 @@ class Loop:
         *,
         max_failures: int = DEFAULT_MAX_FAILURES,
         on_step: StepListener | None = None,
+        resumed_pause: PauseReason | None = None,
     ) -> None:
         self._store = store
+        #: Why the run was paused when this worker claimed it (None: it was not paused); the
+        #: claim cleared the stored reason.
+        self.resumed_pause = resumed_pause
         self._run = run
         self._epoch = run.epoch
         self._agent = agent
@@ -194,6 +212,18 @@ class Loop:
         seconds = round(time.monotonic() - began, 4)
         journal = _journal(task, outcome, seconds)
         base = {"task_id": task.id, "attempt": task.attempts, "iteration": iteration}
+        if outcome.pause is not None:
+            # The body stopped short to pause the run: the task stays pending with its
+            # failures as they were, and runs again (next attempt) when the run resumes.
+            _log.info("run %s: task %s paused the run (%s)", run.run_id, task.id, outcome.output)
+            return pause_step(
+                outcome.pause.reason,
+                outcome.pause.detail,
+                phase=Phase.EXECUTING,
+                iteration=iteration,
+                current_task_id=task.id,
+                attempts=journal,
+            )
         if outcome.success:
             done = task.model_copy(
                 update={
