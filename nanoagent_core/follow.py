@@ -9,8 +9,8 @@ and the run again.
 How a follow ends:
 
 * the run finishes or stops (completed, failed, aborted, interrupted, paused): every event
-  it committed has been printed, because a step's events and its final status commit in one transaction and
-  the events are read once more after the status is seen;
+  it committed has been printed, because a step's events and its final status commit in one
+  transaction and the events are read once more after the status is seen;
 * the run crashed: it is stored running but its worker is gone (a dead pid on this host, or
   an expired lease). The run is read again first (a heartbeat renews the lease without an
   event, and PostgreSQL sends no notification for it), so a live worker is not called
