@@ -15,6 +15,7 @@ from nanoagent_core import store_rules as rules
 from nanoagent_core.errors import (
     DatabaseError,
 )
+from nanoagent_core.memory_queue import MemoryQueue
 from nanoagent_core.models import (
     Attempt,
     Event,
@@ -39,7 +40,7 @@ def _json_copy(event: NewEvent) -> dict[str, Any]:
     return copied
 
 
-class MemoryStore:
+class MemoryStore(MemoryQueue):
     def __init__(self, *, clock: Callable[[], datetime] = utc_now) -> None:
         self._clock = clock
         self._runs: dict[str, RunState] = {}
@@ -148,6 +149,8 @@ class MemoryStore:
         self._runs[run.run_id] = stored
         self._version += 1
         self._emit(run.run_id, now, [rules.created_event(run)])
+        if stored.status is RunStatus.QUEUED:
+            self._queue_news().set()
         return stored
 
     async def get_run(self, run_id: str) -> RunState:
