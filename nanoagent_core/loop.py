@@ -13,6 +13,10 @@ Positions (phase, iteration, current task) and what happens from each:
 * ``reflecting, i``: ask the reflector; commit new and cancelled tasks with the next position.
 * ``done``: the run has completed.
 
+Before each phase that calls the agent, the run's budget is checked (budget.py): a run that
+has spent it commits a pause (status ``paused``, reason ``budget``) at that position and the
+loop returns; an executor may pause the run too (``ExecutionResult.pause``: pause.py).
+
 A crash at any instant leaves the previous commit or the next one, never a mix. A task whose
 outcome committed is never executed again; an in-flight one runs again (at least once).
 """
@@ -28,9 +32,20 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
 from nanoagent_core.agents.base import Agent, ExecutionResult
+from nanoagent_core.budget import body_limits, exhausted, limits_for_body
 from nanoagent_core.clip import clip
 from nanoagent_core.errors import RunAbortedError
-from nanoagent_core.models import Attempt, EventKind, Phase, RunState, RunStatus, Task, TaskStatus
+from nanoagent_core.models import (
+    Attempt,
+    EventKind,
+    PauseReason,
+    Phase,
+    RunState,
+    RunStatus,
+    Task,
+    TaskStatus,
+)
+from nanoagent_core.pause import pause_step
 from nanoagent_core.protocols import ContextStore, NewEvent, Step, StepStore, TaskStore
 from nanoagent_core.replace import replace
 from nanoagent_core.rules import (
@@ -42,6 +57,7 @@ from nanoagent_core.rules import (
     synthesize_result,
     task_id_for,
 )
+from nanoagent_core.store_rules import ledger_params
 
 __all__ = ["DEFAULT_MAX_FAILURES", "Loop", "LoopStore", "StepListener"]
 
@@ -78,10 +94,14 @@ def _journal(task: Task, outcome: ExecutionResult, seconds: float) -> tuple[Atte
     if transcript is None:
         return ()
     usage = transcript.usage
+    if outcome.pause is not None:
+        verdict = outcome.pause.reason.value  # cut short by a pause: not a failure
+    else:
+        verdict = "done" if outcome.success else "failed"
     attempt = Attempt(
         task_id=task.id,
         attempt=task.attempts,
-        outcome="done" if outcome.success else "failed",
+        outcome=verdict,
         messages=transcript.messages_json,
         model=usage.model,
         requests=usage.requests,
@@ -91,6 +111,20 @@ def _journal(task: Task, outcome: ExecutionResult, seconds: float) -> tuple[Atte
         seconds=seconds,
     )
     return (attempt,)
+
+
+def _after(run: RunState, journal: tuple[Attempt, ...]) -> RunState:
+    """``run`` with its ledger totals as they will be once ``journal`` commits."""
+    moved = ledger_params(journal)
+    cost = run.cost_usd if moved["cost"] is None else (run.cost_usd or 0.0) + moved["cost"]
+    return run.model_copy(
+        update={
+            "tokens_in": run.tokens_in + moved["tokens_in"],
+            "tokens_out": run.tokens_out + moved["tokens_out"],
+            "cost_usd": cost,
+            "cost_unknown": run.cost_unknown + moved["cost_unknown"],
+        }
+    )
 
 
 class Loop:
@@ -105,8 +139,12 @@ class Loop:
         *,
         max_failures: int = DEFAULT_MAX_FAILURES,
         on_step: StepListener | None = None,
+        resumed_pause: PauseReason | None = None,
     ) -> None:
         self._store = store
+        #: Why the run was paused when this worker claimed it (None: it was not paused); the
+        #: claim cleared the stored reason.
+        self.resumed_pause = resumed_pause
         self._run = run
         self._epoch = run.epoch
         self._agent = agent
@@ -146,6 +184,10 @@ class Loop:
         while self._run.status is RunStatus.RUNNING and not self._stop_after_step:
             if self._run.abort_requested_at is not None:
                 raise RunAbortedError("abort requested")
+            spent = exhausted(self._run)
+            if spent is not None and self._run.phase is not Phase.DONE:
+                await self._commit(self._budget_pause(spent))
+                break
             phase = self._run.phase
             if phase is Phase.PLANNING:
                 step = await self._plan()
@@ -197,14 +239,32 @@ class Loop:
                 )
             )
         key = f"{run.run_id}:{task.id}:{task.attempts}"
+        budgeted = run.max_tokens is not None or run.max_cost_usd is not None
+        limits = body_limits(run) if budgeted else None
         began = time.monotonic()
         try:
-            outcome = await self._agent.executor.execute(task, dict(self._results), key)
+            with limits_for_body(limits):
+                outcome = await self._agent.executor.execute(task, dict(self._results), key)
         except Exception as exc:
             outcome = ExecutionResult(False, f"{type(exc).__name__}: {exc}")
         seconds = round(time.monotonic() - began, 4)
         journal = _journal(task, outcome, seconds)
         base = {"task_id": task.id, "attempt": task.attempts, "iteration": iteration}
+        if outcome.pause is not None:
+            # The body stopped short to pause the run: the task stays pending with its
+            # failures as they were, and runs again (next attempt) when the run resumes.
+            _log.info("run %s: task %s paused the run (%s)", run.run_id, task.id, outcome.output)
+            detail = outcome.pause.detail
+            if outcome.pause.reason is PauseReason.BUDGET:
+                detail = "; ".join(filter(None, [exhausted(_after(run, journal)), detail]))
+            return pause_step(
+                outcome.pause.reason,
+                detail,
+                phase=Phase.EXECUTING,
+                iteration=iteration,
+                current_task_id=task.id,
+                attempts=journal,
+            )
         if outcome.success:
             done = replace(
                 task,
@@ -301,6 +361,30 @@ class Loop:
             ignored=ignored,
         )
         return self._advance(iteration, [NewEvent(kind=EventKind.REFLECTED, data=data)])
+
+    def _budget_pause(self, spent: str) -> Step:
+        """The step that pauses the run at this checkpoint: its budget is spent. A task whose
+        start this worker committed but whose body has not run gives that start back (the
+        resumed run starts it under the same attempt number); a start found on resume may
+        have run before a crash, so it stays counted."""
+        run = self._run
+        task = self._tasks.get(run.current_task_id or "")
+        if (
+            run.phase is Phase.EXECUTING
+            and not self._restart_in_flight
+            and task is not None
+            and task.status is TaskStatus.PENDING
+            and task.attempts > 0
+        ):
+            self._keep(task.model_copy(update={"attempts": task.attempts - 1}))
+        _log.info("run %s: budget reached (%s); pausing", run.run_id, spent)
+        return pause_step(
+            PauseReason.BUDGET,
+            spent,
+            phase=run.phase,
+            iteration=run.iteration,
+            current_task_id=run.current_task_id,
+        )
 
     # -- positions -------------------------------------------------------------------------
 

@@ -5,6 +5,8 @@
 * SIGTERM / SIGINT cancel the current step; the run is recorded ``interrupted``.
 * A worker whose lease was lost (another worker claimed the run) stops at once and writes
   nothing more: every write it makes is fenced by its epoch.
+* A run that pauses (its budget spent, or an executor's ``pause``) commits that step and the
+  loop returns: the worker ends with the run ``paused``, owner and lease released.
 
 Run detached as ``python -P -m nanoagent_core.worker_main RUN_ID`` with the location in
 ``NANOAGENT_DB`` (see nanoagent_core.launch). Trouble it rides out (a heartbeat that could not
@@ -25,8 +27,10 @@ from enum import Enum
 from pathlib import Path
 from typing import Protocol
 
+from nanoagent_core import store_rules as rules
 from nanoagent_core.agents.base import Agent, ExecutionResult
 from nanoagent_core.agents.registry import load_agent
+from nanoagent_core.budget import Budget
 from nanoagent_core.defaults import DEFAULT_HEARTBEAT, FAULT_KILL_AFTER_COMMIT, lease_seconds
 from nanoagent_core.errors import (
     DatabaseBusyError,
@@ -91,8 +95,12 @@ async def resume_run(
     on_step: StepListener | None = None,
     on_claim: StepListener | None = None,
     handle_signals: bool = True,
+    budget: Budget | None = None,
 ) -> RunState:
     """Claim ``run_id`` and drive it to its end. A completed run is returned at once.
+
+    ``budget``: the run's new budget (a raised one, for a run paused by its budget), set
+    right after the claim, fenced like a step; None keeps the stored one.
 
     RunBusyError if a live worker holds it (or another resume won the race),
     UnknownAgentError / ValidationError if its agent cannot be rebuilt (nothing is claimed).
@@ -108,6 +116,8 @@ async def resume_run(
     agent = fault_in_body(load_agent(run.agent, run.agent_options))
     if run.status is RunStatus.RUNNING and run.abort_requested_at is not None:
         run = await _apply_pending_abort(store, run)
+    if budget is not None:  # a budget no run can have is refused before anything is claimed
+        rules.budget_params(run_id, run.epoch, budget.max_tokens, budget.max_cost_usd)
     on_step = fault_injector(on_step)
     await _hold_before_claim()
     claimed = await store.claim_run(
@@ -119,9 +129,23 @@ async def resume_run(
     )
     announce_claim()
     _log.info("run %s: claimed (epoch %d) by pid %d", run_id, claimed.epoch, os.getpid())
+    if budget is not None:
+        claimed = await store.set_budget(
+            run_id,
+            epoch=claimed.epoch,
+            max_tokens=budget.max_tokens,
+            max_cost_usd=budget.max_cost_usd,
+        )
     if on_claim is not None:
         on_claim(claimed, Step(phase=claimed.phase, iteration=claimed.iteration))
-    loop = Loop(store, claimed, agent, max_failures=max_failures, on_step=on_step)
+    loop = Loop(
+        store,
+        claimed,
+        agent,
+        max_failures=max_failures,
+        on_step=on_step,
+        resumed_pause=run.pause_reason if run.status is RunStatus.PAUSED else None,
+    )
     return await drive(store, loop, heartbeat=heartbeat, handle_signals=handle_signals)
 
 

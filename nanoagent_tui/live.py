@@ -72,6 +72,7 @@ STATUS_KINDS = frozenset(
         EventKind.RUN_FAILED,
         EventKind.RUN_INTERRUPTED,
         EventKind.RUN_ABORTED,
+        EventKind.RUN_PAUSED,
     }
 )
 

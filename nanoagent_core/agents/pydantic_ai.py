@@ -25,25 +25,30 @@ secret are refused (see options.py).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Collection, Generator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Protocol, TypeVar
 
 import pydantic_ai.models as pai_models
 from pydantic import BaseModel, Field
 from pydantic_ai import Agent as PydanticAgent
 from pydantic_ai import ModelSettings, RunUsage, UsageLimits, capture_run_messages
+from pydantic_ai.exceptions import CostNotFoundWarning, UsageLimitExceeded
 from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter, ModelResponse
 from pydantic_ai.models import Model, infer_model
 from pydantic_ai.models.test import TestModel
 
 from nanoagent_core.agents.base import Agent, ExecutionResult, ModelUsage, Reflection, Transcript
 from nanoagent_core.agents.options import refuse_secret_options
+from nanoagent_core.budget import BodyLimits, current_limits
 from nanoagent_core.clip import clip
 from nanoagent_core.errors import ValidationError
-from nanoagent_core.models import Task
+from nanoagent_core.models import PauseReason, Task
+from nanoagent_core.pause import Pause
 from nanoagent_core.rules import MAX_PLANNED_TASKS
 
 __all__ = [
@@ -68,6 +73,11 @@ _CLIP = 600  # characters of one earlier result or task shown in a prompt
 _MAX_SHOWN = 40  # earlier results / tasks shown in a prompt
 
 OutputT = TypeVar("OutputT", bound=BaseModel)
+
+# A run's cost budget is passed on as pydantic-ai's ``cost_limit``; where no price is known
+# pydantic-ai cannot enforce it and warns on every call. nanoagent handles that case itself
+# (an unknown cost counts as the cost budget reached: see nanoagent_core/budget.py).
+warnings.filterwarnings("ignore", category=CostNotFoundWarning)
 
 #: The model name of the responses a replay gives (they cost nothing: no tokens are spent).
 REPLAY_MODEL = "replay"
@@ -247,7 +257,25 @@ class CallFailedError(Exception):
 
     def __init__(self, cause: Exception, transcript: Transcript) -> None:
         super().__init__(f"{type(cause).__name__}: {cause}")
+        self.cause = cause
         self.transcript = transcript
+
+    @property
+    def budget_cut(self) -> bool:
+        """Cut short by the run's budget (its token or cost limit), not by a failure (the
+        per-call ``requests_per_task`` limit is a failure)."""
+        text = str(self.cause)
+        return isinstance(self.cause, UsageLimitExceeded) and (
+            "total_tokens_limit" in text or "cost_limit" in text
+        )
+
+
+def _usage_limits(requests: int, limits: BodyLimits | None) -> UsageLimits:
+    """The call's limits: its requests, and what remains of the run's budget (a body)."""
+    if limits is None:
+        return UsageLimits(request_limit=requests)
+    cost = None if limits.cost_usd is None else Decimal(repr(limits.cost_usd))
+    return UsageLimits(request_limit=requests, total_tokens_limit=limits.tokens, cost_limit=cost)
 
 
 class _Role:
@@ -286,6 +314,7 @@ class _Role:
         output_type: type[OutputT],
         test_args: Callable[[], dict[str, Any]],
         task: Task | None = None,
+        limits: BodyLimits | None = None,
     ) -> tuple[OutputT, Transcript]:
         model = self._model
         if self._source is not None:
@@ -300,7 +329,7 @@ class _Role:
                     model=model,
                     instructions=self._opts.instructions,
                     model_settings=self._settings,
-                    usage_limits=UsageLimits(request_limit=self._opts.requests_per_task),
+                    usage_limits=_usage_limits(self._opts.requests_per_task, limits),
                 )
             except Exception as exc:
                 raise CallFailedError(exc, _transcript(messages, None)) from exc
@@ -351,9 +380,12 @@ class _Executor:
 
         try:
             output, transcript = await self._role.call(
-                "\n".join(lines), ExecutionOutput, test_args, task
+                "\n".join(lines), ExecutionOutput, test_args, task, current_limits()
             )
         except CallFailedError as exc:
+            if exc.budget_cut:  # not a failure: the run pauses, the task runs again later
+                pause = Pause(PauseReason.BUDGET, f"task {task.id} cut short by the budget")
+                return ExecutionResult(False, str(exc), exc.transcript, pause=pause)
             return ExecutionResult(False, str(exc), exc.transcript)
         text = output.result.strip() or ("(no result)" if output.success else "(no reason given)")
         return ExecutionResult(output.success, text, transcript)

@@ -8,13 +8,15 @@ import uuid
 from typing import Any
 
 from nanoagent_core.actions import new_run, start_detached
-from nanoagent_core.command.arguments import iterations, worker_options
+from nanoagent_core.budget import Budget
+from nanoagent_core.command.arguments import NO_LIMIT, budget_options, iterations, worker_options
 from nanoagent_core.command.output import EXIT_CODES, claim_printer, say, step_printer
 from nanoagent_core.defaults import DEFAULT_MAX_ITERATIONS
 from nanoagent_core.errors import ValidationError
 from nanoagent_core.models import RunStatus
 from nanoagent_core.options import parse_option_pairs
 from nanoagent_core.paths import display_location
+from nanoagent_core.pause import pause_text
 from nanoagent_core.safetext import visible
 from nanoagent_core.stores import AnyStore, open_store
 from nanoagent_core.worker import resume_run
@@ -36,6 +38,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--run-id", metavar="ID")
     parser.add_argument("--detach", action="store_true", help="run in a background worker")
+    budget_options(parser, raising=False)
     parser.add_argument(
         "--enqueue",
         action="store_true",
@@ -58,6 +61,13 @@ async def run(location: str, args: argparse.Namespace) -> int:
         options=parse_option_pairs(args.option),
         heartbeat=args.heartbeat,
         claimed_here=not args.detach,  # in the foreground, this process claims it
+    )
+    tokens, cost = args.max_tokens, args.max_cost
+    state = state.model_copy(
+        update={
+            "max_tokens": None if tokens in (None, NO_LIMIT) else tokens,
+            "max_cost_usd": None if cost in (None, NO_LIMIT) else cost,
+        }
     )
     if args.enqueue:  # no owner, no lease: a pool worker claims it
         state = state.model_copy(
@@ -82,18 +92,29 @@ async def run(location: str, args: argparse.Namespace) -> int:
         await store.close()
 
 
-async def drive(store: AnyStore, run_id: str, args: argparse.Namespace, *, quiet: bool) -> int:
-    """Claim the run in this process and drive it to its end; exit by its final status."""
+async def drive(
+    store: AnyStore,
+    run_id: str,
+    args: argparse.Namespace,
+    *,
+    quiet: bool,
+    budget: Budget | None = None,
+) -> int:
+    """Claim the run in this process and drive it to its end; exit by its final status.
+    ``budget``: a new budget for the run, set right after the claim (resume)."""
     final = await resume_run(
         store,
         run_id,
         heartbeat=args.heartbeat,
         on_step=step_printer(quiet),
         on_claim=claim_printer(quiet),
+        budget=budget,
     )
     if not quiet:
         line = f"run {run_id} {final.status}"
-        if final.error:
+        if final.pause_reason is not None:
+            line += f": {pause_text(final.pause_reason, final.pause_detail)}"
+        elif final.error:
             line += f": {visible(final.error)}"
         say(line)
     return EXIT_CODES[final.status]

@@ -108,13 +108,15 @@ def prepare(
         raise NotANanoagentDatabaseError(f"{where}: damaged database ({exc.reason})") from None
     except sqlite3.DatabaseError as exc:
         if damaged(exc):
-            raise NotANanoagentDatabaseError(f"{where}: not a nanoagent database ({exc})") from None
+            raise NotANanoagentDatabaseError(
+                f"{where}: not a nanoagent database ({_line(exc)})"
+            ) from None
         # Not the file's fault (locked, or a WAL file whose -shm cannot be created in a
         # read-only directory): say what SQLite said, not that the file is foreign.
         hint = ""
         if "readonly" in str(exc) or "unable to open" in str(exc):
             hint = f"; is the directory writable? SQLite needs {where}-shm beside the file"
-        raise DatabaseError(f"{where}: cannot read the database ({exc}{hint})") from None
+        raise DatabaseError(f"{where}: cannot read the database ({_line(exc)}{hint})") from None
     if app_id != sql.APPLICATION_ID and (objects or app_id or version):
         raise NotANanoagentDatabaseError(
             f"{where}: a SQLite database of another application, not a nanoagent database"
@@ -148,8 +150,20 @@ def prepare(
     conn.execute(f"PRAGMA synchronous = {synchronous}")
     conn.execute("PRAGMA journal_size_limit = 67108864")
     if version < sql.SCHEMA_VERSION:
-        in_transaction(conn, "BEGIN IMMEDIATE", _migrate, where)
+        # Foreign keys off while migrating (a no-op inside a transaction, so set around it):
+        # a migration that rebuilds a parent table drops it, which would otherwise delete
+        # every child row by cascade. _migrate checks the keys before it commits.
+        conn.execute(sql.FOREIGN_KEYS_OFF)
+        try:
+            in_transaction(conn, "BEGIN IMMEDIATE", _migrate, where)
+        finally:
+            conn.execute(sql.FOREIGN_KEYS_ON)
     _integrity_probe(conn, where)
+
+
+def _line(exc: BaseException) -> str:
+    """SQLite's message on one line (a malformed schema entry is quoted with its newlines)."""
+    return " ".join(str(exc).split())
 
 
 def _enter_wal(conn: sqlite3.Connection, where: str, busy_timeout: float) -> None:
@@ -183,6 +197,12 @@ def _migrate(conn: sqlite3.Connection, where: str) -> None:
         for statement in sql.MIGRATIONS[target]:
             conn.execute(statement)
         conn.execute(fill(sql.SET_VERSION, version=str(target + 1)))
+    broken = conn.execute(sql.FOREIGN_KEY_CHECK).fetchone()
+    if broken is not None:
+        raise NotANanoagentDatabaseError(
+            f"{where}: damaged database (a {broken[0]} row refers to a missing {broken[2]} row);"
+            " not migrated, nothing was written"
+        )
     conn.execute(sql.SET_APPLICATION_ID)
 
 
@@ -192,7 +212,7 @@ def _integrity_probe(conn: sqlite3.Connection, where: str) -> None:
         for table in ("runs", "tasks", "results", "events", "attempts"):
             conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} LIMIT 1)").fetchone()
     except sqlite3.DatabaseError as exc:
-        raise NotANanoagentDatabaseError(f"{where}: damaged database ({exc})") from None
+        raise NotANanoagentDatabaseError(f"{where}: damaged database ({_line(exc)})") from None
 
 
 def _quick_check(conn: sqlite3.Connection, where: str) -> None:
@@ -204,7 +224,7 @@ def _quick_check(conn: sqlite3.Connection, where: str) -> None:
         first = conn.execute("PRAGMA quick_check(1)").fetchone()
     except sqlite3.DatabaseError as exc:
         if damaged(exc):
-            raise NotANanoagentDatabaseError(f"{where}: damaged database ({exc})") from None
+            raise NotANanoagentDatabaseError(f"{where}: damaged database ({_line(exc)})") from None
         raise
     if first is None or first[0] != "ok":
         detail = " ".join(str(first[0] if first else "no answer").split())[:200]

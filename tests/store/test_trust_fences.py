@@ -64,6 +64,8 @@ async def test_the_final_update_is_fenced_by_the_epoch_itself(db_path: Path) -> 
         "release": True,
         "tasks_added": 0,
         "tasks_done": 0,
+        "pause_reason": None,
+        "pause_detail": None,
         **rules.ledger_params(()),
     }
     conn = sqlite3.connect(db_path, isolation_level=None)
