@@ -16,13 +16,14 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from nanoagent_core.models import Owner, Phase, RunState, RunStatus
+from nanoagent_core.models import Owner, PauseReason, Phase, RunState, RunStatus
 from nanoagent_core.rows import Row, TimeReader
 
 __all__ = ["quick_run_from_row"]
 
 _PHASES = {phase.value: phase for phase in Phase}
 _STATUSES = {status.value: status for status in RunStatus}
+_REASONS: dict[object, PauseReason | None] = {None: None, **{r.value: r for r in PauseReason}}
 _EPOCH = datetime.fromtimestamp(0, UTC)
 #: the agent options' JSON text -> its (checked) value; handed out as copies
 _OPTIONS: dict[str, dict[str, str]] = {}
@@ -70,7 +71,7 @@ _KEYS = (
     "current_task_id", "status", "created_at", "updated_at", "finished_at", "owner", "epoch",
     "heartbeat_at", "lease_expires_at", "abort_requested_at", "error", "result",
     "tasks_total", "tasks_done", "requests", "tokens_in", "tokens_out", "cost_usd",
-    "cost_unknown", "damaged",
+    "cost_unknown", "pause_reason", "pause_detail", "max_tokens", "max_cost_usd", "damaged",
 )  # fmt: skip
 #: True when what RunState.model_construct does for a full set of fields comes down to
 #: setting __dict__ (no aliases, no post-init hook, no extra fields kept): then _build does
@@ -104,7 +105,7 @@ def quick_run_from_row(row: Row, when: TimeReader) -> RunState | None:
          status, created_at, updated_at, finished_at, owner_host, owner_pid, owner_pid_started,
          epoch, heartbeat_at, lease_expires_at, abort_requested_at, error, result,
          tasks_total, tasks_done, requests, tokens_in, tokens_out, cost_usd,
-         cost_unknown) = row  # fmt: skip
+         cost_unknown, pause_reason, pause_detail, max_tokens, max_cost_usd) = row  # fmt: skip
         for text in (run_id, goal, agent):
             if type(text) is not str:
                 return None
@@ -112,10 +113,13 @@ def quick_run_from_row(row: Row, when: TimeReader) -> RunState | None:
                        tokens_in, tokens_out, cost_unknown):  # fmt: skip
             if type(number) is not int:
                 return None
-        for optional in (error, result):
+        for optional in (error, result, pause_detail):
             if optional is not None and type(optional) is not str:
                 return None
-        if cost_usd is not None and type(cost_usd) is not float and type(cost_usd) is not int:
+        for money in (cost_usd, max_cost_usd):
+            if money is not None and type(money) is not float and type(money) is not int:
+                return None
+        if max_tokens is not None and type(max_tokens) is not int:
             return None
         options = _options(agent_options)
         if options is None:
@@ -153,6 +157,10 @@ def quick_run_from_row(row: Row, when: TimeReader) -> RunState | None:
             tokens_out=tokens_out,
             cost_usd=None if cost_usd is None else float(cost_usd),
             cost_unknown=cost_unknown,
+            pause_reason=_REASONS[pause_reason],
+            pause_detail=pause_detail,
+            max_tokens=max_tokens,
+            max_cost_usd=None if max_cost_usd is None else float(max_cost_usd),
             damaged=None,
         )
     except (ValueError, TypeError, KeyError, AttributeError, ArithmeticError, OSError):

@@ -27,6 +27,7 @@ def _row(**changes: Any) -> tuple[Any, ...]:
         "abort_requested_at": None, "error": None, "result": None,
         "tasks_total": 4, "tasks_done": 2,
         "requests": 3, "tokens_in": 10, "tokens_out": 20, "cost_usd": 0.5, "cost_unknown": 1,
+        "pause_reason": None, "pause_detail": None, "max_tokens": None, "max_cost_usd": None,
     }  # fmt: skip
     fields.update(changes)
     return tuple(fields.values())
@@ -39,6 +40,15 @@ SOUND = [
     _row(status="completed", phase="done", finished_at=9.0, result="all done", cost_usd=None),
     _row(status="failed", error="boom", abort_requested_at=7.0, agent_options="{}"),
     _row(current_task_id=None, cost_usd=2, created_at=0.0),
+    _row(
+        status="paused",
+        pause_reason="budget",
+        pause_detail="95 of 1 tokens spent",
+        max_tokens=1,
+        max_cost_usd=2,
+        owner_host=None,
+        owner_pid=None,
+    ),
 ]
 DAMAGED = [
     _row(status="exploded"),
@@ -53,6 +63,8 @@ DAMAGED = [
     _row(cost_usd="free"),
     _row(updated_at="noon"),
     _row(error=5),
+    _row(status="paused", pause_reason="coffee"),
+    _row(max_tokens="many"),
 ]
 
 
