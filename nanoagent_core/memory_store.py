@@ -11,7 +11,9 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from nanoagent_core import approvals
 from nanoagent_core import store_rules as rules
+from nanoagent_core.approvals import ApprovalRequest, Decision
 from nanoagent_core.errors import (
     DatabaseError,
 )
@@ -50,6 +52,8 @@ class MemoryStore:
         self._events: list[Event | None] = []
         # run id -> (task id, attempt) -> journal entry, in commit order
         self._attempts: dict[str, dict[tuple[str, int], Attempt]] = {}
+        # run id -> request id -> approval request, in request order
+        self._approvals: dict[str, dict[str, ApprovalRequest]] = {}
         self._version = 0
         self._closed = False
 
@@ -382,6 +386,8 @@ class MemoryStore:
             self._upsert_task(run_id, task)
         self._results[run_id].update(step.results)
         self._events.extend(events)
+        if step.approval is not None:
+            self._record_approval(step.approval, now)
         changes: dict[str, Any] = {
             "phase": step.phase,
             "iteration": step.iteration,
@@ -406,6 +412,54 @@ class MemoryStore:
             if step.status is not RunStatus.RUNNING:
                 changes.update(owner=None, lease_expires_at=None)
         return self._put(run, **changes)
+
+    # -- ApprovalStore ---------------------------------------------------------------------
+
+    def _record_approval(self, request: ApprovalRequest, now: datetime) -> None:
+        held = self._approvals.setdefault(request.run_id, {})
+        for request_id, other in list(held.items()):
+            if other.decision is Decision.PENDING and request_id != request.id:
+                held[request_id] = other.model_copy(
+                    update={"decision": Decision.EXPIRED, "decided_at": now}
+                )
+        if request.id not in held:
+            held[request.id] = request.model_copy(
+                update={"decision": Decision.PENDING, "requested_at": now, "decided_at": None}
+            )
+
+    async def get_approvals(self, run_id: str) -> list[ApprovalRequest]:
+        self._check_open()
+        check_run_id(run_id)
+        return list(self._approvals.get(run_id, {}).values())
+
+    async def decide_approval(
+        self,
+        run_id: str,
+        request_id: str,
+        *,
+        approve: bool,
+        digest: str | None = None,
+        reason: str | None = None,
+    ) -> ApprovalRequest:
+        self._check_open()
+        check_run_id(run_id)
+        held = self._approvals.get(run_id, {})
+        request = approvals.check_decidable(run_id, request_id, held.get(request_id), digest)
+        now = self._clock()
+        decided = request.model_copy(
+            update={
+                "decision": approvals.decision_value(approve),
+                "reason": approvals.clean_reason(reason),
+                "decided_at": now,
+            }
+        )
+        held[request_id] = decided
+        event = NewEvent(kind=EventKind.APPROVAL_DECIDED, data=approvals.decided_data(decided))
+        self._emit(run_id, now, [event])
+        run = self._runs.get(run_id)
+        if run is not None:
+            self._put(run, updated_at=now)
+        return decided
 
     # -- PruneStore ------------------------------------------------------------------------
 
@@ -454,6 +508,7 @@ class MemoryStore:
             self._tasks.pop(run_id, None)
             self._results.pop(run_id, None)
             self._done_counts.pop(run_id, None)
+            self._approvals.pop(run_id, None)
         # Event ids are list positions + 1 here: keep each survivor at its id.
         self._events = [
             None if event is None or event.run_id in gone else event for event in self._events

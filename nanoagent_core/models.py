@@ -116,6 +116,8 @@ class EventKind(StrEnum):
     RUN_FAILED = "run_failed"
     RUN_INTERRUPTED = "run_interrupted"
     RUN_ABORTED = "run_aborted"
+    APPROVAL_REQUESTED = "approval_requested"
+    APPROVAL_DECIDED = "approval_decided"
     NOTE = "note"
 
 

@@ -29,9 +29,12 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from nanoagent_core.approvals import ApprovalRequest
 from nanoagent_core.models import Attempt, Event, Owner, Phase, RunState, RunStatus, Task
 
 __all__ = [
+    "ApprovalReader",
+    "ApprovalStore",
     "ChangeWatch",
     "ContextStore",
     "EventReader",
@@ -69,6 +72,8 @@ class Step(BaseModel):
     ``status`` other than None and RUNNING ends the run and releases the owner.
     ``attempts`` are journal entries (one per attempt: a new (task, attempt) pair; the run's
     ledger totals grow by theirs in the same transaction).
+    ``approval`` is a request to record (approvals.py; a pending one of the same id is left as
+    it is) in the step that pauses the run; the run's other pending requests expire.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -83,6 +88,7 @@ class Step(BaseModel):
     result: str | None = None
     error: str | None = None
     attempts: tuple[Attempt, ...] = ()
+    approval: ApprovalRequest | None = None
 
 
 class RunReader(Protocol):
@@ -275,6 +281,31 @@ class JournalStore(Protocol):
         ...
 
 
+class ApprovalReader(Protocol):
+    async def get_approvals(self, run_id: str) -> list[ApprovalRequest]:
+        """The run's approval requests, oldest first (none for an unknown run)."""
+        ...
+
+
+class ApprovalStore(ApprovalReader, Protocol):
+    """Approval requests (see approvals.py). A request is recorded by ``commit_step``."""
+
+    async def decide_approval(
+        self,
+        run_id: str,
+        request_id: str,
+        *,
+        approve: bool,
+        digest: str | None = None,
+        reason: str | None = None,
+    ) -> ApprovalRequest:
+        """Decide a pending request once, in one transaction that also writes an
+        ``approval_decided`` event. RequestNotFoundError for no such request;
+        StaleRequestError when it is no longer pending or ``digest`` (when given) is not its
+        digest. Not fenced: a person decides, not a worker."""
+        ...
+
+
 class ChangeWatch(Protocol):
     async def change_token(self) -> int:
         """A cheap value that differs once anyone else has committed a change."""
@@ -298,6 +329,7 @@ class Store(
     StepStore,
     SnapshotStore,
     JournalStore,
+    ApprovalStore,
     ChangeWatch,
     PruneStore,
     Protocol,
@@ -312,7 +344,7 @@ class Store(
     async def close(self) -> None: ...
 
 
-class Viewer(RunReader, EventReader, SnapshotStore, ChangeWatch, Protocol):
+class Viewer(RunReader, EventReader, SnapshotStore, ApprovalReader, ChangeWatch, Protocol):
     """What a dashboard reads, and all it may do: nothing here writes. Opened read-only by
     :func:`nanoagent_core.stores.open_viewer`; every :class:`Store` is one."""
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 
+from nanoagent_core.postgres import sql_approvals
 from nanoagent_core.sqltext import fill
 
 #: ``schema_info.application`` of a nanoagent schema.
@@ -190,6 +191,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         " ADD COLUMN cost_usd double precision,"
         " ADD COLUMN cost_unknown integer NOT NULL DEFAULT 0",
     ),
+    # 4: approval requests (sql_approvals.py)
+    sql_approvals.MIGRATION,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -39,6 +39,7 @@ from nanoagent_core.models import (
 from nanoagent_core.paths import MEMORY, check_allowed
 from nanoagent_core.protocols import NewEvent, PruneCount, Step
 from nanoagent_core.sqlite import ops, sql
+from nanoagent_core.sqlite.approvals import ApprovalMethods, record_txn
 from nanoagent_core.sqlite.schema import (
     Synchronous,
     create_private_file,
@@ -57,7 +58,7 @@ T = TypeVar("T")
 Row = rows.Row
 
 
-class SQLiteStore:
+class SQLiteStore(ApprovalMethods):
     """A nanoagent database in one SQLite file, shared safely by many processes."""
 
     def __init__(
@@ -473,6 +474,7 @@ class SQLiteStore:
         results = [(run_id, task_id, text) for task_id, text in step.results.items()]
         events = ops.event_params(run_id, now, step.events)
         attempts = step.attempts
+        approval = step.approval
 
         def txn(conn: sqlite3.Connection) -> RunState:
             # Fence first (the write lock is held, so the epoch cannot move before COMMIT):
@@ -487,6 +489,8 @@ class SQLiteStore:
                 conn.executemany(sql.UPSERT_RESULT, results)
             if attempts:
                 ops.insert_attempts(conn, run_id, attempts)
+            if approval is not None:
+                record_txn(conn, approval, now)
             if events:
                 conn.executemany(sql.INSERT_EVENT, events)
             row = conn.execute(sql.FINISH_STEP, params).fetchone()
