@@ -117,20 +117,29 @@ class ApprovalNeeded(BaseException):
         why: str = "",
         *,
         messages: str | None = None,
+        transcript: object | None = None,
     ) -> None:
         super().__init__(f"approval needed for {what}")
         self.what = what
         self.arguments: Mapping[str, Any] = arguments
         self.why = why
+        #: a model-backed executor's conversation up to the call that waits: stored with the
+        #: request, so the re-run attempt continues it (pydantic-ai JSON)
         self.messages = messages
+        #: the attempt's agents.base.Transcript, journaled with the pause
+        self.transcript = transcript
 
 
 class ApprovalError(NanoagentError):
-    """The decision was refused."""
+    """The decision was refused: nothing (any more) to decide."""
+
+    exit_code = 7
 
 
 class RequestNotFoundError(ApprovalError):
     """No such approval request."""
+
+    exit_code = 3
 
 
 class StaleRequestError(ApprovalError):

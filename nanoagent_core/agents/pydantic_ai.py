@@ -32,13 +32,21 @@ from typing import Any, TypeVar
 import pydantic_ai.models as pai_models
 from pydantic import BaseModel, Field
 from pydantic_ai import Agent as PydanticAgent
-from pydantic_ai import ModelSettings, RunUsage, UsageLimits, capture_run_messages
+from pydantic_ai import (
+    DeferredToolRequests,
+    ModelSettings,
+    RunUsage,
+    UsageLimits,
+    capture_run_messages,
+)
 from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter, ModelResponse
 from pydantic_ai.models import Model, infer_model
 from pydantic_ai.models.test import TestModel
 
 from nanoagent_core.agents.base import Agent, ExecutionResult, ModelUsage, Reflection, Transcript
 from nanoagent_core.agents.options import refuse_secret_options
+from nanoagent_core.agents.pydantic_approvals import Continuation, continuation, need_for
+from nanoagent_core.approvals import current_requests
 from nanoagent_core.clip import clip
 from nanoagent_core.errors import ValidationError
 from nanoagent_core.models import Task
@@ -237,23 +245,46 @@ class _Role:
     async def call(
         self, prompt: str, output_type: type[OutputT], test_args: Callable[[], dict[str, Any]]
     ) -> tuple[OutputT, Transcript]:
+        output, transcript = await self._run(prompt, output_type, test_args)
+        assert isinstance(output, output_type)
+        return output, transcript
+
+    async def call_deferring(
+        self,
+        prompt: str,
+        output_type: type[OutputT],
+        test_args: Callable[[], dict[str, Any]],
+        resumed: Continuation | None,
+    ) -> tuple[OutputT | DeferredToolRequests, Transcript]:
+        """As :meth:`call`, but a call of a tool that requires approval ends it with
+        DeferredToolRequests; ``resumed`` continues a conversation that waited for them."""
+        return await self._run(prompt, [output_type, DeferredToolRequests], test_args, resumed)
+
+    async def _run(
+        self,
+        prompt: str,
+        output_type: Any,
+        test_args: Callable[[], dict[str, Any]],
+        resumed: Continuation | None = None,
+    ) -> tuple[Any, Transcript]:
         model = self._model
         if self._test:  # a TestModel per call, answering what this call should get
             model = TestModel(custom_output_args=test_args())
         with capture_run_messages() as messages:
             try:
                 result = await self._agent.run(
-                    prompt,
+                    None if resumed else prompt,
                     output_type=output_type,
                     model=model,
                     instructions=self._opts.instructions,
                     model_settings=self._settings,
                     usage_limits=UsageLimits(request_limit=self._opts.requests_per_task),
+                    message_history=resumed.history if resumed else None,
+                    deferred_tool_results=resumed.results if resumed else None,
                 )
             except Exception as exc:
                 raise CallFailedError(exc, _transcript(messages, None)) from exc
-        output: OutputT = result.output
-        return output, _transcript(result.all_messages(), result.usage)
+        return result.output, _transcript(result.all_messages(), result.usage)
 
 
 # -- the three parts ----------------------------------------------------------------------
@@ -297,10 +328,19 @@ class _Executor:
             done = f"done offline (test model), building on {len(results)} earlier results"
             return {"result": f"{_clip(task.description, 80)}: {done}", "success": True}
 
+        asked = current_requests()
         try:
-            output, transcript = await self._role.call("\n".join(lines), ExecutionOutput, test_args)
+            resumed = continuation(asked)
+            output, transcript = await self._role.call_deferring(
+                "\n".join(lines), ExecutionOutput, test_args, resumed
+            )
         except CallFailedError as exc:
             return ExecutionResult(False, str(exc), exc.transcript)
+        if isinstance(output, DeferredToolRequests):
+            try:
+                raise need_for(output, transcript.messages_json, asked, transcript)
+            except ValueError as exc:
+                return ExecutionResult(False, str(exc), transcript)
         text = output.result.strip() or ("(no result)" if output.success else "(no reason given)")
         return ExecutionResult(output.success, text, transcript)
 
