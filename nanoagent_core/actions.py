@@ -13,6 +13,7 @@ from nanoagent_core.defaults import DEFAULT_HEARTBEAT, DEFAULT_MAX_ITERATIONS, l
 from nanoagent_core.errors import RunBusyError, RunFinishedError, ValidationError
 from nanoagent_core.launch import start_worker
 from nanoagent_core.models import RunState, RunStatus, check_run_id, utc_now, validated
+from nanoagent_core.procinfo import current_owner
 from nanoagent_core.protocols import LeaseStore, RunStore
 from nanoagent_core.status import check_not_held, check_readable, held_by_live_worker
 
@@ -52,13 +53,18 @@ def new_run(
     options: Mapping[str, str] | None = None,
     heartbeat: float = DEFAULT_HEARTBEAT,
     claim_grace: float | None = None,
+    claimed_here: bool = False,
 ) -> RunState:
     """A validated new run (agent and options checked too); not stored yet.
 
     ``claim_grace``: how long the stored run waits for its worker to claim it before it shows
-    as crashed; by default long enough for a detached worker to start (CLAIM_GRACE). A run
-    that this very process claims next passes 0: if the process dies before claiming, the
-    run shows as crashed at once rather than ``running`` for the grace period.
+    as crashed; by default long enough for a detached worker to start (CLAIM_GRACE).
+
+    ``claimed_here``: this very process claims the run next (a foreground ``run``). The run is
+    stored with this process as its owner and one lease, as if claimed already: while the
+    process loads its agent and claims (seconds on a loaded machine) every viewer sees it
+    ``running``, never ``crashed``; if the process dies before claiming, viewers on this host
+    see ``crashed`` at once (its pid is gone), elsewhere when the lease ends, as for any worker.
     """
     opts = dict(options or {})
     check_text("goal", goal)
@@ -66,6 +72,8 @@ def new_run(
     _check_options(opts)
     load_agent(agent, opts)  # an unknown agent or a bad option is refused before storing
     grace = max(CLAIM_GRACE, lease_seconds(heartbeat)) if claim_grace is None else claim_grace
+    if claimed_here:
+        grace = lease_seconds(heartbeat)
     return validated(
         RunState,
         run_id=check_run_id(run_id),
@@ -74,6 +82,7 @@ def new_run(
         agent=agent,
         agent_options=opts,
         lease_expires_at=utc_now() + timedelta(seconds=grace),
+        owner=current_owner() if claimed_here else None,
     )
 
 

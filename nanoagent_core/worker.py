@@ -22,6 +22,7 @@ import os
 import signal
 from collections.abc import Mapping
 from enum import Enum
+from pathlib import Path
 from typing import Protocol
 
 from nanoagent_core.agents.base import Agent, ExecutionResult
@@ -54,6 +55,11 @@ __all__ = ["DEFAULT_HEARTBEAT", "FAULT_KILL_AFTER_COMMIT", "WorkerStore", "drive
 #: worker SIGKILL itself while the k-th task body it started is running (the body has begun,
 #: its outcome is not committed).
 FAULT_KILL_IN_BODY = "NANOAGENT_FAULT_KILL_IN_BODY"
+#: Test fault injector, never set in normal use: ``NANOAGENT_FAULT_HOLD_BEFORE_CLAIM=PATH``
+#: (a FIFO) makes a worker, with its agent loaded and about to claim, create ``PATH.ready``
+#: and read ``PATH`` until a writer closes it (a test looks at the run in between, or kills
+#: the worker there).
+FAULT_HOLD_BEFORE_CLAIM = "NANOAGENT_FAULT_HOLD_BEFORE_CLAIM"
 
 _log = logging.getLogger(__name__)
 
@@ -89,11 +95,13 @@ async def resume_run(
     check_readable(run)
     if run.status is RunStatus.COMPLETED:
         return run
-    check_not_held(run)  # RunBusyError
+    if run.owner != current_owner():  # a run this process stored as its own is not busy
+        check_not_held(run)  # RunBusyError
     agent = _fault_in_body(load_agent(run.agent, run.agent_options))
     if run.status is RunStatus.RUNNING and run.abort_requested_at is not None:
         run = await _apply_pending_abort(store, run)
     on_step = _fault_injector(on_step)
+    await _hold_before_claim()
     claimed = await store.claim_run(
         run_id,
         current_owner(),
@@ -141,6 +149,15 @@ def _fault_injector(on_step: StepListener | None) -> StepListener | None:
             os.kill(os.getpid(), signal.SIGKILL)
 
     return listener
+
+
+async def _hold_before_claim() -> None:
+    """Test fault injector (see FAULT_HOLD_BEFORE_CLAIM): read the gate (a FIFO) to its end."""
+    gate = os.environ.get(FAULT_HOLD_BEFORE_CLAIM)
+    if not gate:
+        return
+    Path(f"{gate}.ready").touch()
+    await asyncio.to_thread(Path(gate).read_bytes)  # blocks until the test opens and closes it
 
 
 def _fault_in_body(agent: Agent) -> Agent:

@@ -709,12 +709,16 @@ async def test_an_unclaimed_run_shows_running_only_for_its_claim_grace(
 ) -> None:
     # a detached worker needs time to start: the stored run waits for it (CLAIM_GRACE)
     detached = new_run("detached", GOAL, options={"delay": "0"})
-    # the foreground command claims its run itself, at once: no grace, so a process killed
-    # before its claim leaves a run that shows as crashed (and can be resumed) right away
-    foreground = new_run("foreground", GOAL, options={"delay": "0"}, claim_grace=0)
-    for run in (detached, foreground):
+    # the foreground command stores its run as its own (this process, alive): running, and it
+    # claims it without a busy refusal (tests/loop/test_foreground_claim.py kills it first)
+    foreground = new_run("foreground", GOAL, options={"delay": "0"}, claimed_here=True)
+    # no grace and no owner: nobody will claim it, so it shows as crashed (resumable) at once
+    orphan = new_run("orphan", GOAL, options={"delay": "0"}, claim_grace=0)
+    for run in (detached, foreground, orphan):
         await store.create_run(run)
     assert shown_status(await store.get_run("detached")) is ShownStatus.RUNNING
-    assert shown_status(await store.get_run("foreground")) is ShownStatus.CRASHED
-    final = await resume_run(store, "foreground", heartbeat=30, handle_signals=False)
-    assert final.status is RunStatus.COMPLETED
+    assert shown_status(await store.get_run("foreground")) is ShownStatus.RUNNING
+    assert shown_status(await store.get_run("orphan")) is ShownStatus.CRASHED
+    for run_id in ("foreground", "orphan"):
+        final = await resume_run(store, run_id, heartbeat=30, handle_signals=False)
+        assert final.status is RunStatus.COMPLETED

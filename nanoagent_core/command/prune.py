@@ -26,7 +26,9 @@ from nanoagent_core.safetext import visible
 from nanoagent_core.store_rules import PRUNABLE
 from nanoagent_core.stores import open_store
 
-__all__ = ["DEFAULT_BATCH", "add_prune_parser", "cmd_prune", "duration", "statuses"]
+__all__ = ["DEFAULT_BATCH", "add_parser", "duration", "run", "statuses"]
+
+NAME = "prune"
 
 DEFAULT_BATCH = 500
 MAX_BATCH = 100_000
@@ -67,9 +69,9 @@ def _batch(text: str) -> int:
     return whole_number(text, 1, MAX_BATCH)
 
 
-def add_prune_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     prune = sub.add_parser(
-        "prune",
+        NAME,
         parents=[common],
         help="delete old finished runs (with their tasks, results, events) and free space",
     )
@@ -121,7 +123,7 @@ def _what(count: PruneCount) -> str:
     return f"{count.runs:,} runs ({count.tasks:,} tasks, {count.events:,} events)"
 
 
-async def cmd_prune(location: str, args: argparse.Namespace) -> int:
+async def run(location: str, args: argparse.Namespace) -> int:
     chosen: list[RunStatus] = args.status
     try:
         store = await open_store(location, create=False)

@@ -1,0 +1,80 @@
+"""``nanoagent run GOAL``: start a run, in the foreground (its events printed as they commit)
+or in a detached worker (``--detach``)."""
+
+from __future__ import annotations
+
+import argparse
+import uuid
+from typing import Any
+
+from nanoagent_core.actions import new_run, start_detached
+from nanoagent_core.command.arguments import iterations, worker_options
+from nanoagent_core.command.output import EXIT_CODES, claim_printer, say, step_printer
+from nanoagent_core.defaults import DEFAULT_MAX_ITERATIONS
+from nanoagent_core.options import parse_option_pairs
+from nanoagent_core.paths import display_location
+from nanoagent_core.safetext import visible
+from nanoagent_core.stores import AnyStore, open_store
+from nanoagent_core.worker import resume_run
+
+__all__ = ["add_parser", "drive", "run"]
+
+NAME = "run"
+
+
+def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    parser = sub.add_parser(NAME, parents=[common], help="start a run")
+    parser.add_argument("goal")
+    parser.add_argument("--agent", default="demo")
+    parser.add_argument(
+        "--max-iterations", type=iterations, default=DEFAULT_MAX_ITERATIONS, metavar="N"
+    )
+    parser.add_argument(
+        "--option", action="append", default=[], metavar="KEY=VALUE", help="agent option"
+    )
+    parser.add_argument("--run-id", metavar="ID")
+    parser.add_argument("--detach", action="store_true", help="run in a background worker")
+    worker_options(parser)
+
+
+async def run(location: str, args: argparse.Namespace) -> int:
+    run_id = args.run_id if args.run_id is not None else uuid.uuid4().hex[:12]
+    state = new_run(
+        run_id,
+        args.goal,
+        agent=args.agent,
+        max_iterations=args.max_iterations,
+        options=parse_option_pairs(args.option),
+        heartbeat=args.heartbeat,
+        claimed_here=not args.detach,  # in the foreground, this process claims it
+    )
+    store = await open_store(location, create=True)
+    try:
+        if args.detach:
+            await start_detached(
+                store, location, state, heartbeat=args.heartbeat, log_level=args.log_level
+            )
+            print(run_id)
+            return 0
+        await store.create_run(state)
+        say(f"run {run_id} in {display_location(location)}")
+        return await drive(store, run_id, args, quiet=False)
+    finally:
+        await store.close()
+
+
+async def drive(store: AnyStore, run_id: str, args: argparse.Namespace, *, quiet: bool) -> int:
+    """Claim the run in this process and drive it to its end; exit by its final status."""
+    final = await resume_run(
+        store,
+        run_id,
+        heartbeat=args.heartbeat,
+        on_step=step_printer(quiet),
+        on_claim=claim_printer(quiet),
+    )
+    if not quiet:
+        line = f"run {run_id} {final.status}"
+        if final.error:
+            line += f": {visible(final.error)}"
+        say(line)
+    return EXIT_CODES[final.status]

@@ -1,0 +1,182 @@
+"""``nanoagent show RUN``: one run whole (tasks, journal, events) as lines or ``--json``;
+``--follow`` prints its events as they commit until it ends."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from nanoagent_core.command.listing import run_summary
+from nanoagent_core.command.output import EXIT_CODES, EXIT_PIPE, Stdout, say
+from nanoagent_core.errors import DatabaseNotFoundError, RunNotFoundError, ValidationError
+from nanoagent_core.follow import EXIT_CRASHED, event_line, follow_run
+from nanoagent_core.ledger import cost_text
+from nanoagent_core.models import Attempt, Event, Task, check_run_id, utc_now
+from nanoagent_core.paths import MEMORY, display_location, worker_log_path
+from nanoagent_core.safetext import visible
+from nanoagent_core.status import ShownStatus, verdict
+from nanoagent_core.stores import open_store
+
+__all__ = ["add_parser", "run"]
+
+NAME = "show"
+
+
+def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
+    parser = sub.add_parser(NAME, parents=[common], help="show one run")
+    parser.add_argument("run_id")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--follow",
+        action="store_true",
+        help="print the run's events as they commit until it ends (exit status as for run;"
+        " 6 when it crashed)",
+    )
+
+
+def _task_json(task: Task) -> dict[str, Any]:
+    return {
+        "id": task.id,
+        "description": task.description,
+        "status": task.status.value,
+        "priority": task.priority,
+        "attempts": task.attempts,
+        "result": task.result,
+        "error": task.error,
+    }
+
+
+def _attempt_json(attempt: Attempt) -> dict[str, Any]:
+    """A journal entry in ``show --json``: the messages as pydantic-ai serialized them
+    (``ModelMessagesTypeAdapter.validate_json(json.dumps(entry["messages"]))`` reads them
+    back), None for an attempt with no conversation."""
+    try:
+        messages: Any = None if attempt.messages is None else json.loads(attempt.messages)
+    except ValueError:
+        messages = attempt.messages  # not JSON (a hand-edited row): given as stored
+    return {
+        "attempt": attempt.attempt,
+        "outcome": attempt.outcome,
+        "model": attempt.model,
+        "requests": attempt.requests,
+        "tokens_in": attempt.tokens_in,
+        "tokens_out": attempt.tokens_out,
+        "cost_usd": attempt.cost_usd,
+        "seconds": attempt.seconds,
+        "messages": messages,
+    }
+
+
+def _event_json(event: Event) -> dict[str, Any]:
+    return {"id": event.id, "ts": event.ts.isoformat(), "kind": event.kind, "data": event.data}
+
+
+async def run(location: str, args: argparse.Namespace) -> int:
+    if args.follow:
+        return await _follow_show(location, args)
+    run_id = check_run_id(args.run_id)
+    try:
+        store = await open_store(location, create=False, read_only=location != ":memory:")
+    except DatabaseNotFoundError:
+        raise RunNotFoundError(
+            f"no run {run_id!r} (no database at {display_location(location)})"
+        ) from None
+    try:
+        run, tasks, results = await store.get_run_detail(run_id)
+        journal = await store.get_attempts(run_id)
+        run, shown = await verdict(store, run)
+        events: list[Event] = []
+        while True:
+            batch = await store.read_events(
+                run_id=run_id, after_id=events[-1].id if events else 0, limit=5000
+            )
+            events.extend(batch)
+            if len(batch) < 5000:
+                break
+    finally:
+        await store.close()
+    if args.json:
+        by_task: dict[str, list[dict[str, Any]]] = {}
+        for attempt in journal:
+            by_task.setdefault(attempt.task_id, []).append(_attempt_json(attempt))
+        document = run_summary(run, shown) | {
+            "tasks": [_task_json(task) | {"journal": by_task.get(task.id, [])} for task in tasks],
+            "results": results,
+            "events": [_event_json(event) for event in events],
+            "result": run.result,
+            "error": run.error,
+        }
+        json.dump(document, sys.stdout, indent=1)
+        print()
+        return 0
+    summary = run_summary(run, shown)
+    if run.damaged:
+        print(f"run {visible(run.run_id)}  damaged: {visible(run.damaged)}")
+    print(f"run {visible(run.run_id)}  {summary['status']}  {run.phase} iteration {run.iteration}"
+          f"/{run.max_iterations}  tasks {run.tasks_done}/{run.tasks_total}")  # fmt: skip
+    print(f"goal: {visible(run.goal)}")
+    print(f"agent: {visible(run.agent)} {json.dumps(run.agent_options)}")  # json: escaped
+    if run.requests or run.tokens_in or run.tokens_out:
+        print(f"usage: {run.requests} requests, {run.tokens_in} tokens in,"
+              f" {run.tokens_out} out, cost {cost_text(run)}")  # fmt: skip
+    if run.owner:
+        waits = ""
+        if (
+            shown in (ShownStatus.RUNNING, ShownStatus.ABORTING)
+            and run.lease_expires_at
+            and run.heartbeat_at
+        ):
+            quiet = (utc_now() - run.heartbeat_at).total_seconds()
+            if run.lease_expires_at <= utc_now():  # alive, but its heartbeat cannot commit
+                waits = f" (waiting: no heartbeat committed for {quiet:.0f} s; database busy?)"
+        print(f"worker: pid {run.owner.pid} on {visible(run.owner.host)}{waits}")
+    if (log := worker_log_path(location, run.run_id)).exists():
+        print(f"worker log: {log}")
+    for task in tasks:
+        mark = ">" if task.id == run.current_task_id and run.phase.value == "executing" else " "
+        print(f"{mark} {task.status.value:<9} {visible(task.id)} p{task.priority} a{task.attempts}"
+              f"  {visible(task.description)}")  # fmt: skip
+    if run.error:
+        print(f"error: {visible(run.error, lines=True)}")
+    if run.result:
+        print(visible(run.result, lines=True))
+    return 0
+
+
+async def _follow_show(location: str, args: argparse.Namespace) -> int:
+    """``show RUN --follow``: the run's events, as ``run`` prints them, until it ends. A reader
+    that goes away (``| head``) ends the follow (EXIT_PIPE); the run is not touched."""
+    if args.json:
+        raise ValidationError("--follow prints lines; use 'show --json' without --follow")
+    run_id = check_run_id(args.run_id)
+    try:
+        store = await open_store(location, create=False, read_only=location != MEMORY)
+    except DatabaseNotFoundError:
+        raise RunNotFoundError(
+            f"no run {run_id!r} (no database at {display_location(location)})"
+        ) from None
+
+    def emit(line: str) -> None:
+        say(line)
+        if Stdout.closed:
+            raise BrokenPipeError
+
+    try:
+        end = await follow_run(store, run_id, lambda event: emit(event_line(run_id, event)))
+        final = end.run
+        if end.crashed:
+            where = f"pid {final.owner.pid} on {final.owner.host}" if final.owner else "none"
+            emit(visible(f"run {run_id} crashed: its worker ({where}) is gone;"
+                        f" 'nanoagent resume {run_id}' takes it up"))  # fmt: skip
+            return EXIT_CRASHED
+        line = f"run {run_id} {final.status}"
+        if final.error:
+            line += f": {final.error}"
+        emit(visible(line))
+        return EXIT_CODES[final.status]
+    except BrokenPipeError:
+        return EXIT_PIPE
+    finally:
+        await store.close()
