@@ -18,12 +18,14 @@ from textual.notifications import SeverityLevel
 from textual.widgets import Input
 
 from nanoagent_core.agents.registry import agent_names
+from nanoagent_core.approvals import ApprovalRequest
 from nanoagent_core.errors import NanoagentError
 from nanoagent_core.launch import reap_workers
 from nanoagent_core.models import RunState, utc_now
 from nanoagent_core.safetext import visible
 from nanoagent_core.status import ShownStatus
 from nanoagent_tui import operations
+from nanoagent_tui.attention import Transitions, bell_enabled, next_needing
 from nanoagent_tui.commands import RunCommands
 from nanoagent_tui.live import Filter, Health, LiveData, SortMode, Update
 from nanoagent_tui.screens.base import LiveScreen
@@ -62,8 +64,12 @@ class DashboardApp(App[int]):
         tick_interval: float = 0.5,
         window: int = 500,
         live: LiveData | None = None,
+        bell: bool | None = None,
     ) -> None:
         super().__init__()
+        #: ring the terminal bell when a run comes to need a person (see attention.py)
+        self.ring_bell = bell_enabled() if bell is None else bell
+        self.transitions = Transitions()
         self.location = location
         self.clock = clock
         self.animated = animate
@@ -133,8 +139,55 @@ class DashboardApp(App[int]):
         for screen in self.screen_stack:
             if isinstance(screen, LiveScreen):
                 screen.deliver(update)
+        self._notice()
+
+    def _notice(self) -> None:
+        """A run that has come to need a person: a notification, and the bell."""
+        if not self._opened:
+            return
+        now = self.clock()
+        live = self.live
+        shown = [(run, live.word(run, now)) for run in live.runs.values()]
+        for transition in self.transitions.observe(shown):
+            self.say(transition.message(), title="Needs a person", severity="warning", timeout=10)
+            if self.ring_bell:
+                self.bell()
+
+    def action_next_needing(self) -> None:
+        """Move to the next run that needs a person (crashed, failed, paused)."""
+        runs = next((s for s in self.screen_stack if isinstance(s, RunsScreen)), None)
+        if runs is None:
+            return
+        table = runs.table
+        now = self.clock()
+        words = {run.run_id: self.live.word(run, now) for run in self.live.runs.values()}
+        rows = [(key, words.get(key, "")) for key in table.keys]
+        current = self._selected()
+        target = next_needing(rows, None if current is None else current.run_id)
+        if target is None:
+            self.say("No run needs a person.", timeout=3)
+            return
+        table.move_to(target)
+        if isinstance(self.screen, DetailScreen):
+            self.switch_screen(DetailScreen(target))  # pyright: ignore[reportUnknownMemberType]
+
+    def decide(self, request: ApprovalRequest, *, approve: bool, reason: str | None = None) -> None:
+        """Decide the request shown (bound to its id and digest) and resume its run."""
+        word = "Approve" if approve else "Deny"
+        self._act(
+            f"{word} {request.id}",
+            operations.decide(
+                self.location,
+                request.run_id,
+                request.id,
+                request.digest,
+                approve=approve,
+                reason=reason,
+            ),
+        )
 
     def _tick(self) -> None:
+        self._notice()
         reap_workers()
         screen = self.screen
         if isinstance(screen, LiveScreen) and self.is_running:

@@ -20,6 +20,7 @@ from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 
+from nanoagent_core.approvals import ApprovalRequest, pending_of
 from nanoagent_core.errors import (
     DatabaseError,
     DatabaseNotFoundError,
@@ -123,6 +124,8 @@ class Detail:
     run: RunState
     tasks: tuple[Task, ...]
     results: Mapping[str, str]
+    #: the request waiting for a person's decision (read for a paused run only)
+    pending: ApprovalRequest | None = None
 
 
 @dataclass(frozen=True)
@@ -509,7 +512,11 @@ async def _read_detail(store: ViewerStore, run_id: str) -> Detail | None:
         run, tasks, results = await store.get_run_detail(run_id)
     except RunNotFoundError:
         return None
-    return Detail(run=run, tasks=tuple(tasks), results=results)
+    pending = None
+    if run.status.value == "paused":
+        waiting = pending_of(await store.get_approvals(run_id))
+        pending = waiting[-1] if waiting else None
+    return Detail(run=run, tasks=tuple(tasks), results=results, pending=pending)
 
 
 async def _read_history(store: ViewerStore, run_id: str) -> tuple[Event, ...]:

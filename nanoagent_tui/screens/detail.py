@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from rich.text import Text
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -16,6 +16,7 @@ from nanoagent_core.safetext import visible
 from nanoagent_core.status import ShownStatus
 from nanoagent_tui.formatting import in_flight, task_row
 from nanoagent_tui.live import Detail, Update
+from nanoagent_tui.screens.approval import ApprovalPanel, DenyScreen
 from nanoagent_tui.screens.base import ACTION_BINDINGS, LiveScreen
 from nanoagent_tui.screens.detail_parts import (
     crash_line,
@@ -63,6 +64,10 @@ class DetailScreen(LiveScreen):
     DetailScreen #failure { height: auto; max-height: 6; padding: 0 1; margin-top: 1;
                             border-left: thick $error; display: none; }
     DetailScreen #failure.shown { display: block; }
+    DetailScreen #approval { height: auto; padding: 0 1; margin-top: 1;
+                             border-left: thick $warning; display: none; }
+    DetailScreen #approval.shown { display: block; }
+    DetailScreen.short #approval { margin-top: 0; }
     DetailScreen #middle { height: 1fr; min-height: 5; margin-top: 1; }
     DetailScreen #tasks { width: 2fr; }
     DetailScreen #result-box { width: 1fr; border-left: solid $panel-lighten-2; padding: 0 1; }
@@ -93,6 +98,8 @@ class DetailScreen(LiveScreen):
         Binding("slash", "search", "Search", id="search", tooltip="Search the events"),
         Binding("left_square_bracket", "step_run(-1)", "Prev run", id="prev_run"),
         Binding("right_square_bracket", "step_run(1)", "Next run", id="next_run"),
+        Binding("y", "approve", "Approve", id="approve", tooltip="Approve the pending request"),
+        Binding("d", "deny", "Deny", id="deny", tooltip="Deny the pending request (asks why)"),
     ]
 
     def __init__(self, run_id: str) -> None:
@@ -117,6 +124,7 @@ class DetailScreen(LiveScreen):
             yield Static(id="info")
             yield Static(id="phases")
             yield Static(id="failure")
+            yield ApprovalPanel(id="approval")
             with Horizontal(id="middle"):
                 yield KeyedTable(id="tasks")
                 with VerticalScroll(id="result-box"):
@@ -194,6 +202,38 @@ class DetailScreen(LiveScreen):
     def selected_run(self) -> RunState | None:
         return None if self.detail is None else self.detail.run
 
+    # -- approvals -------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("approve", "deny"):
+            return True if self.query_one(ApprovalPanel).request is not None else None
+        return True
+
+    def on_key(self, event: events.Key) -> None:
+        """``y`` and ``d`` count only once the request they decide is on screen."""
+        if event.key in ("y", "d") and self.query_one(ApprovalPanel).typed_before(event):
+            event.stop()
+            event.prevent_default()
+
+    def action_approve(self) -> None:
+        request = self.query_one(ApprovalPanel).request
+        if request is None:
+            self.dash.say("Nothing waits for approval here.", severity="warning", timeout=3)
+            return
+        self.dash.decide(request, approve=True)
+
+    def action_deny(self) -> None:
+        request = self.query_one(ApprovalPanel).request
+        if request is None:
+            self.dash.say("Nothing waits for approval here.", severity="warning", timeout=3)
+            return
+
+        def answered(reason: str | None) -> None:
+            if reason is not None:
+                self.dash.decide(request, approve=False, reason=reason or None)
+
+        self.dash.push_screen(DenyScreen(request), answered)
+
     # -- live ------------------------------------------------------------------------------
 
     def on_live(self, update: Update) -> None:
@@ -252,6 +292,8 @@ class DetailScreen(LiveScreen):
         box.set_class(failure is not None, "shown")
         if failure is not None:
             box.update(failure)
+        self.query_one(ApprovalPanel).show_request(detail.pending, width, short)
+        self.refresh_bindings()
         self._draw_tasks(detail)
 
     def _draw_tasks(self, detail: Detail) -> None:
