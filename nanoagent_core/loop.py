@@ -27,10 +27,29 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
 from nanoagent_core.agents.base import Agent, ExecutionResult
+from nanoagent_core.approvals import ApprovalNeeded, ApprovalRequest, deciding, task_approvals
+from nanoagent_core.asking import Asked, asked
 from nanoagent_core.clip import clip
 from nanoagent_core.errors import RunAbortedError
-from nanoagent_core.models import Attempt, EventKind, Phase, RunState, RunStatus, Task, TaskStatus
-from nanoagent_core.protocols import ContextStore, NewEvent, Step, StepStore, TaskStore
+from nanoagent_core.models import (
+    Attempt,
+    EventKind,
+    PauseReason,
+    Phase,
+    RunState,
+    RunStatus,
+    Task,
+    TaskStatus,
+)
+from nanoagent_core.pause import pause_step
+from nanoagent_core.protocols import (
+    ApprovalReader,
+    ContextStore,
+    NewEvent,
+    Step,
+    StepStore,
+    TaskStore,
+)
 from nanoagent_core.rules import (
     MAX_CANCELLED,
     MAX_NEW_TASKS,
@@ -49,7 +68,7 @@ DEFAULT_MAX_FAILURES = 3
 StepListener = Callable[[RunState, Step], None]
 
 
-class LoopStore(StepStore, TaskStore, ContextStore, Protocol):
+class LoopStore(StepStore, TaskStore, ContextStore, ApprovalReader, Protocol):
     """What the loop needs of a store."""
 
 
@@ -76,10 +95,14 @@ def _journal(task: Task, outcome: ExecutionResult, seconds: float) -> tuple[Atte
     if transcript is None:
         return ()
     usage = transcript.usage
+    if outcome.pause is not None:
+        verdict = outcome.pause.reason.value  # cut short by a pause: not a failure
+    else:
+        verdict = "done" if outcome.success else "failed"
     attempt = Attempt(
         task_id=task.id,
         attempt=task.attempts,
-        outcome="done" if outcome.success else "failed",
+        outcome=verdict,
         messages=transcript.messages_json,
         model=usage.model,
         requests=usage.requests,
@@ -103,8 +126,12 @@ class Loop:
         *,
         max_failures: int = DEFAULT_MAX_FAILURES,
         on_step: StepListener | None = None,
+        resumed_pause: PauseReason | None = None,
     ) -> None:
         self._store = store
+        #: Why the run was paused when this worker claimed it (None: it was not paused); the
+        #: claim cleared the stored reason.
+        self.resumed_pause = resumed_pause
         self._run = run
         self._epoch = run.epoch
         self._agent = agent
@@ -117,6 +144,7 @@ class Loop:
         self._results: dict[str, str] = {}
         self._carry: dict[str, Task] = {}  # changes that ride with the next commit
         self._restart_in_flight = False
+        self._approvals: list[ApprovalRequest] = []  #: the run's requests, read at the start
 
     @property
     def state(self) -> RunState:
@@ -131,6 +159,7 @@ class Loop:
                 self._carry[task.id] = task
             self._put(task)
         self._results = await self._store.get_all_results(run_id)
+        self._approvals = await self._store.get_approvals(run_id)
         self._restart_in_flight = self._run.phase is Phase.EXECUTING
         while self._run.status is RunStatus.RUNNING:
             if self._run.abort_requested_at is not None:
@@ -187,13 +216,34 @@ class Loop:
             )
         key = f"{run.run_id}:{task.id}:{task.attempts}"
         began = time.monotonic()
+        request: Asked | None = None
         try:
-            outcome = await self._agent.executor.execute(task, dict(self._results), key)
+            with deciding(task_approvals(self._approvals, task.id)):
+                outcome = await self._agent.executor.execute(task, dict(self._results), key)
+        except ApprovalNeeded as need:
+            found = asked(run.run_id, task, need, self._approvals)
+            request, outcome = (found, found.outcome) if isinstance(found, Asked) else (None, found)
         except Exception as exc:
             outcome = ExecutionResult(False, f"{type(exc).__name__}: {exc}")
         seconds = round(time.monotonic() - began, 4)
         journal = _journal(task, outcome, seconds)
         base = {"task_id": task.id, "attempt": task.attempts, "iteration": iteration}
+        if outcome.pause is not None:
+            # The body stopped short to pause the run: the task stays pending with its
+            # failures as they were, and runs again (next attempt) when the run resumes.
+            _log.info("run %s: task %s paused the run (%s)", run.run_id, task.id, outcome.output)
+            step = pause_step(
+                outcome.pause.reason,
+                outcome.pause.detail,
+                phase=Phase.EXECUTING,
+                iteration=iteration,
+                current_task_id=task.id,
+                attempts=journal,
+                events=() if request is None else (request.event(),),
+            )
+            if request is not None:  # recorded in the very commit that pauses the run
+                step = step.model_copy(update={"approval": request.request})
+            return step
         if outcome.success:
             done = task.model_copy(
                 update={

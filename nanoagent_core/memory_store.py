@@ -316,6 +316,8 @@ class MemoryStore:
             abort_requested_at=None,
             finished_at=None,
             error=None,
+            pause_reason=None,
+            pause_detail=None,
             updated_at=now,
         )
         self._emit(run_id, now, [rules.claimed_event(claimed, owner)])
@@ -361,8 +363,29 @@ class MemoryStore:
             finished_at=now,
             updated_at=now,
             error=reason,
+            pause_reason=None,
+            pause_detail=None,
         )
         self._emit(run_id, now, [rules.aborted_event(run, reason)])
+        return run
+
+    async def set_budget(
+        self, run_id: str, *, epoch: int, max_tokens: int | None, max_cost_usd: float | None
+    ) -> RunState:
+        self._check_open()
+        check_run_id(run_id)
+        params = rules.budget_params(run_id, epoch, max_tokens, max_cost_usd)
+        run = self._fenced(run_id, epoch)
+        if run.status is not RunStatus.RUNNING:
+            raise rules.fence_refusal(run_id, run.epoch, epoch)
+        now = self._clock()
+        run = self._put(
+            run,
+            max_tokens=params["max_tokens"],
+            max_cost_usd=params["max_cost_usd"],
+            updated_at=now,
+        )
+        self._emit(run_id, now, [rules.budget_event(params)])
         return run
 
     # -- StepStore -------------------------------------------------------------------------
@@ -406,7 +429,13 @@ class MemoryStore:
             if ledger["cost"] is not None:
                 changes["cost_usd"] = (run.cost_usd or 0.0) + ledger["cost"]
         if step.status is not None:
-            changes.update(status=step.status, result=step.result, error=step.error)
+            changes.update(
+                status=step.status,
+                result=step.result,
+                error=step.error,
+                pause_reason=step.pause_reason,
+                pause_detail=step.pause_detail,
+            )
             if step.status.finished:
                 changes["finished_at"] = now
             if step.status is not RunStatus.RUNNING:

@@ -15,11 +15,13 @@ from nanoagent_core.errors import ValidationError
 __all__ = [
     "MAX_GOAL_CHARS",
     "MAX_ITERATIONS",
+    "MAX_PAUSE_DETAIL_CHARS",
     "RUN_ID_PATTERN",
     "Attempt",
     "Event",
     "EventKind",
     "Owner",
+    "PauseReason",
     "Phase",
     "RunState",
     "RunStatus",
@@ -89,11 +91,26 @@ class RunStatus(StrEnum):
     COMPLETED = "completed"  #: finished; reflection said done or max_iterations was reached
     FAILED = "failed"  #: a step could not proceed; resumable
     ABORTED = "aborted"  #: stopped on request; resumable
+    #: stopped at a checkpoint until something changes (``RunState.pause_reason`` says what:
+    #: a budget raised, a person's decision); no worker holds it; resumable, abortable, never
+    #: pruned
+    PAUSED = "paused"
 
     @property
     def finished(self) -> bool:
         """True for statuses that only an explicit resume changes and abort refuses."""
         return self in (RunStatus.COMPLETED, RunStatus.FAILED, RunStatus.ABORTED)
+
+
+class PauseReason(StrEnum):
+    """Why a run is ``paused``: what has to change before ``resume`` makes sense."""
+
+    BUDGET = "budget"  #: its token or cost budget is spent; resume with a higher one
+    APPROVAL = "approval"  #: it waits for a person's decision on a request
+
+
+#: The longest ``RunState.pause_detail`` (one line), in characters.
+MAX_PAUSE_DETAIL_CHARS = 500
 
 
 class TaskStatus(StrEnum):
@@ -116,6 +133,8 @@ class EventKind(StrEnum):
     RUN_FAILED = "run_failed"
     RUN_INTERRUPTED = "run_interrupted"
     RUN_ABORTED = "run_aborted"
+    RUN_PAUSED = "run_paused"  #: data: reason, detail, phase, iteration, task_id
+    BUDGET_SET = "budget_set"  #: data: max_tokens, max_cost_usd (None: no limit)
     APPROVAL_REQUESTED = "approval_requested"
     APPROVAL_DECIDED = "approval_decided"
     NOTE = "note"
@@ -181,6 +200,14 @@ class RunState(BaseModel):
     #: Attempts that made model requests at a price nobody knows (their cost is not in
     #: ``cost_usd``): 0 means ``cost_usd`` is the whole cost.
     cost_unknown: int = Field(default=0, ge=0)
+    #: Why a ``paused`` run is paused (None for every other status; cleared by a claim).
+    pause_reason: PauseReason | None = None
+    #: One line saying more (e.g. how much of the budget was spent); None when there is none.
+    pause_detail: str | None = Field(default=None, max_length=MAX_PAUSE_DETAIL_CHARS)
+    #: The run's budget (None: no limit): checked before each task body and reflection,
+    #: and given to model-backed bodies as pydantic-ai UsageLimits for what remains.
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_cost_usd: float | None = Field(default=None, gt=0)
     #: Why the stored row could not be read whole (None for every row nanoagent wrote); the
     #: fields that could not be read hold defaults. Never stored: set when reading.
     damaged: str | None = None
@@ -197,7 +224,9 @@ class Attempt(BaseModel):
 
     task_id: str = Field(min_length=1, max_length=64)
     attempt: int = Field(ge=1)
-    outcome: str  #: "done" or "failed"
+    #: "done", "failed", or the reason of the pause that cut the attempt short ("budget",
+    #: "approval": see PauseReason); a cut attempt is not a failure (its task stays pending)
+    outcome: str
     #: pydantic-ai's own serialization (``ModelMessagesTypeAdapter``) as JSON text, or None
     messages: str | None = None
     model: str | None = None

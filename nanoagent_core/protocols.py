@@ -27,10 +27,20 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from nanoagent_core.approvals import ApprovalRequest
-from nanoagent_core.models import Attempt, Event, Owner, Phase, RunState, RunStatus, Task
+from nanoagent_core.models import (
+    MAX_PAUSE_DETAIL_CHARS,
+    Attempt,
+    Event,
+    Owner,
+    PauseReason,
+    Phase,
+    RunState,
+    RunStatus,
+    Task,
+)
 
 __all__ = [
     "ApprovalReader",
@@ -74,6 +84,10 @@ class Step(BaseModel):
     ledger totals grow by theirs in the same transaction).
     ``approval`` is a request to record (approvals.py; a pending one of the same id is left as
     it is) in the step that pauses the run; the run's other pending requests expire.
+
+    ``status=PAUSED`` needs a ``pause_reason`` (and may carry a one-line ``pause_detail``);
+    a reason with any other status is refused. The run stops at the step's position with no
+    owner and no lease, not finished: ``resume`` takes it up from there (see pause.py).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -88,7 +102,17 @@ class Step(BaseModel):
     result: str | None = None
     error: str | None = None
     attempts: tuple[Attempt, ...] = ()
+    pause_reason: PauseReason | None = None
+    pause_detail: str | None = Field(default=None, max_length=MAX_PAUSE_DETAIL_CHARS)
     approval: ApprovalRequest | None = None
+
+    @model_validator(mode="after")
+    def _pause_has_a_reason(self) -> Step:
+        if (self.status is RunStatus.PAUSED) != (self.pause_reason is not None):
+            raise ValueError("a step pauses the run (status paused) exactly when it gives a reason")
+        if self.pause_detail is not None and self.pause_reason is None:
+            raise ValueError("a pause detail needs a pause reason")
+        return self
 
 
 class RunReader(Protocol):
@@ -200,6 +224,13 @@ class LeaseStore(Protocol):
 
         RunBusyError if the epoch moved on (someone claimed it meanwhile).
         """
+        ...
+
+    async def set_budget(
+        self, run_id: str, *, epoch: int, max_tokens: int | None, max_cost_usd: float | None
+    ) -> RunState:
+        """Set the run's budget (None: no limit), fenced by ``epoch`` like a step, with a
+        ``budget_set`` event. The worker that claimed the run calls it before its loop."""
         ...
 
 

@@ -19,6 +19,7 @@ from nanoagent_core.models import (
     Attempt,
     Event,
     Owner,
+    PauseReason,
     Phase,
     RunState,
     RunStatus,
@@ -71,7 +72,7 @@ def run_from_row(row: Row, when: TimeReader) -> RunState:
          status, created_at, updated_at, finished_at, owner_host, owner_pid, owner_pid_started,
          epoch, heartbeat_at, lease_expires_at, abort_requested_at, error, result,
          tasks_total, tasks_done, requests, tokens_in, tokens_out, cost_usd,
-         cost_unknown) = row  # fmt: skip
+         cost_unknown, pause_reason, pause_detail, max_tokens, max_cost_usd) = row  # fmt: skip
     except (TypeError, ValueError) as exc:
         raise DamagedRowError(f"unreadable row: {_clip(exc)}") from None
     problems: list[str] = []
@@ -135,6 +136,16 @@ def run_from_row(row: Row, when: TimeReader) -> RunState:
         tokens_out=number("tokens_out", tokens_out),
         cost_usd=read("cost_usd", lambda: _cost(cost_usd), None),
         cost_unknown=number("cost_unknown", cost_unknown),
+        pause_reason=read(
+            "pause_reason", lambda: _reason(pause_reason), None, "not a known pause reason"
+        ),
+        pause_detail=pause_detail
+        if pause_detail is None or isinstance(pause_detail, str)
+        else str(pause_detail),
+        max_tokens=read(
+            "max_tokens", lambda: None if max_tokens is None else _int(max_tokens), None
+        ),
+        max_cost_usd=read("max_cost_usd", lambda: _cost(max_cost_usd), None),
         damaged="; ".join(problems) or None,
     )
 
@@ -164,6 +175,10 @@ def _cost(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise TypeError(f"holds {type(value).__name__}, not a number")
     return float(value)
+
+
+def _reason(value: Any) -> PauseReason | None:
+    return None if value is None else PauseReason(_str(value))
 
 
 def _options(raw: Any) -> dict[str, str]:

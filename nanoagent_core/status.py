@@ -47,12 +47,19 @@ class ShownStatus(StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     ABORTED = "aborted"
+    PAUSED = "paused"  #: stopped at a checkpoint, waiting (see RunState.pause_reason); resumable
     DAMAGED = "damaged"  #: its row holds what nanoagent never writes (see RunState.damaged)
 
 
 #: Shown statuses that ``resume`` takes up.
 RESUMABLE = frozenset(
-    {ShownStatus.CRASHED, ShownStatus.INTERRUPTED, ShownStatus.FAILED, ShownStatus.ABORTED}
+    {
+        ShownStatus.CRASHED,
+        ShownStatus.INTERRUPTED,
+        ShownStatus.FAILED,
+        ShownStatus.ABORTED,
+        ShownStatus.PAUSED,
+    }
 )
 
 

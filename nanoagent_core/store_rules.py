@@ -2,8 +2,8 @@
 
 A store reads the row, applies the rule here, and writes. Here: why a claim or a fenced write
 is refused (error type and message), the payloads of the events a store writes itself
-(created, claimed, abort requested, aborted), the parameters of a run row and of a step, and
-the text-search rule (case ignored for every alphabet, ``%`` and ``_`` taken literally).
+(created, claimed, abort requested, aborted, budget set), the parameters of a run row and of
+a step, and the text-search rule (case ignored for every alphabet, ``%`` and ``_`` taken literally).
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ __all__ = [
     "NO_LEDGER",
     "aborted_event",
     "attempt_params",
+    "budget_event",
+    "budget_params",
     "claim_refusal",
     "claimed_event",
     "created_event",
@@ -162,6 +164,10 @@ def run_params(run: RunState) -> dict[str, Any]:
         "epoch": run.epoch,
         "error": run.error,
         "result": run.result,
+        "pause_reason": None if run.pause_reason is None else run.pause_reason.value,
+        "pause_detail": run.pause_detail,
+        "max_tokens": run.max_tokens,
+        "max_cost_usd": run.max_cost_usd,
     }
 
 
@@ -179,8 +185,34 @@ def step_params(run_id: str, step: Step, epoch: int) -> dict[str, Any]:
         "error": step.error,
         "finished": step.status is not None and step.status.finished,
         "release": step.status is not None and step.status is not RunStatus.RUNNING,
+        # written with a status only (as result and error): None for every status but paused
+        "pause_reason": None if step.pause_reason is None else step.pause_reason.value,
+        "pause_detail": step.pause_detail,
         **ledger_params(step.attempts),
     }
+
+
+def budget_params(
+    run_id: str, epoch: int, max_tokens: int | None, max_cost_usd: float | None
+) -> dict[str, Any]:
+    """The parameters of a budget change; ValidationError for a budget no run can have."""
+    if max_tokens is not None and (isinstance(max_tokens, bool) or max_tokens < 1):
+        raise ValidationError(f"max_tokens must be a whole number from 1, not {max_tokens!r}")
+    if max_cost_usd is not None and not (0 < max_cost_usd < float("inf")):
+        raise ValidationError(f"max_cost_usd must be more than 0 USD, not {max_cost_usd!r}")
+    return {
+        "run_id": run_id,
+        "epoch": epoch,
+        "max_tokens": max_tokens,
+        "max_cost_usd": None if max_cost_usd is None else float(max_cost_usd),
+    }
+
+
+def budget_event(params: dict[str, Any]) -> NewEvent:
+    return NewEvent(
+        kind=EventKind.BUDGET_SET,
+        data={"max_tokens": params["max_tokens"], "max_cost_usd": params["max_cost_usd"]},
+    )
 
 
 #: A new run's ledger totals.

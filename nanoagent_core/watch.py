@@ -4,7 +4,7 @@ notifications.
 
 How transitions are noticed, in one loop every :data:`WATCH_INTERVAL` seconds:
 
-* statuses a step stores (``failed``; ``paused`` once runs can pause) by their event: the
+* statuses a step stores (``failed``, ``paused``) by their event: the
   loop reads the store's ``change_token()`` (one cheap query) and, only after a change, the
   events after the last one it has seen (``read_events(after_id=...)``: ids grow without
   gaps, so none is missed or seen twice). Each entering event is one transition.
@@ -72,11 +72,15 @@ SAVE_EVERY = 10.0
 #: Seconds a ``--exec`` command may take before it (and its process group) is killed.
 EXEC_TIMEOUT = 30.0
 #: The statuses ``--status`` takes (the default: all of them).
-WATCHABLE: tuple[str, ...] = (ShownStatus.CRASHED.value, RunStatus.FAILED.value, "paused")
+WATCHABLE: tuple[str, ...] = (
+    ShownStatus.CRASHED.value,
+    RunStatus.FAILED.value,
+    RunStatus.PAUSED.value,
+)
 #: The event a step commits when a run enters a stored status worth a person's attention.
-#: Once runs can pause, their pause event goes here: ``"run_paused": "paused",``.
 ENTRY_EVENTS: dict[str, str] = {
     EventKind.RUN_FAILED.value: RunStatus.FAILED.value,
+    EventKind.RUN_PAUSED.value: RunStatus.PAUSED.value,
 }
 #: The longest ``--exec-timeout``, in seconds.
 MAX_EXEC_TIMEOUT = 3600.0
@@ -311,6 +315,15 @@ async def run_command(
 # -- the watcher -----------------------------------------------------------------------------
 
 
+def stored_reason(run: RunState) -> str:
+    """Why a run is in its stored status: the pause reason (and detail) of a paused run,
+    else its error."""
+    if run.status is RunStatus.PAUSED and run.pause_reason is not None:
+        reason = run.pause_reason.value
+        return f"{reason}: {run.pause_detail}" if run.pause_detail else reason
+    return run.error or ""
+
+
 def crash_reason(run: RunState) -> str:
     if run.owner is None:
         return "no worker claimed it before its lease ran out"
@@ -363,7 +376,7 @@ class Watcher:
                     if self._stop.is_set():
                         return
                     await self._report(Transition(run.run_id, run.status.value,
-                                                  run.error or "", run.goal))  # fmt: skip
+                                                  stored_reason(run), run.goal))  # fmt: skip
         await self.crashes(report=report_existing)
         self._cursor.save()
 
@@ -403,6 +416,8 @@ class Watcher:
     async def _entered(self, event: Event, status: str) -> Transition:
         data = event.data
         reason = data.get("reason") or data.get("error") or ""
+        if event.kind == EventKind.RUN_PAUSED and data.get("detail"):
+            reason = f"{reason}: {data['detail']}"  # budget: 1,234 of 1,000 tokens spent
         try:
             goal = (await self._store.get_run(event.run_id)).goal
         except RunNotFoundError:  # the run is gone: still worth the line

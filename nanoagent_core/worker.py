@@ -113,7 +113,14 @@ async def resume_run(
     _log.info("run %s: claimed (epoch %d) by pid %d", run_id, claimed.epoch, os.getpid())
     if on_claim is not None:
         on_claim(claimed, Step(phase=claimed.phase, iteration=claimed.iteration))
-    loop = Loop(store, claimed, agent, max_failures=max_failures, on_step=on_step)
+    loop = Loop(
+        store,
+        claimed,
+        agent,
+        max_failures=max_failures,
+        on_step=on_step,
+        resumed_pause=run.pause_reason if run.status is RunStatus.PAUSED else None,
+    )
     return await drive(store, loop, heartbeat=heartbeat, handle_signals=handle_signals)
 
 

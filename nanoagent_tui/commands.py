@@ -25,7 +25,7 @@ class RunCommands(Provider):
     def _commands(self) -> list[Command]:
         app = cast("DashboardApp", self.app)
         commands: list[Command] = [
-            ("Resume the selected run", "r: crashed, interrupted, failed or aborted runs",
+            ("Resume the selected run", "r: crashed, interrupted, paused, failed or aborted runs",
              app.action_resume),
             ("Abort the selected run", "a: asks first; the worker stops at its next heartbeat",
              app.action_abort),

@@ -55,6 +55,8 @@ _LOOK: dict[str, tuple[str, str]] = {
     ShownStatus.COMPLETED: ("✔", "green"),
     ShownStatus.FAILED: ("✘", "bold red"),
     ShownStatus.ABORTED: ("■", "magenta"),
+    #: waits for something (a budget raised, a person's decision): it stands out, not alarms
+    ShownStatus.PAUSED: ("⧗", "bold black on cyan"),
     ShownStatus.DAMAGED: ("⚠", "bold red"),
 }
 
@@ -63,6 +65,7 @@ STATUS_ORDER: dict[str, int] = {
     ShownStatus.DAMAGED: 0,
     ShownStatus.CRASHED: 0,
     ABORTING: 1,
+    ShownStatus.PAUSED: 1,
     ShownStatus.RUNNING: 2,
     ShownStatus.FAILED: 3,
     ShownStatus.INTERRUPTED: 4,
@@ -79,7 +82,7 @@ def status_word(run: RunState, now: datetime) -> str:
 def status_text(word: str, *, pad: int = 0) -> Text:
     glyph, style = _LOOK.get(word, ("?", ""))
     label = f"{glyph} {word}"
-    if word == ShownStatus.CRASHED:
+    if word in (ShownStatus.CRASHED, ShownStatus.PAUSED):
         label = f"{label} "  # reversed: a trailing cell, the glyph in line with the others
     return Text(label.ljust(pad), style=style, no_wrap=True, end="")
 
@@ -193,13 +196,18 @@ def _goal_line(goal: str) -> str:
 
 
 def run_row(run: RunState, now: datetime, word: str | None = None) -> RunRow:
-    """``word``: the status word when the caller has it already."""
+    """``word``: the status word when the caller has it already. A paused run's phase cell
+    says why it is paused (``⧗ budget``): what a person has to do about it."""
+    word = word or status_word(run, now)
+    phase = run.phase.value
+    if word == ShownStatus.PAUSED and run.pause_reason is not None:
+        phase = f"⧗ {run.pause_reason.value}"
     return RunRow(
-        status=word or status_word(run, now),
+        status=word,
         run_id=visible(run.run_id),
         goal=_goal_line(run.goal),
         agent=visible(run.agent),
-        phase=run.phase.value,
+        phase=phase,
         progress=(run.tasks_done, run.tasks_total),
         iteration=(run.iteration, run.max_iterations),
         activity=ago(now, run.updated_at),

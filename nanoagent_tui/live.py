@@ -28,7 +28,7 @@ from nanoagent_core.errors import (
     RunNotFoundError,
     SchemaTooNewError,
 )
-from nanoagent_core.models import Event, EventKind, RunState, RunStatus, Task
+from nanoagent_core.models import Event, EventKind, PauseReason, RunState, RunStatus, Task
 from nanoagent_core.paths import MEMORY, display_location
 from nanoagent_core.procinfo import owner_alive
 from nanoagent_core.protocols import Viewer
@@ -73,6 +73,7 @@ STATUS_KINDS = frozenset(
         EventKind.RUN_FAILED,
         EventKind.RUN_INTERRUPTED,
         EventKind.RUN_ABORTED,
+        EventKind.RUN_PAUSED,
     }
 )
 
@@ -513,7 +514,7 @@ async def _read_detail(store: ViewerStore, run_id: str) -> Detail | None:
     except RunNotFoundError:
         return None
     pending = None
-    if run.status.value == "paused":
+    if run.status is RunStatus.PAUSED and run.pause_reason is PauseReason.APPROVAL:
         waiting = pending_of(await store.get_approvals(run_id))
         pending = waiting[-1] if waiting else None
     return Detail(run=run, tasks=tuple(tasks), results=results, pending=pending)

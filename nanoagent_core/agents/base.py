@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from nanoagent_core.models import Task
+from nanoagent_core.pause import Pause
 
 __all__ = [
     "MAX_RETRY_BACKOFF",
@@ -17,6 +18,7 @@ __all__ = [
     "ExecutionResult",
     "Executor",
     "ModelUsage",
+    "Pause",
     "Planner",
     "Reflection",
     "Reflector",
@@ -62,6 +64,12 @@ class ExecutionResult:
     success: bool
     output: str  #: the result on success, the error message on failure
     transcript: Transcript | None = None  #: set by model-backed executors
+    #: Set instead of an outcome: the attempt stopped short and the run pauses (e.g. its
+    #: budget ran out mid-body, or it waits for a person's approval). Not a failure: the
+    #: attempt is journaled with ``outcome=pause.reason``, the task stays pending and runs
+    #: again, under the next attempt number, when the run is resumed. ``success`` and
+    #: ``output`` are then ignored (``output`` says why, for the log).
+    pause: Pause | None = None
 
 
 @dataclass(frozen=True, slots=True)

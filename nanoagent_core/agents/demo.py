@@ -181,6 +181,9 @@ class _DemoExecutor:
                     f"step {number}: send_summary was denied ({decision.reason or 'no reason'})",
                 )
             self._log(f"action {key} {decision.request_id}")
+            sent = " (send_summary approved and sent)"
+        else:
+            sent = ""
         if self._opts.delay:
             await asyncio.sleep(self._opts.delay)
         if number in self._opts.fail_always:
@@ -191,7 +194,7 @@ class _DemoExecutor:
             return ExecutionResult(False, f"step {number}: simulated failure on the first attempt")
         digest = _digest(task.description)
         words = " ".join(_WORDS[b % len(_WORDS)] for b in digest[: 3 + digest[0] % 9])
-        return ExecutionResult(True, f"step {number} finished: {words}")
+        return ExecutionResult(True, f"step {number} finished: {words}{sent}")
 
 
 class _DemoReflector:

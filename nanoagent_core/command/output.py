@@ -32,6 +32,9 @@ EXIT_CODES = {
     RunStatus.FAILED: 1,
     RunStatus.ABORTED: 5,
     RunStatus.INTERRUPTED: 130,
+    #: stopped at a checkpoint, waiting (its budget, an approval): ``resume`` continues it. The
+    #: same number ``show --follow`` gives a crashed run: stopped, not finished, resumable.
+    RunStatus.PAUSED: 6,
     RunStatus.RUNNING: 1,
 }
 EXIT_BUSY = 4

@@ -191,7 +191,23 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         " ADD COLUMN cost_usd double precision,"
         " ADD COLUMN cost_unknown integer NOT NULL DEFAULT 0",
     ),
-    # 4: approval requests (sql_approvals.py)
+    # 4: the status ``paused`` with its reason and detail, and the run's budget; an attempt's
+    # outcome may name the pause that cut it (as SQLite's migration 4, which must rebuild its
+    # tables for the same). The status CHECK also admits 'queued' (issue 13's queue).
+    (
+        "ALTER TABLE {schema}.runs DROP CONSTRAINT runs_status_check,"
+        " ADD CONSTRAINT runs_status_check CHECK (status IN ('running', 'interrupted',"
+        " 'completed', 'failed', 'aborted', 'paused', 'queued')),"
+        " ADD COLUMN pause_reason text, ADD COLUMN pause_detail text,"
+        " ADD COLUMN max_tokens bigint CHECK (max_tokens >= 1),"
+        " ADD COLUMN max_cost_usd double precision CHECK (max_cost_usd > 0),"
+        " ADD CONSTRAINT runs_pause_reason_check"
+        " CHECK ((status = 'paused') = (pause_reason IS NOT NULL))",
+        "ALTER TABLE {schema}.attempts DROP CONSTRAINT attempts_outcome_check,"
+        " ADD CONSTRAINT attempts_outcome_check"
+        " CHECK (outcome IN ('done', 'failed', 'budget', 'approval'))",
+    ),
+    # 5: approval requests (sql_approvals.py)
     sql_approvals.MIGRATION,
 )
 
@@ -253,7 +269,8 @@ RUN_COLUMNS = (
     "run_id, goal, max_iterations, agent, agent_options, phase, iteration, current_task_id,"
     " status, created_at, updated_at, finished_at, owner_host, owner_pid, owner_pid_started,"
     " epoch, heartbeat_at, lease_expires_at, abort_requested_at, error, result,"
-    " tasks_total, tasks_done, requests, tokens_in, tokens_out, cost_usd, cost_unknown"
+    " tasks_total, tasks_done, requests, tokens_in, tokens_out, cost_usd, cost_unknown,"
+    " pause_reason, pause_detail, max_tokens, max_cost_usd"
 )
 
 #: Nothing is returned when the run id is taken. The lease a run is created with is given
@@ -264,7 +281,8 @@ INSERT_RUN = (
     " %(iteration)s, %(current_task_id)s, %(status)s, {now}, {now}, %(finished_at)s,"
     " %(owner_host)s, %(owner_pid)s, %(owner_pid_started)s, %(epoch)s, %(heartbeat_at)s,"
     " {now} + %(lease)s::interval, %(abort_requested_at)s, %(error)s, %(result)s, 0, 0,"
-    " 0, 0, 0, NULL, 0)"
+    " 0, 0, 0, NULL, 0, %(pause_reason)s, %(pause_detail)s, %(max_tokens)s,"
+    " %(max_cost_usd)s)"
     f" ON CONFLICT (run_id) DO NOTHING RETURNING {RUN_COLUMNS}"
 )
 
@@ -307,6 +325,10 @@ FINISH_STEP = (
     " status = coalesce(%(status)s, status),"
     " result = CASE WHEN %(status)s::text IS NULL THEN result ELSE %(result)s END,"
     " error = CASE WHEN %(status)s::text IS NULL THEN error ELSE %(error)s END,"
+    " pause_reason = CASE WHEN %(status)s::text IS NULL THEN pause_reason"
+    "   ELSE %(pause_reason)s END,"
+    " pause_detail = CASE WHEN %(status)s::text IS NULL THEN pause_detail"
+    "   ELSE %(pause_detail)s END,"
     " finished_at = CASE WHEN %(finished)s THEN {now} ELSE finished_at END,"
     " owner_host = CASE WHEN %(release)s THEN NULL ELSE owner_host END,"
     " owner_pid = CASE WHEN %(release)s THEN NULL ELSE owner_pid END,"
@@ -340,7 +362,8 @@ CLAIM_RUN = (
     "UPDATE {schema}.runs SET owner_host = %(host)s, owner_pid = %(pid)s,"
     " owner_pid_started = %(pid_started)s, epoch = epoch + 1, status = 'running',"
     " heartbeat_at = {now}, lease_expires_at = {now} + %(lease)s::interval,"
-    " abort_requested_at = NULL, finished_at = NULL, error = NULL, updated_at = {now}"
+    " abort_requested_at = NULL, finished_at = NULL, error = NULL, updated_at = {now},"
+    " pause_reason = NULL, pause_detail = NULL"
     " WHERE run_id = %(run_id)s AND epoch = %(expected_epoch)s AND status <> 'completed'"
     " AND (status <> 'running' OR owner_pid IS NULL OR lease_expires_at IS NULL"
     "      OR lease_expires_at <= {now} OR (%(owner_gone)s AND owner_host = %(host)s))"
@@ -363,9 +386,15 @@ ABORT_UNOWNED = (
     "UPDATE {schema}.runs SET status = 'aborted', epoch = epoch + 1, owner_host = NULL,"
     " owner_pid = NULL, owner_pid_started = NULL, lease_expires_at = NULL,"
     " abort_requested_at = coalesce(abort_requested_at, {now}), finished_at = {now},"
-    " updated_at = {now}, error = %(reason)s"
+    " updated_at = {now}, error = %(reason)s, pause_reason = NULL, pause_detail = NULL"
     " WHERE run_id = %(run_id)s AND epoch = %(expected_epoch)s"
     " AND status NOT IN ('completed', 'failed', 'aborted')"
+    f" RETURNING {RUN_COLUMNS}"
+)
+
+SET_BUDGET = (
+    "UPDATE {schema}.runs SET max_tokens = %(max_tokens)s, max_cost_usd = %(max_cost_usd)s,"
+    " updated_at = {now} WHERE run_id = %(run_id)s AND epoch = %(epoch)s AND status = 'running'"
     f" RETURNING {RUN_COLUMNS}"
 )
 

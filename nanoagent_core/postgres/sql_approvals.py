@@ -13,7 +13,7 @@ __all__ = [
     "TOUCH_RUN_ANY",
 ]
 
-#: schema version 4: approval requests (approvals.py), as SQLite's migration 4
+#: schema version 5: approval requests (approvals.py), as SQLite's migration 5
 MIGRATION: tuple[str, ...] = (
     """
     CREATE TABLE {schema}.approvals (

@@ -467,6 +467,22 @@ class PostgresStore(Watched, Refusals, ApprovalMethods):
 
         return await self._write(txn, self._reread(run_id))
 
+    async def set_budget(
+        self, run_id: str, *, epoch: int, max_tokens: int | None, max_cost_usd: float | None
+    ) -> RunState:
+        check_run_id(run_id)
+        params = rules.budget_params(run_id, epoch, max_tokens, max_cost_usd)
+        events = encoded([rules.budget_event(params)])
+
+        async def txn(t: Txn) -> RunState:
+            row = await self._one(t, sql.SET_BUDGET, params)
+            if row is None:
+                raise await self._fence_failure(t, run_id, epoch)
+            await self._commit(t, run_id, events)
+            return ops.run_from_row(row)
+
+        return await self._write(txn, self._reread(run_id))
+
     # -- StepStore -------------------------------------------------------------------------
 
     async def commit_step(self, run_id: str, step: Step, *, epoch: int) -> RunState:

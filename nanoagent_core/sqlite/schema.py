@@ -110,7 +110,14 @@ def prepare(
     conn.execute(f"PRAGMA synchronous = {synchronous}")
     conn.execute("PRAGMA journal_size_limit = 67108864")
     if version < sql.SCHEMA_VERSION:
-        in_transaction(conn, "BEGIN IMMEDIATE", _migrate, where)
+        # Foreign keys off while migrating (a no-op inside a transaction, so set around it):
+        # a migration that rebuilds a parent table drops it, which would otherwise delete
+        # every child row by cascade. _migrate checks the keys before it commits.
+        conn.execute(sql.FOREIGN_KEYS_OFF)
+        try:
+            in_transaction(conn, "BEGIN IMMEDIATE", _migrate, where)
+        finally:
+            conn.execute(sql.FOREIGN_KEYS_ON)
     _integrity_probe(conn, where)
 
 
@@ -145,6 +152,12 @@ def _migrate(conn: sqlite3.Connection, where: str) -> None:
         for statement in sql.MIGRATIONS[target]:
             conn.execute(statement)
         conn.execute(fill(sql.SET_VERSION, version=str(target + 1)))
+    broken = conn.execute(sql.FOREIGN_KEY_CHECK).fetchone()
+    if broken is not None:
+        raise NotANanoagentDatabaseError(
+            f"{where}: damaged database (a {broken[0]} row refers to a missing {broken[2]} row);"
+            " not migrated, nothing was written"
+        )
     conn.execute(sql.SET_APPLICATION_ID)
 
 

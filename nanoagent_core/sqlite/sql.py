@@ -111,7 +111,89 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE runs ADD COLUMN cost_usd REAL",
         "ALTER TABLE runs ADD COLUMN cost_unknown INTEGER NOT NULL DEFAULT 0",
     ),
-    # 4: approval requests (approvals.py): recorded in the step that pauses the run, decided
+    # 4: the status ``paused`` with its reason and detail, and the run's budget. SQLite cannot
+    # change a CHECK constraint, so runs (and attempts, whose outcome may now name the pause
+    # that cut it) are rebuilt: the documented 12-step way, run with foreign_keys OFF (see
+    # schema._migrate, which then runs PRAGMA foreign_key_check before committing). The
+    # status CHECK also admits 'queued' (issue 13's queue), so that adding it needs no second
+    # rebuild. A pause reason is text (more reasons will come); it is set exactly when paused.
+    (
+        """
+        CREATE TABLE runs_v4 (
+            run_id             TEXT PRIMARY KEY,
+            goal               TEXT NOT NULL,
+            max_iterations     INTEGER NOT NULL,
+            agent              TEXT NOT NULL,
+            agent_options      TEXT NOT NULL DEFAULT '{}',
+            phase              TEXT NOT NULL
+                CHECK (phase IN ('planning', 'executing', 'reflecting', 'done')),
+            iteration          INTEGER NOT NULL DEFAULT 0,
+            current_task_id    TEXT,
+            status             TEXT NOT NULL
+                CHECK (status IN ('running', 'interrupted', 'completed', 'failed', 'aborted',
+                                  'paused', 'queued')),
+            created_at         REAL NOT NULL,
+            updated_at         REAL NOT NULL,
+            finished_at        REAL,
+            owner_host         TEXT,
+            owner_pid          INTEGER,
+            owner_pid_started  REAL,
+            epoch              INTEGER NOT NULL DEFAULT 0,
+            heartbeat_at       REAL,
+            lease_expires_at   REAL,
+            abort_requested_at REAL,
+            error              TEXT,
+            result             TEXT,
+            tasks_total        INTEGER NOT NULL DEFAULT 0,
+            tasks_done         INTEGER NOT NULL DEFAULT 0,
+            requests           INTEGER NOT NULL DEFAULT 0,
+            tokens_in          INTEGER NOT NULL DEFAULT 0,
+            tokens_out         INTEGER NOT NULL DEFAULT 0,
+            cost_usd           REAL,
+            cost_unknown       INTEGER NOT NULL DEFAULT 0,
+            pause_reason       TEXT,
+            pause_detail       TEXT,
+            max_tokens         INTEGER CHECK (max_tokens >= 1),
+            max_cost_usd       REAL CHECK (max_cost_usd > 0),
+            CHECK ((status = 'paused') = (pause_reason IS NOT NULL))
+        ) STRICT
+        """,
+        "INSERT INTO runs_v4 (run_id, goal, max_iterations, agent, agent_options, phase,"
+        " iteration, current_task_id, status, created_at, updated_at, finished_at, owner_host,"
+        " owner_pid, owner_pid_started, epoch, heartbeat_at, lease_expires_at,"
+        " abort_requested_at, error, result, tasks_total, tasks_done, requests, tokens_in,"
+        " tokens_out, cost_usd, cost_unknown)"
+        " SELECT run_id, goal, max_iterations, agent, agent_options, phase,"
+        " iteration, current_task_id, status, created_at, updated_at, finished_at, owner_host,"
+        " owner_pid, owner_pid_started, epoch, heartbeat_at, lease_expires_at,"
+        " abort_requested_at, error, result, tasks_total, tasks_done, requests, tokens_in,"
+        " tokens_out, cost_usd, cost_unknown FROM runs",
+        "DROP TABLE runs",
+        "ALTER TABLE runs_v4 RENAME TO runs",
+        "CREATE INDEX runs_by_activity ON runs (updated_at DESC)",
+        "CREATE INDEX runs_by_status ON runs (status, updated_at DESC)",
+        """
+        CREATE TABLE attempts_v4 (
+            run_id     TEXT NOT NULL,
+            task_id    TEXT NOT NULL,
+            attempt    INTEGER NOT NULL,
+            outcome    TEXT NOT NULL CHECK (outcome IN ('done', 'failed', 'budget', 'approval')),
+            messages   TEXT,
+            model      TEXT,
+            requests   INTEGER NOT NULL DEFAULT 0,
+            tokens_in  INTEGER NOT NULL DEFAULT 0,
+            tokens_out INTEGER NOT NULL DEFAULT 0,
+            cost_usd   REAL,
+            seconds    REAL NOT NULL DEFAULT 0,
+            PRIMARY KEY (run_id, task_id, attempt),
+            FOREIGN KEY (run_id, task_id) REFERENCES tasks (run_id, task_id) ON DELETE CASCADE
+        ) STRICT
+        """,
+        "INSERT INTO attempts_v4 SELECT * FROM attempts",
+        "DROP TABLE attempts",
+        "ALTER TABLE attempts_v4 RENAME TO attempts",
+    ),
+    # 5: approval requests (approvals.py): recorded in the step that pauses the run, decided
     # once by a person. A rowid table: ``messages`` (a conversation) can be large.
     (
         """
@@ -147,6 +229,9 @@ READ_HEADER = (
     "(SELECT count(*) FROM sqlite_master)"
 )
 SET_VERSION = "PRAGMA user_version = {version}"
+FOREIGN_KEYS_OFF = "PRAGMA foreign_keys = OFF"
+FOREIGN_KEYS_ON = "PRAGMA foreign_keys = ON"
+FOREIGN_KEY_CHECK = "PRAGMA foreign_key_check"
 SET_APPLICATION_ID = f"PRAGMA application_id = {APPLICATION_ID:d}"
 DATA_VERSION = "PRAGMA data_version"
 
@@ -156,7 +241,8 @@ RUN_COLUMNS = (
     "run_id, goal, max_iterations, agent, agent_options, phase, iteration, current_task_id,"
     " status, created_at, updated_at, finished_at, owner_host, owner_pid, owner_pid_started,"
     " epoch, heartbeat_at, lease_expires_at, abort_requested_at, error, result,"
-    " tasks_total, tasks_done, requests, tokens_in, tokens_out, cost_usd, cost_unknown"
+    " tasks_total, tasks_done, requests, tokens_in, tokens_out, cost_usd, cost_unknown,"
+    " pause_reason, pause_detail, max_tokens, max_cost_usd"
 )
 
 INSERT_RUN = (
@@ -164,7 +250,8 @@ INSERT_RUN = (
     "(:run_id, :goal, :max_iterations, :agent, :agent_options, :phase, :iteration,"
     " :current_task_id, :status, :created_at, :updated_at, :finished_at, :owner_host,"
     " :owner_pid, :owner_pid_started, :epoch, :heartbeat_at, :lease_expires_at,"
-    " :abort_requested_at, :error, :result, 0, 0, 0, 0, 0, NULL, 0)"
+    " :abort_requested_at, :error, :result, 0, 0, 0, 0, 0, NULL, 0, :pause_reason,"
+    " :pause_detail, :max_tokens, :max_cost_usd)"
 )
 
 SELECT_RUN = f"SELECT {RUN_COLUMNS} FROM runs WHERE run_id = ?"
@@ -194,6 +281,8 @@ FINISH_STEP = (
     " status = coalesce(:status, status),"
     " result = CASE WHEN :status IS NULL THEN result ELSE :result END,"
     " error = CASE WHEN :status IS NULL THEN error ELSE :error END,"
+    " pause_reason = CASE WHEN :status IS NULL THEN pause_reason ELSE :pause_reason END,"
+    " pause_detail = CASE WHEN :status IS NULL THEN pause_detail ELSE :pause_detail END,"
     " finished_at = CASE WHEN :finished THEN :now ELSE finished_at END,"
     " owner_host = CASE WHEN :release THEN NULL ELSE owner_host END,"
     " owner_pid = CASE WHEN :release THEN NULL ELSE owner_pid END,"
@@ -225,7 +314,8 @@ SELECT_EPOCH = "SELECT epoch FROM runs WHERE run_id = ?"
 CLAIM_RUN = (
     "UPDATE runs SET owner_host = :host, owner_pid = :pid, owner_pid_started = :pid_started,"
     " epoch = epoch + 1, status = 'running', heartbeat_at = :now, lease_expires_at = :lease,"
-    " abort_requested_at = NULL, finished_at = NULL, error = NULL, updated_at = :now"
+    " abort_requested_at = NULL, finished_at = NULL, error = NULL, updated_at = :now,"
+    " pause_reason = NULL, pause_detail = NULL"
     " WHERE run_id = :run_id AND epoch = :expected_epoch AND status != 'completed'"
     " AND (status != 'running' OR owner_pid IS NULL OR lease_expires_at IS NULL"
     "      OR lease_expires_at <= :now OR :owner_gone)"
@@ -248,9 +338,15 @@ ABORT_UNOWNED = (
     "UPDATE runs SET status = 'aborted', epoch = epoch + 1, owner_host = NULL,"
     " owner_pid = NULL, owner_pid_started = NULL, lease_expires_at = NULL,"
     " abort_requested_at = coalesce(abort_requested_at, :now), finished_at = :now,"
-    " updated_at = :now, error = :reason"
+    " updated_at = :now, error = :reason, pause_reason = NULL, pause_detail = NULL"
     " WHERE run_id = :run_id AND epoch = :expected_epoch"
     " AND status NOT IN ('completed', 'failed', 'aborted')"
+    f" RETURNING {RUN_COLUMNS}"
+)
+
+SET_BUDGET = (
+    "UPDATE runs SET max_tokens = :max_tokens, max_cost_usd = :max_cost_usd, updated_at = :now"
+    " WHERE run_id = :run_id AND status = 'running' AND epoch = :epoch"
     f" RETURNING {RUN_COLUMNS}"
 )
 

@@ -465,6 +465,23 @@ class SQLiteStore(ApprovalMethods):
 
         return await self._write(txn)
 
+    async def set_budget(
+        self, run_id: str, *, epoch: int, max_tokens: int | None, max_cost_usd: float | None
+    ) -> RunState:
+        check_run_id(run_id)
+        params = rules.budget_params(run_id, epoch, max_tokens, max_cost_usd)
+        params["now"] = self._now()
+        event = rules.budget_event(params)
+
+        def txn(conn: sqlite3.Connection) -> RunState:
+            row = conn.execute(sql.SET_BUDGET, params).fetchone()
+            if row is None:
+                raise ops.fence_failure(conn, run_id, epoch)
+            conn.executemany(sql.INSERT_EVENT, ops.event_params(run_id, params["now"], [event]))
+            return ops.run_from_row(row)
+
+        return await self._write(txn)
+
     # -- StepStore -------------------------------------------------------------------------
 
     async def commit_step(self, run_id: str, step: Step, *, epoch: int) -> RunState:

@@ -37,7 +37,7 @@ ACTION_BINDINGS: list[BindingType] = [
         id="resume",
         priority=True,
         tooltip="Resume the selected run in a new background worker "
-        "(crashed, interrupted, failed or aborted runs)",
+        "(crashed, interrupted, paused, failed or aborted runs)",
     ),
     Binding(
         "a",

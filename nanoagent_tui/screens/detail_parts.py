@@ -12,7 +12,8 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from nanoagent_core.models import Event, Phase, RunState, Task, TaskStatus
+from nanoagent_core.models import Event, PauseReason, Phase, RunState, Task, TaskStatus
+from nanoagent_core.pause import pause_text
 from nanoagent_core.safetext import visible
 from nanoagent_core.status import ShownStatus
 from nanoagent_tui.formatting import (
@@ -48,6 +49,7 @@ _LIT = {
     ShownStatus.COMPLETED.value: "bold black on green",
     ShownStatus.FAILED.value: "bold white on red",
     ShownStatus.ABORTED.value: "bold white on magenta",
+    ShownStatus.PAUSED.value: "bold black on cyan",
 }
 _EVENT_STYLE = {
     "task_done": "green",
@@ -57,6 +59,8 @@ _EVENT_STYLE = {
     "run_aborted": "magenta",
     "abort_requested": "yellow",
     "run_interrupted": "yellow",
+    "run_paused": "bold cyan",
+    "budget_set": "cyan",
     "run_completed": "bold green",
     "run_claimed": "blue",
 }
@@ -177,6 +181,17 @@ def failure_text(run: RunState, word: str, tasks: tuple[Task, ...]) -> Text | No
                 text.append("\n  last error: ", style="red")
                 text.append(clip(task.error, 300))
         return text
+    if word == ShownStatus.PAUSED:
+        text = Text()
+        text.append("⧗ paused: ", style="bold cyan")
+        text.append(pause_text(run.pause_reason, run.pause_detail) or "no reason recorded")
+        if run.pause_reason is PauseReason.BUDGET:
+            text.append("; raise the budget: ")
+            text.append(f"nanoagent resume {visible(run.run_id)} --max-tokens N", style="bold")
+        else:
+            text.append("; ")
+            text.append("r resumes it", style="bold")
+        return text
     if word in (ShownStatus.ABORTED, ShownStatus.INTERRUPTED) and run.error:
         style = "bold magenta" if word == ShownStatus.ABORTED else "bold yellow"
         return Text.assemble(
@@ -224,6 +239,8 @@ _EVENT_WORDS = {
     "run_failed": "run failed",
     "run_interrupted": "run interrupted",
     "run_aborted": "run aborted",
+    "run_paused": "run paused",
+    "budget_set": "budget set",
     "note": "note",
 }
 #: Keys shown in the parentheses, in this order; then the text keys after a colon, whole.

@@ -84,7 +84,7 @@ _KEYS = (
     ("↑ ↓  j k", "move in a list (runs, tasks)"),
     ("pgup pgdn", "a page up or down"),
     ("g home  G end", "first / last row"),
-    ("r", "resume the selected run (crashed, interrupted, failed or aborted)"),
+    ("r", "resume the selected run (crashed, interrupted, paused, failed or aborted)"),
     ("a", "abort the selected run (asks first)"),
     ("n", "start a new run"),
     ("c", "copy the selected run's id"),
@@ -104,6 +104,7 @@ _STATUSES = (
     (ShownStatus.INTERRUPTED.value, "stopped by a signal; resumable"),
     (ShownStatus.FAILED.value, "a task failed every attempt; resumable"),
     (ShownStatus.ABORTED.value, "stopped on request; resumable"),
+    (ShownStatus.PAUSED.value, "waits at a checkpoint (its budget, an approval); resumable"),
     (ShownStatus.COMPLETED.value, "finished"),
     (ShownStatus.DAMAGED.value, "its stored row cannot be read whole; nothing acts on it"),
 )

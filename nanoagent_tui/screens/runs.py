@@ -35,6 +35,7 @@ STATUS_FILTERS: tuple[str | None, ...] = (
     ShownStatus.CRASHED.value,
     ShownStatus.RUNNING.value,
     ABORTING,
+    ShownStatus.PAUSED.value,
     ShownStatus.FAILED.value,
     ShownStatus.INTERRUPTED.value,
     ShownStatus.ABORTED.value,

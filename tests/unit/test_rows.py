@@ -31,6 +31,7 @@ def _run_row(**changes: Any) -> tuple[Any, ...]:
         "abort_requested_at": None, "error": None, "result": None,
         "tasks_total": 0, "tasks_done": 0,
         "requests": 0, "tokens_in": 0, "tokens_out": 0, "cost_usd": None, "cost_unknown": 0,
+        "pause_reason": None, "pause_detail": None, "max_tokens": None, "max_cost_usd": None,
     }  # fmt: skip
     fields.update(changes)
     return tuple(fields.values())
@@ -70,3 +71,23 @@ def test_tasks_read_back_and_upserts_keep_the_last_of_each_id() -> None:
     assert done == 1
     assert params[0]["status"] == "done"
     assert params[0]["run_id"] == "r1"
+
+
+def test_a_paused_row_reads_its_reason_and_an_unknown_reason_is_flagged() -> None:
+    from nanoagent_core.models import PauseReason
+
+    run = run_from_row(
+        _run_row(status="paused", pause_reason="budget", pause_detail="5 of 1", max_tokens=1),
+        _when,
+    )
+    assert (run.status, run.pause_reason, run.pause_detail, run.max_tokens, run.damaged) == (
+        RunStatus.PAUSED,
+        PauseReason.BUDGET,
+        "5 of 1",
+        1,
+        None,
+    )
+    odd = run_from_row(_run_row(status="paused", pause_reason="lunch"), _when)
+    assert odd.pause_reason is None
+    assert odd.damaged is not None
+    assert "pause_reason: not a known pause reason" in odd.damaged
