@@ -30,11 +30,20 @@ __all__ = ["ApprovalPanel", "DenyScreen", "request_text"]
 MAX_ARGUMENT_LINES = 12
 
 
-def _pretty(request: ApprovalRequest) -> list[str]:
+def _pretty(request: ApprovalRequest, *, compact: bool) -> list[str]:
+    """The arguments as lines: JSON indented two spaces, or (``compact``, for short screens)
+    one ``key: value`` line per top-level key of an object."""
     try:
-        text = json.dumps(request.arguments_value(), indent=2, ensure_ascii=False, sort_keys=True)
+        value = request.arguments_value()
     except ValueError:
-        text = request.arguments
+        return [visible(request.arguments)]
+    if compact and isinstance(value, dict):
+        pairs: dict[str, object] = value  # pyright: ignore[reportUnknownVariableType]
+        return [
+            visible(f"{key}: {json.dumps(item, ensure_ascii=False, sort_keys=True)}")
+            for key, item in pairs.items()
+        ]
+    text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
     return [visible(line) for line in text.splitlines()]
 
 
@@ -46,8 +55,8 @@ def request_text(request: ApprovalRequest, width: int, *, short: bool = False) -
         (clip(visible(request.what), limit), "bold"),
         (f"  ({visible(request.id)}, task {visible(request.task_id)})", "bright_black"),
     )
-    lines = _pretty(request)
-    keep = 3 if short else MAX_ARGUMENT_LINES
+    lines = _pretty(request, compact=short)
+    keep = 4 if short else MAX_ARGUMENT_LINES
     shown = [Text(clip(line, limit), style="cyan") for line in lines[:keep]]
     if len(lines) > keep:
         shown.append(Text(f"… {len(lines) - keep} more lines", style="bright_black"))

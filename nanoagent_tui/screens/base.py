@@ -54,6 +54,7 @@ ACTION_BINDINGS: list[BindingType] = [
         "app.next_needing",
         "Needs you",
         id="next_needing",
+        show=False,
         tooltip="The next run that needs a person (crashed, failed, paused)",
     ),
     Binding("question_mark", "app.help", "Help", id="help", tooltip="Keys and statuses"),

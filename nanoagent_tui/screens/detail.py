@@ -206,7 +206,8 @@ class DetailScreen(LiveScreen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in ("approve", "deny"):
-            return True if self.query_one(ApprovalPanel).request is not None else None
+            # shown only while a request waits (hidden otherwise, not dimmed)
+            return self.query_one(ApprovalPanel).request is not None
         return True
 
     def on_key(self, event: events.Key) -> None:

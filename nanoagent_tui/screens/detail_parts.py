@@ -61,6 +61,8 @@ _EVENT_STYLE = {
     "run_interrupted": "yellow",
     "run_paused": "bold cyan",
     "budget_set": "cyan",
+    "approval_requested": "bold yellow",
+    "approval_decided": "yellow",
     "run_completed": "bold green",
     "run_claimed": "blue",
 }
@@ -241,6 +243,8 @@ _EVENT_WORDS = {
     "run_aborted": "run aborted",
     "run_paused": "run paused",
     "budget_set": "budget set",
+    "approval_requested": "asks approval",
+    "approval_decided": "approval decided",
     "note": "note",
 }
 #: Keys shown in the parentheses, in this order; then the text keys after a colon, whole.
@@ -259,6 +263,8 @@ def _detail(key: str, value: object) -> str | None:
         return f"{len(value)} {visible(key)}"  # pyright: ignore[reportUnknownArgumentType]
     if isinstance(value, dict):
         return None
+    if key == "digest" and isinstance(value, str):
+        return f"digest {visible(value[:12])}…"  # enough to tell two requests apart
     return f"{visible(key)} {one_line(str(value))}"
 
 
