@@ -11,6 +11,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
+from textual import events
 from textual.actions import SkipAction
 from textual.app import App
 from textual.binding import Binding
@@ -35,6 +36,7 @@ from nanoagent_tui.screens.error import ErrorScreen
 from nanoagent_tui.screens.new_run import NewRunScreen
 from nanoagent_tui.screens.runs import RunsScreen
 from nanoagent_tui.widgets.top_bar import BarState
+from nanoagent_tui.widgets.typeahead import TypedAhead
 
 __all__ = ["DashboardApp", "run_dashboard"]
 
@@ -140,6 +142,16 @@ class DashboardApp(App[int]):
             if isinstance(screen, LiveScreen):
                 screen.deliver(update)
         self._notice()
+
+    def on_key(self, event: events.Key) -> None:
+        """A key reaches the app's bindings after it has gone to the focused widget of the
+        screen that was on top when it was handled, which may no longer be on top: a key
+        typed ahead must not act on the screen that has replaced it. A screen that says the
+        key was typed before it was drawn (:class:`TypedAhead`) gets nothing."""
+        screen = self.screen
+        if isinstance(screen, TypedAhead) and screen.typed_ahead(event):
+            event.prevent_default()
+            event.stop()
 
     def _notice(self) -> None:
         """A run that has come to need a person: a notification, and the bell."""

@@ -107,11 +107,11 @@ class _GuardedInput(Input):
         self._clock = clock
 
     async def _on_key(self, event: events.Key) -> None:
+        # runs before Input's own handler (Textual walks the MRO); stopping here stops both
+        # the typing and the ``enter`` binding
         if self._clock.typed_before(event):
             event.prevent_default()
             event.stop()
-            return
-        await super()._on_key(event)
 
 
 class DenyScreen(ModalScreen[str | None]):
@@ -132,6 +132,9 @@ class DenyScreen(ModalScreen[str | None]):
     """
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="cancel")]
+    #: the reason box has the focus from the start (its keys are guarded); the buttons take
+    #: clicks only, so no key reaches them
+    AUTO_FOCUS = "#reason"
 
     def __init__(self, request: ApprovalRequest) -> None:
         super().__init__()
@@ -150,12 +153,19 @@ class DenyScreen(ModalScreen[str | None]):
                 self.shown, placeholder="reason (optional; the executor gets it)", id="reason"
             )
             with Horizontal():
-                yield Button("Cancel (esc)", id="cancel")
-                yield Button("Deny (enter)", id="deny", variant="error")
+                for button in (
+                    Button("Cancel (esc)", id="cancel"),
+                    Button("Deny (enter)", id="deny", variant="error"),
+                ):
+                    button.can_focus = False
+                    yield button
 
     def on_mount(self) -> None:
-        self.query_one("#reason", Input).focus()
         self.shown.start(self)
+
+    def typed_ahead(self, event: events.Key) -> bool:
+        """Every key typed before the dialog was drawn (the app drops it)."""
+        return self.shown.typed_before(event)
 
     def on_key(self, event: events.Key) -> None:
         if self.shown.typed_before(event):

@@ -210,9 +210,13 @@ class DetailScreen(LiveScreen):
             return self.query_one(ApprovalPanel).request is not None
         return True
 
+    def typed_ahead(self, event: events.Key) -> bool:
+        """``y`` and ``d`` count only once the request they decide is on screen (the app
+        drops them otherwise, wherever they went first)."""
+        return event.key in ("y", "d") and self.query_one(ApprovalPanel).typed_before(event)
+
     def on_key(self, event: events.Key) -> None:
-        """``y`` and ``d`` count only once the request they decide is on screen."""
-        if event.key in ("y", "d") and self.query_one(ApprovalPanel).typed_before(event):
+        if self.typed_ahead(event):
             event.stop()
             event.prevent_default()
 
