@@ -13,7 +13,17 @@ from nanoagent_core.safetext import visible
 
 __all__ = ["describe_event"]
 
-_ORDER = ("iteration", "task_id", "attempt", "seconds", "reason", "error", "result", "description")
+_ORDER = (
+    "iteration",
+    "task_id",
+    "attempt",
+    "seconds",
+    "reason",
+    "detail",
+    "error",
+    "result",
+    "description",
+)
 
 
 def _scalar(value: Any) -> str:

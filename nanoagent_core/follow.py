@@ -8,9 +8,9 @@ and the run again.
 
 How a follow ends:
 
-* the run finishes (completed, failed, aborted, interrupted): every event it committed has
-  been printed, because a step's events and its final status commit in one transaction and
-  the events are read once more after the status is seen;
+* the run finishes or stops (completed, failed, aborted, interrupted, paused): every event
+  it committed has been printed, because a step's events and its final status commit in one
+  transaction and the events are read once more after the status is seen;
 * the run crashed: it is stored running but its worker is gone (a dead pid on this host, or
   an expired lease). The run is read again first (a heartbeat renews the lease without an
   event, and PostgreSQL sends no notification for it), so a live worker is not called
@@ -41,7 +41,7 @@ __all__ = [
 
 #: Exit status of ``show --follow`` when the run crashed (its worker is gone; ``resume``
 #: takes it up). The others are those of ``run``: 0 completed, 1 failed, 5 aborted,
-#: 130 interrupted.
+#: 6 paused (the same number: stopped, not finished, ``resume`` continues it), 130 interrupted.
 EXIT_CRASHED = 6
 #: Seconds between two polls of the change token.
 FOLLOW_INTERVAL = 0.2

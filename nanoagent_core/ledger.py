@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from nanoagent_core.models import RunState
 
-__all__ = ["cost_text", "token_count"]
+__all__ = ["budget_text", "cost_text", "token_count"]
 
 
 def token_count(tokens: int) -> str:
@@ -25,3 +25,14 @@ def cost_text(run: RunState) -> str:
     if run.cost_usd is None:
         return "unknown" if run.cost_unknown else "-"
     return f"${run.cost_usd:.4f}" + ("+" if run.cost_unknown else "")
+
+
+def budget_text(run: RunState) -> str:
+    """The run's budget and what it has spent: ``1,234 of 50,000 tokens; $0.0100 of $1.00``
+    (``no limit`` when it has none)."""
+    parts: list[str] = []
+    if run.max_tokens is not None:
+        parts.append(f"{run.tokens_in + run.tokens_out:,} of {run.max_tokens:,} tokens")
+    if run.max_cost_usd is not None:
+        parts.append(f"{cost_text(run)} of ${run.max_cost_usd:.2f}")
+    return "; ".join(parts) or "no limit"

@@ -64,6 +64,12 @@ def run_summary(run: RunState, status: ShownStatus | None = None) -> dict[str, A
         "cost_usd": run.cost_usd,
         #: False when some attempt made requests at an unknown price (not in cost_usd)
         "cost_complete": run.cost_unknown == 0,
+        #: why a paused run is paused ("budget", "approval") and one line more; else None
+        "pause_reason": None if run.pause_reason is None else run.pause_reason.value,
+        "pause_detail": run.pause_detail,
+        #: the run's budget (None: no limit)
+        "max_tokens": run.max_tokens,
+        "max_cost_usd": run.max_cost_usd,
     }
 
 
@@ -102,13 +108,22 @@ async def run(location: str, args: argparse.Namespace) -> int:
     # Ids are never cut (one pasted into ``show`` must work): the column fits the longest.
     ids = [visible(run.run_id) for run, _ in runs]
     width = max(3, *(len(run_id) for run_id in ids)) + 1
-    print(f"{'STATUS':<12}{'RUN':<{width}}{'PHASE':<11}{'TASKS':>7}{'ITER':>10}{'TOKENS':>9}"
-          "  GOAL")  # fmt: skip
-    for (state, shown), run_id in zip(runs, ids, strict=True):
+    # A paused run's status says why: ``paused:budget``.
+    words = [_status_word(state, shown) for state, shown in runs]
+    status_width = max(11, *(len(word) for word in words)) + 1
+    print(f"{'STATUS':<{status_width}}{'RUN':<{width}}{'PHASE':<11}{'TASKS':>7}{'ITER':>10}"
+          f"{'TOKENS':>9}  GOAL")  # fmt: skip
+    for (state, _), run_id, word in zip(runs, ids, words, strict=True):
         tasks = f"{state.tasks_done}/{state.tasks_total}"
         iters = f"{state.iteration}/{state.max_iterations}"
         tokens = token_count(state.tokens_in + state.tokens_out)
         goal = visible(" ".join(state.goal.split()))
-        print(f"{shown.value:<12}{run_id:<{width}}{state.phase.value:<11}{tasks:>7}{iters:>10}"
-              f"{tokens:>9}  {goal[:60]}")  # fmt: skip
+        print(f"{word:<{status_width}}{run_id:<{width}}{state.phase.value:<11}{tasks:>7}"
+              f"{iters:>10}{tokens:>9}  {goal[:60]}")  # fmt: skip
     return 0
+
+
+def _status_word(run: RunState, shown: ShownStatus) -> str:
+    if shown is ShownStatus.PAUSED and run.pause_reason is not None:
+        return f"{shown.value}:{run.pause_reason.value}"
+    return shown.value

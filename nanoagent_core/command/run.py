@@ -13,6 +13,7 @@ from nanoagent_core.command.output import EXIT_CODES, claim_printer, say, step_p
 from nanoagent_core.defaults import DEFAULT_MAX_ITERATIONS
 from nanoagent_core.options import parse_option_pairs
 from nanoagent_core.paths import display_location
+from nanoagent_core.pause import pause_text
 from nanoagent_core.safetext import visible
 from nanoagent_core.stores import AnyStore, open_store
 from nanoagent_core.worker import resume_run
@@ -74,7 +75,9 @@ async def drive(store: AnyStore, run_id: str, args: argparse.Namespace, *, quiet
     )
     if not quiet:
         line = f"run {run_id} {final.status}"
-        if final.error:
+        if final.pause_reason is not None:
+            line += f": {pause_text(final.pause_reason, final.pause_detail)}"
+        elif final.error:
             line += f": {visible(final.error)}"
         say(line)
     return EXIT_CODES[final.status]

@@ -12,9 +12,10 @@ from nanoagent_core.command.listing import run_summary
 from nanoagent_core.command.output import EXIT_CODES, EXIT_PIPE, Stdout, say
 from nanoagent_core.errors import DatabaseNotFoundError, RunNotFoundError, ValidationError
 from nanoagent_core.follow import EXIT_CRASHED, event_line, follow_run
-from nanoagent_core.ledger import cost_text
-from nanoagent_core.models import Attempt, Event, Task, check_run_id, utc_now
+from nanoagent_core.ledger import budget_text, cost_text
+from nanoagent_core.models import Attempt, Event, PauseReason, Task, check_run_id, utc_now
 from nanoagent_core.paths import MEMORY, display_location, worker_log_path
+from nanoagent_core.pause import pause_text
 from nanoagent_core.safetext import visible
 from nanoagent_core.status import ShownStatus, verdict
 from nanoagent_core.stores import open_store
@@ -121,6 +122,15 @@ async def run(location: str, args: argparse.Namespace) -> int:
     if run.requests or run.tokens_in or run.tokens_out:
         print(f"usage: {run.requests} requests, {run.tokens_in} tokens in,"
               f" {run.tokens_out} out, cost {cost_text(run)}")  # fmt: skip
+    if run.max_tokens is not None or run.max_cost_usd is not None:
+        print(f"budget: {budget_text(run)}")
+    if shown is ShownStatus.PAUSED:
+        hint = ""
+        if run.pause_reason is PauseReason.BUDGET:
+            hint = f"; 'nanoagent resume {run.run_id} --max-tokens N' (or --max-cost) continues it"
+        else:
+            hint = f"; 'nanoagent resume {run.run_id}' continues it"
+        print(visible(f"paused: {pause_text(run.pause_reason, run.pause_detail)}{hint}"))
     if run.owner:
         waits = ""
         if (
@@ -172,7 +182,9 @@ async def _follow_show(location: str, args: argparse.Namespace) -> int:
                         f" 'nanoagent resume {run_id}' takes it up"))  # fmt: skip
             return EXIT_CRASHED
         line = f"run {run_id} {final.status}"
-        if final.error:
+        if final.pause_reason is not None:
+            line += f": {pause_text(final.pause_reason, final.pause_detail)}"
+        elif final.error:
             line += f": {final.error}"
         emit(visible(line))
         return EXIT_CODES[final.status]

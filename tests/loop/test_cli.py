@@ -36,6 +36,7 @@ LIST_FIELDS = [
     "tasks_done", "current_task_id", "abort_requested", "created_at", "updated_at",
     "heartbeat_at", "worker_host", "worker_pid", "damaged",
     "requests", "tokens_in", "tokens_out", "cost_usd", "cost_complete",
+    "pause_reason", "pause_detail", "max_tokens", "max_cost_usd",
 ]  # fmt: skip
 SHOW_FIELDS = [*LIST_FIELDS, "tasks", "results", "events", "result", "error"]
 TASK_FIELDS = {"id", "description", "status", "priority", "attempts", "result"}
