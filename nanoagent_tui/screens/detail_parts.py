@@ -190,6 +190,9 @@ def failure_text(run: RunState, word: str, tasks: tuple[Task, ...]) -> Text | No
         if run.pause_reason is PauseReason.BUDGET:
             text.append("; raise the budget: ")
             text.append(f"nanoagent resume {visible(run.run_id)} --max-tokens N", style="bold")
+        elif run.pause_reason is PauseReason.APPROVAL:
+            text.append("; it waits for a decision: ")
+            text.append("y approves, d denies", style="bold")
         else:
             text.append("; ")
             text.append("r resumes it", style="bold")
