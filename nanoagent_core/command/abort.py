@@ -7,11 +7,9 @@ import argparse
 from typing import Any
 
 from nanoagent_core.actions import abort_run
-from nanoagent_core.errors import DatabaseNotFoundError, RunNotFoundError
+from nanoagent_core.command.opening import open_for_run
 from nanoagent_core.models import check_run_id
-from nanoagent_core.paths import display_location
 from nanoagent_core.safetext import visible
-from nanoagent_core.stores import open_store
 
 __all__ = ["add_parser", "run"]
 
@@ -25,12 +23,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
 
 async def run(location: str, args: argparse.Namespace) -> int:
     run_id = check_run_id(args.run_id)
-    try:
-        store = await open_store(location, create=False)
-    except DatabaseNotFoundError:
-        raise RunNotFoundError(
-            f"no run {run_id!r} (no database at {display_location(location)})"
-        ) from None
+    store = await open_for_run(location, run_id)
     try:
         message = await abort_run(store, run_id)
     finally:

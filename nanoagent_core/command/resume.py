@@ -8,12 +8,10 @@ from typing import Any
 
 from nanoagent_core.actions import check_resumable, resume_detached
 from nanoagent_core.command.arguments import worker_options
+from nanoagent_core.command.opening import open_for_run
 from nanoagent_core.command.output import EXIT_BUSY
 from nanoagent_core.command.run import drive
-from nanoagent_core.errors import DatabaseNotFoundError, RunNotFoundError
 from nanoagent_core.models import RunStatus, check_run_id
-from nanoagent_core.paths import display_location
-from nanoagent_core.stores import open_store
 
 __all__ = ["add_parser", "run"]
 
@@ -31,12 +29,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
 
 async def run(location: str, args: argparse.Namespace) -> int:
     run_id = check_run_id(args.run_id)
-    try:
-        store = await open_store(location, create=False)
-    except DatabaseNotFoundError:
-        raise RunNotFoundError(
-            f"no run {run_id!r} (no database at {display_location(location)})"
-        ) from None
+    store = await open_for_run(location, run_id)
     try:
         state = await store.get_run(run_id)
         if args.new and (state.epoch != 0 or state.status is not RunStatus.RUNNING):

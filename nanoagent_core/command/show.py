@@ -9,16 +9,16 @@ import sys
 from typing import Any
 
 from nanoagent_core.command.listing import run_summary
+from nanoagent_core.command.opening import open_for_run
 from nanoagent_core.command.output import EXIT_CODES, EXIT_PIPE, Stdout, say
-from nanoagent_core.errors import DatabaseNotFoundError, RunNotFoundError, ValidationError
+from nanoagent_core.errors import ValidationError
 from nanoagent_core.follow import EXIT_CRASHED, event_line, follow_run
 from nanoagent_core.ledger import budget_text, cost_text
 from nanoagent_core.models import Attempt, Event, PauseReason, Task, check_run_id, utc_now
-from nanoagent_core.paths import MEMORY, display_location, worker_log_path
+from nanoagent_core.paths import worker_log_path
 from nanoagent_core.pause import pause_text
 from nanoagent_core.safetext import visible
 from nanoagent_core.status import ShownStatus, verdict
-from nanoagent_core.stores import open_store
 
 __all__ = ["add_parser", "run"]
 
@@ -78,12 +78,7 @@ async def run(location: str, args: argparse.Namespace) -> int:
     if args.follow:
         return await _follow_show(location, args)
     run_id = check_run_id(args.run_id)
-    try:
-        store = await open_store(location, create=False, read_only=location != ":memory:")
-    except DatabaseNotFoundError:
-        raise RunNotFoundError(
-            f"no run {run_id!r} (no database at {display_location(location)})"
-        ) from None
+    store = await open_for_run(location, run_id, read_only=True)
     try:
         run, tasks, results = await store.get_run_detail(run_id)
         journal = await store.get_attempts(run_id)
@@ -163,12 +158,7 @@ async def _follow_show(location: str, args: argparse.Namespace) -> int:
     if args.json:
         raise ValidationError("--follow prints lines; use 'show --json' without --follow")
     run_id = check_run_id(args.run_id)
-    try:
-        store = await open_store(location, create=False, read_only=location != MEMORY)
-    except DatabaseNotFoundError:
-        raise RunNotFoundError(
-            f"no run {run_id!r} (no database at {display_location(location)})"
-        ) from None
+    store = await open_for_run(location, run_id, read_only=True)
 
     def emit(line: str) -> None:
         say(line)

@@ -38,7 +38,7 @@ from nanoagent_core.models import (
 )
 from nanoagent_core.paths import MEMORY, check_allowed
 from nanoagent_core.protocols import NewEvent, PruneCount, Step
-from nanoagent_core.sqlite import ops, sql
+from nanoagent_core.sqlite import ops, prune, sql
 from nanoagent_core.sqlite.approvals import ApprovalMethods, record_txn
 from nanoagent_core.sqlite.schema import (
     Synchronous,
@@ -541,31 +541,6 @@ class SQLiteStore(ApprovalMethods):
 
     # -- PruneStore ------------------------------------------------------------------------
 
-    def _prune_params(
-        self, statuses: Sequence[RunStatus], older_than: timedelta, keep_last: int, limit: int
-    ) -> dict[str, Any]:
-        wanted = rules.prune_statuses(statuses)
-        rules.prune_limits(older_than, keep_last, limit)
-        return {
-            "statuses": json.dumps(wanted),
-            "cutoff": self._now() - older_than.total_seconds(),
-            "keep_offset": keep_last - 1,
-            "limit": limit,
-        }
-
-    @staticmethod
-    def _prune_where(
-        conn: sqlite3.Connection, params: dict[str, Any], keep_last: int
-    ) -> str | None:
-        """The keep fragment (reading the boundary into ``params``); None: nothing prunable."""
-        if not keep_last:
-            return ""
-        row = conn.execute(sql.PRUNE_BOUNDARY, params).fetchone()
-        if row is None:
-            return None
-        params["keep_at"], params["keep_id"] = row
-        return sql.PRUNE_KEEP
-
     async def delete_finished_runs(
         self,
         *,
@@ -576,89 +551,20 @@ class SQLiteStore(ApprovalMethods):
     ) -> PruneCount:
         if self._read_only:
             raise DatabaseError(f"{self._location}: opened read-only")
-        params = self._prune_params(statuses, older_than, keep_last, limit)
-
-        def choose(conn: sqlite3.Connection) -> list[str]:
-            keep = self._prune_where(conn, params, keep_last)
-            if keep is None:
-                return []
-            params["keep"] = keep
-            query = fill(sql.PRUNE_CANDIDATES, keep=keep)
-            return [str(row[0]) for row in conn.execute(query, params)]
-
-        def delete(conn: sqlite3.Connection, candidates: list[str]) -> PruneCount:
-            keep = params.pop("keep")
-            batch = {**params, "ids": json.dumps(candidates)}
-            victims = [row[0] for row in conn.execute(fill(sql.PRUNE_RECHECK, keep=keep), batch)]
-            if not victims:
-                return PruneCount(candidates=len(candidates))
-            batch["ids"] = json.dumps(victims)
-            tasks, events = conn.execute(sql.PRUNE_OWNED, batch).fetchone()
-            deleted = conn.execute(fill(sql.PRUNE_DELETE, keep=keep), batch).rowcount
-            return PruneCount(len(candidates), deleted, int(tasks), int(events))
-
-        def job(conn: sqlite3.Connection) -> PruneCount:
-            # Choosing reads a snapshot without the write lock; the delete's transaction is
-            # short (and re-checks what it deletes), so workers' commits wait little.
-            candidates = in_transaction(conn, "BEGIN", choose)
-            if not candidates:
-                return PruneCount()
-            return in_transaction(conn, "BEGIN IMMEDIATE", delete, candidates)
-
-        return await self._call(job)
+        params = prune.params(statuses, older_than, keep_last, limit, self._now())
+        return await self._call(prune.delete_batch, params, keep_last)
 
     async def count_finished_runs(
         self, *, statuses: Sequence[RunStatus], older_than: timedelta, keep_last: int = 0
     ) -> PruneCount:
-        params = self._prune_params(statuses, older_than, keep_last, 1)
-
-        def read(conn: sqlite3.Connection) -> PruneCount:
-            keep = self._prune_where(conn, params, keep_last)
-            if keep is None:
-                return PruneCount()
-            runs, tasks, events = conn.execute(fill(sql.PRUNE_COUNT, keep=keep), params).fetchone()
-            return PruneCount(int(runs), int(runs), int(tasks), int(events))
-
-        return await self._read(read)
+        params = prune.params(statuses, older_than, keep_last, 1, self._now())
+        return await self._read(prune.count, params, keep_last)
 
     async def reclaim_space(self, *, vacuum: bool = False) -> str:
-        """Checkpoint the WAL into the file and truncate it; hand free pages back to the file
-        system by incremental vacuum in short steps when the file allows it, else (VACUUM
-        holds the write lock for as long as it rewrites the whole file) only when asked."""
+        """See :func:`prune.reclaim_space`."""
         if self._read_only:
             raise DatabaseError(f"{self._location}: opened read-only")
-
-        def job(conn: sqlite3.Connection) -> str:
-            (mode,) = conn.execute(sql.AUTO_VACUUM).fetchone()
-            (page,) = conn.execute(sql.PAGE_SIZE).fetchone()
-            (free,) = conn.execute(sql.FREELIST_COUNT).fetchone()
-            if mode == 2:  # incremental: in steps, each its own short write transaction
-                step = fill(sql.INCREMENTAL_VACUUM, pages=str(_VACUUM_STEP))
-                while True:
-                    conn.execute(step).fetchall()
-                    (left,) = conn.execute(sql.FREELIST_COUNT).fetchone()
-                    if left == 0 or left >= free:
-                        break
-                    free = left
-                note = "free pages returned by incremental vacuum"
-            elif vacuum:
-                conn.execute(sql.VACUUM)
-                note = "file rewritten by VACUUM"
-            elif free:
-                note = (
-                    f"{free:,} free pages ({free * page:,} bytes) stay in the file for reuse:"
-                    " this file's auto_vacuum is off, and VACUUM holds the write lock (workers"
-                    " wait) while it rewrites the file; run 'nanoagent prune --vacuum' when"
-                    " that is acceptable"
-                )
-            else:
-                note = "no free pages"
-            busy, _, _ = conn.execute(sql.CHECKPOINT_TRUNCATE).fetchone()
-            if busy:
-                note += "; the WAL could not be truncated now (a reader or writer was active)"
-            return note
-
-        return await self._call(job)
+        return await self._call(prune.reclaim_space, vacuum)
 
 
 #: Pages one incremental-vacuum step frees (4 MiB at 4 KiB pages): its write lock stays short.

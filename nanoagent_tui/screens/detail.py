@@ -116,6 +116,8 @@ class DetailScreen(LiveScreen):
         self._crash_seen: tuple[object, ...] | None = None  #: the crash already in the log
         self._needle = ""  #: what the log is searched for
         self._wrapped_at = 0  #: the log width its lines were wrapped for
+        #: what the footer was last told resume and abort allow (app.check_action)
+        self._allowed: tuple[bool | None, ...] = ()
 
     def compose(self) -> ComposeResult:
         yield TopBar()
@@ -289,6 +291,10 @@ class DetailScreen(LiveScreen):
             return
         self._shown = shown
         self._log_crash(run, word, now)
+        allowed = tuple(self.dash.check_action(action, ()) for action in ("resume", "abort"))
+        if allowed != self._allowed:  # the footer dims r and a for a run they cannot apply to
+            self._allowed = allowed
+            self.refresh_bindings()
         short = self.has_class("short")
         self.query_one("#info", Static).update(info_table(run, word, now, width, short=short))
         self.query_one("#phases", Static).update(phase_strip(run, word, width))
