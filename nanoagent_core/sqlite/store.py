@@ -170,6 +170,10 @@ class SQLiteStore(ApprovalMethods):
                 raise NotANanoagentDatabaseError(
                     f"{self._location}: damaged database ({exc})"
                 ) from None
+            except UnicodeDecodeError as exc:  # damaged text (the schema's, or a row's)
+                raise NotANanoagentDatabaseError(
+                    f"{self._location}: damaged database (text that is not UTF-8: {exc.reason})"
+                ) from None
 
         return await self._db.run(job)
 

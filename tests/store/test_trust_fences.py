@@ -62,6 +62,8 @@ async def test_the_final_update_is_fenced_by_the_epoch_itself(db_path: Path) -> 
         "error": "from a stale worker",
         "finished": True,
         "release": True,
+        "pause_reason": None,
+        "pause_detail": None,
         **rules.ledger_params(()),
     }
     conn = sqlite3.connect(db_path, isolation_level=None)
