@@ -161,6 +161,8 @@ class DenyScreen(ModalScreen[str | None]):
                     yield button
 
     def on_mount(self) -> None:
+        # no blinking cursor in an app without animation (tests, snapshots)
+        self.query_one("#reason", Input).cursor_blink = bool(getattr(self.app, "animated", True))
         self.shown.start(self)
 
     def typed_ahead(self, event: events.Key) -> bool:
