@@ -162,7 +162,8 @@ class DenyScreen(ModalScreen[str | None]):
 
     def on_mount(self) -> None:
         # no blinking cursor in an app without animation (tests, snapshots)
-        self.query_one("#reason", Input).cursor_blink = bool(getattr(self.app, "animated", True))
+        level: str = self.app.animation_level  # pyright: ignore[reportUnknownMemberType]
+        self.query_one("#reason", Input).cursor_blink = level != "none"
         self.shown.start(self)
 
     def typed_ahead(self, event: events.Key) -> bool:
