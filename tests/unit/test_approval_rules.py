@@ -15,7 +15,7 @@ from nanoagent_core.models import RunState
 from nanoagent_tui.attention import Transitions, bell_enabled, next_needing
 
 
-def request(args: dict[str, object], decision: Decision, task_id: str = "t1"):
+def request(args: dict[str, object], decision: Decision, task_id: str = "t1") -> ApprovalRequest:
     need = ApprovalNeeded("send", args, "why")
     made = approvals.new_request("r", task_id, 1, need)
     return made.model_copy(update={"decision": decision, "reason": "no"})
