@@ -11,12 +11,11 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from nanoagent_core import approvals
 from nanoagent_core import store_rules as rules
-from nanoagent_core.approvals import ApprovalRequest, Decision
 from nanoagent_core.errors import (
     DatabaseError,
 )
+from nanoagent_core.memory_approvals import MemoryApprovals
 from nanoagent_core.models import (
     Attempt,
     Event,
@@ -41,7 +40,7 @@ def _json_copy(event: NewEvent) -> dict[str, Any]:
     return copied
 
 
-class MemoryStore:
+class MemoryStore(MemoryApprovals):
     def __init__(self, *, clock: Callable[[], datetime] = utc_now) -> None:
         self._clock = clock
         self._runs: dict[str, RunState] = {}
@@ -52,8 +51,7 @@ class MemoryStore:
         self._events: list[Event | None] = []
         # run id -> (task id, attempt) -> journal entry, in commit order
         self._attempts: dict[str, dict[tuple[str, int], Attempt]] = {}
-        # run id -> request id -> approval request, in request order
-        self._approvals: dict[str, dict[str, ApprovalRequest]] = {}
+        self._approvals = {}  # see MemoryApprovals
         self._version = 0
         self._closed = False
 
@@ -441,54 +439,6 @@ class MemoryStore:
             if step.status is not RunStatus.RUNNING:
                 changes.update(owner=None, lease_expires_at=None)
         return self._put(run, **changes)
-
-    # -- ApprovalStore ---------------------------------------------------------------------
-
-    def _record_approval(self, request: ApprovalRequest, now: datetime) -> None:
-        held = self._approvals.setdefault(request.run_id, {})
-        for request_id, other in list(held.items()):
-            if other.decision is Decision.PENDING and request_id != request.id:
-                held[request_id] = other.model_copy(
-                    update={"decision": Decision.EXPIRED, "decided_at": now}
-                )
-        if request.id not in held:
-            held[request.id] = request.model_copy(
-                update={"decision": Decision.PENDING, "requested_at": now, "decided_at": None}
-            )
-
-    async def get_approvals(self, run_id: str) -> list[ApprovalRequest]:
-        self._check_open()
-        check_run_id(run_id)
-        return list(self._approvals.get(run_id, {}).values())
-
-    async def decide_approval(
-        self,
-        run_id: str,
-        request_id: str,
-        *,
-        approve: bool,
-        digest: str | None = None,
-        reason: str | None = None,
-    ) -> ApprovalRequest:
-        self._check_open()
-        check_run_id(run_id)
-        held = self._approvals.get(run_id, {})
-        request = approvals.check_decidable(run_id, request_id, held.get(request_id), digest)
-        now = self._clock()
-        decided = request.model_copy(
-            update={
-                "decision": approvals.decision_value(approve),
-                "reason": approvals.clean_reason(reason),
-                "decided_at": now,
-            }
-        )
-        held[request_id] = decided
-        event = NewEvent(kind=EventKind.APPROVAL_DECIDED, data=approvals.decided_data(decided))
-        self._emit(run_id, now, [event])
-        run = self._runs.get(run_id)
-        if run is not None:
-            self._put(run, updated_at=now)
-        return decided
 
     # -- PruneStore ------------------------------------------------------------------------
 
