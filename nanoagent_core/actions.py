@@ -3,7 +3,7 @@ a detached worker, resume one in a detached worker, abort one."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Protocol
 
@@ -143,6 +143,7 @@ async def resume_detached(
     *,
     heartbeat: float | None = None,
     log_level: str | None = None,
+    worker_args: Sequence[str] = (),
 ) -> int:
     """Start a detached worker that resumes ``run_id``; returns its pid once it has claimed
     the run (WorkerStartError with its first error line otherwise). The worker's claim is
@@ -152,7 +153,9 @@ async def resume_detached(
     if run.status is RunStatus.COMPLETED:
         raise RunFinishedError(f"run {run_id!r} has already completed")
     load_agent(run.agent, run.agent_options)
-    return await start_worker(location, run_id, heartbeat=heartbeat, log_level=log_level)
+    return await start_worker(
+        location, run_id, heartbeat=heartbeat, log_level=log_level, worker_args=worker_args
+    )
 
 
 async def abort_run(store: ActionStore, run_id: str) -> str:

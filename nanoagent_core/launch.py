@@ -20,7 +20,7 @@ import select
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,6 +101,7 @@ def _spawn(
     new: bool,
     env: Mapping[str, str] | None,
     log_level: str | None = None,
+    worker_args: Sequence[str] = (),
 ) -> _Spawned:
     reap_workers()
     child_env = _child_env(location, env)
@@ -116,6 +117,7 @@ def _spawn(
         command += ["--log-level", log_level]
     if new:
         command.append("--new")  # only take up a run nobody has claimed yet
+    command += worker_args  # options of ``resume`` (a raised budget), checked by the caller
     command.append(run_id)
     ready, ready_w = os.pipe()
     child_env[READY_FD_VAR] = str(ready_w)
@@ -165,11 +167,20 @@ async def start_worker(
     env: Mapping[str, str] | None = None,
     log_level: str | None = None,
     timeout: float = CONFIRM_TIMEOUT,
+    worker_args: Sequence[str] = (),
 ) -> int:
     """Start a detached worker for ``run_id`` and return its pid once it has claimed the run
     (or found nothing to do). WorkerStartError with the worker's first error line if it
     ended without claiming, or if it has not claimed within ``timeout`` seconds."""
-    spawned = _spawn(location, run_id, heartbeat=heartbeat, new=new, env=env, log_level=log_level)
+    spawned = _spawn(
+        location,
+        run_id,
+        heartbeat=heartbeat,
+        new=new,
+        env=env,
+        log_level=log_level,
+        worker_args=worker_args,
+    )
     # the thread closes the pipe itself: closing it here while the thread still waits on it
     # (this task cancelled) could hand its number to another file that the thread then reads
     said = await asyncio.to_thread(_wait_ready, spawned.ready, timeout)

@@ -29,6 +29,7 @@ from typing import Protocol
 from nanoagent_core.agents.base import Agent, ExecutionResult
 from nanoagent_core.approvals import ApprovalNeeded, ApprovalRequest, deciding, task_approvals
 from nanoagent_core.asking import Asked, asked
+from nanoagent_core.budget import body_limits, exhausted, limits_for_body
 from nanoagent_core.clip import clip
 from nanoagent_core.errors import RunAbortedError
 from nanoagent_core.models import (
@@ -59,6 +60,7 @@ from nanoagent_core.rules import (
     synthesize_result,
     task_id_for,
 )
+from nanoagent_core.store_rules import ledger_params
 
 __all__ = ["DEFAULT_MAX_FAILURES", "Loop", "LoopStore", "StepListener"]
 
@@ -114,6 +116,20 @@ def _journal(task: Task, outcome: ExecutionResult, seconds: float) -> tuple[Atte
     return (attempt,)
 
 
+def _after(run: RunState, journal: tuple[Attempt, ...]) -> RunState:
+    """``run`` with its ledger totals as they will be once ``journal`` commits."""
+    moved = ledger_params(journal)
+    cost = run.cost_usd if moved["cost"] is None else (run.cost_usd or 0.0) + moved["cost"]
+    return run.model_copy(
+        update={
+            "tokens_in": run.tokens_in + moved["tokens_in"],
+            "tokens_out": run.tokens_out + moved["tokens_out"],
+            "cost_usd": cost,
+            "cost_unknown": run.cost_unknown + moved["cost_unknown"],
+        }
+    )
+
+
 class Loop:
     """Drives one claimed run to its end. Cancel the task running :meth:`run` to stop it; the
     caller records why (see worker.py)."""
@@ -164,6 +180,10 @@ class Loop:
         while self._run.status is RunStatus.RUNNING:
             if self._run.abort_requested_at is not None:
                 raise RunAbortedError("abort requested")
+            spent = exhausted(self._run)
+            if spent is not None and self._run.phase is not Phase.DONE:
+                await self._commit(self._budget_pause(spent))
+                break
             phase = self._run.phase
             if phase is Phase.PLANNING:
                 step = await self._plan()
@@ -215,10 +235,12 @@ class Loop:
                 )
             )
         key = f"{run.run_id}:{task.id}:{task.attempts}"
+        budgeted = run.max_tokens is not None or run.max_cost_usd is not None
+        limits = body_limits(run) if budgeted else None
         began = time.monotonic()
         request: Asked | None = None
         try:
-            with deciding(task_approvals(self._approvals, task.id)):
+            with limits_for_body(limits), deciding(task_approvals(self._approvals, task.id)):
                 outcome = await self._agent.executor.execute(task, dict(self._results), key)
         except ApprovalNeeded as need:
             found = asked(run.run_id, task, need, self._approvals)
@@ -232,9 +254,12 @@ class Loop:
             # The body stopped short to pause the run: the task stays pending with its
             # failures as they were, and runs again (next attempt) when the run resumes.
             _log.info("run %s: task %s paused the run (%s)", run.run_id, task.id, outcome.output)
+            detail = outcome.pause.detail
+            if outcome.pause.reason is PauseReason.BUDGET:
+                detail = "; ".join(filter(None, [exhausted(_after(run, journal)), detail]))
             step = pause_step(
                 outcome.pause.reason,
-                outcome.pause.detail,
+                detail,
                 phase=Phase.EXECUTING,
                 iteration=iteration,
                 current_task_id=task.id,
@@ -344,6 +369,30 @@ class Loop:
             ignored=ignored,
         )
         return self._advance(iteration, [NewEvent(kind=EventKind.REFLECTED, data=data)])
+
+    def _budget_pause(self, spent: str) -> Step:
+        """The step that pauses the run at this checkpoint: its budget is spent. A task whose
+        start this worker committed but whose body has not run gives that start back (the
+        resumed run starts it under the same attempt number); a start found on resume may
+        have run before a crash, so it stays counted."""
+        run = self._run
+        task = self._tasks.get(run.current_task_id or "")
+        if (
+            run.phase is Phase.EXECUTING
+            and not self._restart_in_flight
+            and task is not None
+            and task.status is TaskStatus.PENDING
+            and task.attempts > 0
+        ):
+            self._keep(task.model_copy(update={"attempts": task.attempts - 1}))
+        _log.info("run %s: budget reached (%s); pausing", run.run_id, spent)
+        return pause_step(
+            PauseReason.BUDGET,
+            spent,
+            phase=run.phase,
+            iteration=run.iteration,
+            current_task_id=run.current_task_id,
+        )
 
     # -- positions -------------------------------------------------------------------------
 

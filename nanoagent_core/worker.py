@@ -25,8 +25,10 @@ from enum import Enum
 from pathlib import Path
 from typing import Protocol
 
+from nanoagent_core import store_rules as rules
 from nanoagent_core.agents.base import Agent, ExecutionResult
 from nanoagent_core.agents.registry import load_agent
+from nanoagent_core.budget import Budget
 from nanoagent_core.defaults import DEFAULT_HEARTBEAT, FAULT_KILL_AFTER_COMMIT, lease_seconds
 from nanoagent_core.errors import (
     DatabaseBusyError,
@@ -83,8 +85,12 @@ async def resume_run(
     on_step: StepListener | None = None,
     on_claim: StepListener | None = None,
     handle_signals: bool = True,
+    budget: Budget | None = None,
 ) -> RunState:
     """Claim ``run_id`` and drive it to its end. A completed run is returned at once.
+
+    ``budget``: the run's new budget (a raised one, for a run paused by its budget), set
+    right after the claim, fenced like a step; None keeps the stored one.
 
     RunBusyError if a live worker holds it (or another resume won the race),
     UnknownAgentError / ValidationError if its agent cannot be rebuilt (nothing is claimed).
@@ -100,6 +106,8 @@ async def resume_run(
     agent = _fault_in_body(load_agent(run.agent, run.agent_options))
     if run.status is RunStatus.RUNNING and run.abort_requested_at is not None:
         run = await _apply_pending_abort(store, run)
+    if budget is not None:  # a budget no run can have is refused before anything is claimed
+        rules.budget_params(run_id, run.epoch, budget.max_tokens, budget.max_cost_usd)
     on_step = _fault_injector(on_step)
     await _hold_before_claim()
     claimed = await store.claim_run(
@@ -111,6 +119,13 @@ async def resume_run(
     )
     announce_claim()
     _log.info("run %s: claimed (epoch %d) by pid %d", run_id, claimed.epoch, os.getpid())
+    if budget is not None:
+        claimed = await store.set_budget(
+            run_id,
+            epoch=claimed.epoch,
+            max_tokens=budget.max_tokens,
+            max_cost_usd=budget.max_cost_usd,
+        )
     if on_claim is not None:
         on_claim(claimed, Step(phase=claimed.phase, iteration=claimed.iteration))
     loop = Loop(

@@ -25,8 +25,10 @@ secret are refused (see options.py).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, TypeVar
 
 import pydantic_ai.models as pai_models
@@ -39,6 +41,7 @@ from pydantic_ai import (
     UsageLimits,
     capture_run_messages,
 )
+from pydantic_ai.exceptions import CostNotFoundWarning, UsageLimitExceeded
 from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter, ModelResponse
 from pydantic_ai.models import Model, infer_model
 from pydantic_ai.models.test import TestModel
@@ -47,9 +50,11 @@ from nanoagent_core.agents.base import Agent, ExecutionResult, ModelUsage, Refle
 from nanoagent_core.agents.options import refuse_secret_options
 from nanoagent_core.agents.pydantic_approvals import Continuation, continuation, need_for
 from nanoagent_core.approvals import current_requests
+from nanoagent_core.budget import BodyLimits, current_limits
 from nanoagent_core.clip import clip
 from nanoagent_core.errors import ValidationError
-from nanoagent_core.models import Task
+from nanoagent_core.models import PauseReason, Task
+from nanoagent_core.pause import Pause
 from nanoagent_core.rules import MAX_PLANNED_TASKS
 
 __all__ = [
@@ -71,6 +76,11 @@ _CLIP = 600  # characters of one earlier result or task shown in a prompt
 _MAX_SHOWN = 40  # earlier results / tasks shown in a prompt
 
 OutputT = TypeVar("OutputT", bound=BaseModel)
+
+# A run's cost budget is passed on as pydantic-ai's ``cost_limit``; where no price is known
+# pydantic-ai cannot enforce it and warns on every call. nanoagent handles that case itself
+# (an unknown cost counts as the cost budget reached: see nanoagent_core/budget.py).
+warnings.filterwarnings("ignore", category=CostNotFoundWarning)
 
 
 class PlanOutput(BaseModel):
@@ -218,7 +228,25 @@ class CallFailedError(Exception):
 
     def __init__(self, cause: Exception, transcript: Transcript) -> None:
         super().__init__(f"{type(cause).__name__}: {cause}")
+        self.cause = cause
         self.transcript = transcript
+
+    @property
+    def budget_cut(self) -> bool:
+        """Cut short by the run's budget (its token or cost limit), not by a failure (the
+        per-call ``requests_per_task`` limit is a failure)."""
+        text = str(self.cause)
+        return isinstance(self.cause, UsageLimitExceeded) and (
+            "total_tokens_limit" in text or "cost_limit" in text
+        )
+
+
+def _usage_limits(requests: int, limits: BodyLimits | None) -> UsageLimits:
+    """The call's limits: its requests, and what remains of the run's budget (a body)."""
+    if limits is None:
+        return UsageLimits(request_limit=requests)
+    cost = None if limits.cost_usd is None else Decimal(repr(limits.cost_usd))
+    return UsageLimits(request_limit=requests, total_tokens_limit=limits.tokens, cost_limit=cost)
 
 
 class _Role:
@@ -243,9 +271,13 @@ class _Role:
         self._settings = settings or None
 
     async def call(
-        self, prompt: str, output_type: type[OutputT], test_args: Callable[[], dict[str, Any]]
+        self,
+        prompt: str,
+        output_type: type[OutputT],
+        test_args: Callable[[], dict[str, Any]],
+        limits: BodyLimits | None = None,
     ) -> tuple[OutputT, Transcript]:
-        output, transcript = await self._run(prompt, output_type, test_args)
+        output, transcript = await self._run(prompt, output_type, test_args, limits)
         assert isinstance(output, output_type)
         return output, transcript
 
@@ -255,16 +287,19 @@ class _Role:
         output_type: type[OutputT],
         test_args: Callable[[], dict[str, Any]],
         resumed: Continuation | None,
+        limits: BodyLimits | None = None,
     ) -> tuple[OutputT | DeferredToolRequests, Transcript]:
         """As :meth:`call`, but a call of a tool that requires approval ends it with
         DeferredToolRequests; ``resumed`` continues a conversation that waited for them."""
-        return await self._run(prompt, [output_type, DeferredToolRequests], test_args, resumed)
+        deferring = [output_type, DeferredToolRequests]
+        return await self._run(prompt, deferring, test_args, limits, resumed)
 
     async def _run(
         self,
         prompt: str,
         output_type: Any,
         test_args: Callable[[], dict[str, Any]],
+        limits: BodyLimits | None,
         resumed: Continuation | None = None,
     ) -> tuple[Any, Transcript]:
         model = self._model
@@ -278,7 +313,7 @@ class _Role:
                     model=model,
                     instructions=self._opts.instructions,
                     model_settings=self._settings,
-                    usage_limits=UsageLimits(request_limit=self._opts.requests_per_task),
+                    usage_limits=_usage_limits(self._opts.requests_per_task, limits),
                     message_history=resumed.history if resumed else None,
                     deferred_tool_results=resumed.results if resumed else None,
                 )
@@ -332,9 +367,12 @@ class _Executor:
         try:
             resumed = continuation(asked)
             output, transcript = await self._role.call_deferring(
-                "\n".join(lines), ExecutionOutput, test_args, resumed
+                "\n".join(lines), ExecutionOutput, test_args, resumed, current_limits()
             )
         except CallFailedError as exc:
+            if exc.budget_cut:  # not a failure: the run pauses, the task runs again later
+                pause = Pause(PauseReason.BUDGET, f"task {task.id} cut short by the budget")
+                return ExecutionResult(False, str(exc), exc.transcript, pause=pause)
             return ExecutionResult(False, str(exc), exc.transcript)
         if isinstance(output, DeferredToolRequests):
             try:

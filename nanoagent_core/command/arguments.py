@@ -7,18 +7,25 @@ import argparse
 import math
 from typing import NoReturn
 
+from nanoagent_core.budget import Budget
 from nanoagent_core.clip import quoted
 from nanoagent_core.defaults import DEFAULT_HEARTBEAT, DEFAULT_LOG_LEVEL, LOG_LEVELS
-from nanoagent_core.models import MAX_ITERATIONS
+from nanoagent_core.models import MAX_ITERATIONS, RunState
 from nanoagent_core.options import whole_number
 
 __all__ = [
     "MAX_HEARTBEAT",
     "MAX_LIST_LIMIT",
+    "NO_LIMIT",
     "Parser",
+    "budget_args",
+    "budget_options",
     "heartbeat_seconds",
     "iterations",
     "list_limit",
+    "max_cost",
+    "max_tokens",
+    "new_budget",
     "port",
     "worker_options",
 ]
@@ -93,3 +100,73 @@ def port(text: str) -> int:
     if not 0 < value < 65536:
         raise argparse.ArgumentTypeError(f"a port is from 1 to 65535, not {quoted(text)}")
     return value
+
+
+#: What ``--max-tokens none`` / ``--max-cost none`` give: lift that limit (resume).
+NO_LIMIT = 0
+
+
+def max_tokens(text: str) -> int:
+    """``--max-tokens``: a whole number of tokens from 1, or ``none`` (NO_LIMIT: no limit)."""
+    if text.strip().lower() == "none":
+        return NO_LIMIT
+    return whole_number(text, 1, 10**15)
+
+
+def max_cost(text: str) -> float:
+    """``--max-cost``: USD, more than 0, or ``none`` (NO_LIMIT: no limit)."""
+    if text.strip().lower() == "none":
+        return float(NO_LIMIT)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an amount of USD: {quoted(text)}") from None
+    if not (math.isfinite(value) and 0 < value <= 1e9):
+        raise argparse.ArgumentTypeError(
+            f"a cost budget is more than 0 USD (or none), not {quoted(text)}"
+        )
+    return value
+
+
+def budget_options(parser: argparse.ArgumentParser, *, raising: bool) -> None:
+    """``--max-tokens N`` and ``--max-cost USD``; on resume they replace the stored ones."""
+    verb = "replace the run's" if raising else "the run's"
+    parser.add_argument(
+        "--max-tokens",
+        type=max_tokens,
+        default=None,
+        metavar="N",
+        help=f"{verb} token budget (in + out over its task bodies; 'none': no limit); a run"
+        " that reaches it pauses (exit 6)",
+    )
+    parser.add_argument(
+        "--max-cost",
+        type=max_cost,
+        default=None,
+        metavar="USD",
+        help=f"{verb} cost budget in USD ('none': no limit); an unknown price counts as"
+        " reaching it",
+    )
+
+
+def budget_args(args: argparse.Namespace) -> list[str]:
+    """The budget options as given, for a detached worker's command line."""
+    out: list[str] = []
+    if args.max_tokens is not None:
+        out += ["--max-tokens", "none" if args.max_tokens == NO_LIMIT else str(args.max_tokens)]
+    if args.max_cost is not None:
+        out += ["--max-cost", "none" if args.max_cost == NO_LIMIT else repr(args.max_cost)]
+    return out
+
+
+def new_budget(args: argparse.Namespace, run: RunState) -> Budget | None:
+    """The budget ``resume`` sets: the stored one with what the options replace; None when
+    no budget option was given (the stored one stays)."""
+    if args.max_tokens is None and args.max_cost is None:
+        return None
+    tokens, cost = run.max_tokens, run.max_cost_usd
+    if args.max_tokens is not None:
+        tokens = None if args.max_tokens == NO_LIMIT else args.max_tokens
+    if args.max_cost is not None:
+        cost = None if args.max_cost == NO_LIMIT else args.max_cost
+    return Budget(tokens, cost)

@@ -7,7 +7,12 @@ import argparse
 from typing import Any
 
 from nanoagent_core.actions import check_resumable, resume_detached
-from nanoagent_core.command.arguments import worker_options
+from nanoagent_core.command.arguments import (
+    budget_args,
+    budget_options,
+    new_budget,
+    worker_options,
+)
 from nanoagent_core.command.opening import open_for_run
 from nanoagent_core.command.output import EXIT_BUSY
 from nanoagent_core.command.run import drive
@@ -24,6 +29,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     parser.add_argument("--detach", action="store_true", help="resume in a background worker")
     parser.add_argument("--quiet", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--new", action="store_true", help=argparse.SUPPRESS)
+    budget_options(parser, raising=True)
     worker_options(parser)
 
 
@@ -39,12 +45,18 @@ async def run(location: str, args: argparse.Namespace) -> int:
                 print(f"run {run_id} completed already")
             return 0
         check_resumable(state)
+        budget = new_budget(args, state)
         if args.detach:
             await resume_detached(
-                store, location, run_id, heartbeat=args.heartbeat, log_level=args.log_level
+                store,
+                location,
+                run_id,
+                heartbeat=args.heartbeat,
+                log_level=args.log_level,
+                worker_args=budget_args(args),
             )
             print(run_id)
             return 0
-        return await drive(store, run_id, args, quiet=args.quiet)
+        return await drive(store, run_id, args, quiet=args.quiet, budget=budget)
     finally:
         await store.close()

@@ -8,7 +8,8 @@ import uuid
 from typing import Any
 
 from nanoagent_core.actions import new_run, start_detached
-from nanoagent_core.command.arguments import iterations, worker_options
+from nanoagent_core.budget import Budget
+from nanoagent_core.command.arguments import NO_LIMIT, budget_options, iterations, worker_options
 from nanoagent_core.command.output import EXIT_CODES, claim_printer, say, step_printer
 from nanoagent_core.defaults import DEFAULT_MAX_ITERATIONS
 from nanoagent_core.options import parse_option_pairs
@@ -35,6 +36,7 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--run-id", metavar="ID")
     parser.add_argument("--detach", action="store_true", help="run in a background worker")
+    budget_options(parser, raising=False)
     worker_options(parser)
 
 
@@ -48,6 +50,13 @@ async def run(location: str, args: argparse.Namespace) -> int:
         options=parse_option_pairs(args.option),
         heartbeat=args.heartbeat,
         claimed_here=not args.detach,  # in the foreground, this process claims it
+    )
+    tokens, cost = args.max_tokens, args.max_cost
+    state = state.model_copy(
+        update={
+            "max_tokens": None if tokens in (None, NO_LIMIT) else tokens,
+            "max_cost_usd": None if cost in (None, NO_LIMIT) else cost,
+        }
     )
     store = await open_store(location, create=True)
     try:
@@ -64,14 +73,23 @@ async def run(location: str, args: argparse.Namespace) -> int:
         await store.close()
 
 
-async def drive(store: AnyStore, run_id: str, args: argparse.Namespace, *, quiet: bool) -> int:
-    """Claim the run in this process and drive it to its end; exit by its final status."""
+async def drive(
+    store: AnyStore,
+    run_id: str,
+    args: argparse.Namespace,
+    *,
+    quiet: bool,
+    budget: Budget | None = None,
+) -> int:
+    """Claim the run in this process and drive it to its end; exit by its final status.
+    ``budget``: a new budget for the run, set right after the claim (resume)."""
     final = await resume_run(
         store,
         run_id,
         heartbeat=args.heartbeat,
         on_step=step_printer(quiet),
         on_claim=claim_printer(quiet),
+        budget=budget,
     )
     if not quiet:
         line = f"run {run_id} {final.status}"

@@ -68,15 +68,22 @@ def prepare(
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000):d}")
     try:
         app_id, version, objects = conn.execute(sql.READ_HEADER).fetchone()
+    except UnicodeDecodeError:
+        # SQLite's message quoted a mangled schema entry, which is not UTF-8 text
+        raise NotANanoagentDatabaseError(
+            f"{where}: damaged database (its schema is not readable text)"
+        ) from None
     except sqlite3.DatabaseError as exc:
         if damaged(exc):
-            raise NotANanoagentDatabaseError(f"{where}: not a nanoagent database ({exc})") from None
+            raise NotANanoagentDatabaseError(
+                f"{where}: not a nanoagent database ({_line(exc)})"
+            ) from None
         # Not the file's fault (locked, or a WAL file whose -shm cannot be created in a
         # read-only directory): say what SQLite said, not that the file is foreign.
         hint = ""
         if "readonly" in str(exc) or "unable to open" in str(exc):
             hint = f"; is the directory writable? SQLite needs {where}-shm beside the file"
-        raise DatabaseError(f"{where}: cannot read the database ({exc}{hint})") from None
+        raise DatabaseError(f"{where}: cannot read the database ({_line(exc)}{hint})") from None
     if app_id != sql.APPLICATION_ID and (objects or app_id or version):
         raise NotANanoagentDatabaseError(
             f"{where}: a SQLite database of another application, not a nanoagent database"
@@ -119,6 +126,11 @@ def prepare(
         finally:
             conn.execute(sql.FOREIGN_KEYS_ON)
     _integrity_probe(conn, where)
+
+
+def _line(exc: BaseException) -> str:
+    """SQLite's message on one line (a malformed schema entry is quoted with its newlines)."""
+    return " ".join(str(exc).split())
 
 
 def _enter_wal(conn: sqlite3.Connection, where: str, busy_timeout: float) -> None:
@@ -167,7 +179,7 @@ def _integrity_probe(conn: sqlite3.Connection, where: str) -> None:
         for table in ("runs", "tasks", "results", "events", "attempts"):
             conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} LIMIT 1)").fetchone()
     except sqlite3.DatabaseError as exc:
-        raise NotANanoagentDatabaseError(f"{where}: damaged database ({exc})") from None
+        raise NotANanoagentDatabaseError(f"{where}: damaged database ({_line(exc)})") from None
 
 
 def _quick_check(conn: sqlite3.Connection, where: str) -> None:
@@ -179,7 +191,7 @@ def _quick_check(conn: sqlite3.Connection, where: str) -> None:
         first = conn.execute("PRAGMA quick_check(1)").fetchone()
     except sqlite3.DatabaseError as exc:
         if damaged(exc):
-            raise NotANanoagentDatabaseError(f"{where}: damaged database ({exc})") from None
+            raise NotANanoagentDatabaseError(f"{where}: damaged database ({_line(exc)})") from None
         raise
     if first is None or first[0] != "ok":
         detail = " ".join(str(first[0] if first else "no answer").split())[:200]

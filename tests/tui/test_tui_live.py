@@ -251,8 +251,12 @@ async def test_unreadable_database_is_broken_with_its_message(
             conn.execute("PRAGMA user_version = 99")
     elif content == "corrupt":
         await seed_database(path, EVERY_STATUS)
+        with sqlite3.connect(path) as conn:  # where the runs table starts (schema 4 rebuilt it)
+            root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'runs'").fetchone()
+            size = conn.execute("PRAGMA page_size").fetchone()[0]
         data = bytearray(path.read_bytes())
-        data[4096:12288] = b"\xff" * 8192  # overwrite pages after the header
+        start = (root[0] - 1) * size
+        data[start : start + 2 * size] = b"\xff" * (2 * size)  # overwrite the runs table's pages
         path.write_bytes(bytes(data))
     else:
         path.write_text(content)
