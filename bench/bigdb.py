@@ -131,6 +131,7 @@ def build_database(path: Path, runs: int, events: int, *, tasked_runs: int = 100
                 None if status in ("completed", "running", "interrupted") else f"{status}: bench",
                 f"Completed {done_tasks} task(s):" if status == "completed" else None,
                 TASKS_PER_RUN, done_tasks, 0, 0, 0, None, 0,  # an empty ledger
+                None, None, None, None,  # not paused, no budget
             )  # fmt: skip
 
     def event_rows() -> Iterator[tuple[Any, ...]]:

@@ -13,6 +13,10 @@ Positions (phase, iteration, current task) and what happens from each:
 * ``reflecting, i``: ask the reflector; commit new and cancelled tasks with the next position.
 * ``done``: the run has completed.
 
+Before each phase that calls the agent, the run's budget is checked (budget.py): a run that
+has spent it commits a pause (status ``paused``, reason ``budget``) at that position and the
+loop returns; an executor may pause the run too (``ExecutionResult.pause``: pause.py).
+
 A crash at any instant leaves the previous commit or the next one, never a mix. A task whose
 outcome committed is never executed again; an in-flight one runs again (at least once).
 """

@@ -5,6 +5,8 @@
 * SIGTERM / SIGINT cancel the current step; the run is recorded ``interrupted``.
 * A worker whose lease was lost (another worker claimed the run) stops at once and writes
   nothing more: every write it makes is fenced by its epoch.
+* A run that pauses (its budget spent, or an executor's ``pause``) commits that step and the
+  loop returns: the worker ends with the run ``paused``, owner and lease released.
 
 Run detached as ``python -P -m nanoagent_core.worker_main RUN_ID`` with the location in
 ``NANOAGENT_DB`` (see nanoagent_core.launch). Trouble it rides out (a heartbeat that could not

@@ -1,0 +1,58 @@
+"""A budget pause on PostgreSQL through the real command (TestModel, offline): ``run
+--max-tokens 1`` exits 6 with the run paused (budget), a fresh process lists it with
+``--status paused``, and ``resume --max-tokens 50000`` completes it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pydantic_ai.models
+
+pydantic_ai.models.ALLOW_MODEL_REQUESTS = False
+
+NANOAGENT = str(Path(sys.executable).with_name("nanoagent"))
+
+
+async def acli(*args: str) -> subprocess.CompletedProcess[str]:
+    """``nanoagent ARGS`` in a fresh process (no NANOAGENT_* variable), to its end."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NANOAGENT_")}
+    return await asyncio.to_thread(
+        subprocess.run,
+        [NANOAGENT, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+
+
+LLM = ["--agent", "llm", "--option", "model=test"]
+
+
+async def test_a_budget_pause_and_a_raised_resume_on_postgres(location: str) -> None:
+    env_db = ["--db", location]
+    paused = await acli(*env_db, "run", "Plan a trip", *LLM, "--max-tokens", "1",
+                        "--run-id", "trip")  # fmt: skip
+    assert paused.returncode == 6, paused
+    listed = await acli(*env_db, "list", "--status", "paused", "--json")
+    assert listed.returncode == 0, listed
+    [summary] = json.loads(listed.stdout)
+    assert (summary["run_id"], summary["pause_reason"], summary["max_tokens"]) == (
+        "trip",
+        "budget",
+        1,
+    )
+    done = await acli(*env_db, "resume", "trip", "--max-tokens", "50000")
+    assert done.returncode == 0, done
+    shown = json.loads((await acli(*env_db, "show", "trip", "--json")).stdout)
+    assert (shown["status"], shown["max_tokens"]) == ("completed", 50000)
+    outcomes = [e["outcome"] for t in shown["tasks"] for e in t["journal"]]
+    assert outcomes[0] == "budget"
+    assert set(outcomes[1:]) == {"done"}
