@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from bench import concurrency, crash, dashboard, live, peers, pg, prune, scale, step_cost
+from bench import concurrency, crash, dashboard, live, peers, pg, pool, prune, scale, step_cost
 from bench.common import Config, SectionResult
 from bench.report import machine, render
 
@@ -31,8 +31,9 @@ SECTIONS: dict[str, tuple[str, Callable[[Config, Path], SectionResult]]] = {
     "5": ("5. Crash detection and resume", crash.run),
     "6": ("6. Peers (LangGraph, DBOS)", peers.run),
     "7": ("7. Retention (prune)", prune.run),
+    "8": ("8. Pool worker", pool.run),
 }
-ALIASES: dict[str, str] = {"peers": "6", "prune": "7"}
+ALIASES: dict[str, str] = {"peers": "6", "prune": "7", "pool": "8"}
 ALL_SECTIONS = ",".join(SECTIONS)
 #: A line in RESULTS.md after which the text is written by hand (the profile of section 1):
 #: a new run keeps it.

@@ -13,7 +13,18 @@ from collections.abc import Callable, Coroutine, Sequence
 from types import ModuleType
 from typing import Any
 
-from nanoagent_core.command import abort, approve, listing, prune, resume, run, show, watch
+from nanoagent_core.command import (
+    abort,
+    approve,
+    listing,
+    prune,
+    replay,
+    resume,
+    run,
+    show,
+    watch,
+    worker,
+)
 from nanoagent_core.command import serve as serve_command
 from nanoagent_core.command.arguments import MAX_LIST_LIMIT, Parser
 from nanoagent_core.command.listing import run_summary
@@ -34,7 +45,18 @@ __all__ = ["COMMANDS", "EXIT_CODES", "EXIT_PIPE", "MAX_LIST_LIMIT", "main", "run
 #: ``add_parser(sub, common)`` and ``async def run(location, args) -> int``. Help lists them
 #: in this order, after ``tui`` and ``demo`` and before ``serve``. A new command: a module
 #: with those three, added here.
-COMMANDS: tuple[ModuleType, ...] = (run, resume, abort, approve, listing, show, watch, prune)
+COMMANDS: tuple[ModuleType, ...] = (
+    run,
+    resume,
+    abort,
+    approve,
+    listing,
+    show,
+    replay,
+    watch,
+    prune,
+    worker,
+)
 
 #: Opens the dashboard on a location -> exit status.
 Dashboard = Callable[[str], int]

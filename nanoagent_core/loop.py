@@ -165,6 +165,12 @@ class Loop:
         self._carry: dict[str, Task] = {}  # changes that ride with the next commit
         self._restart_in_flight = False
         self._approvals: list[ApprovalRequest] = []  #: the run's requests, read at the start
+        self._stop_after_step = False
+
+    def stop_after_step(self) -> None:
+        """Let the step in flight finish and commit, then return from :meth:`run` with the
+        run still running (a pool worker draining on SIGTERM; its caller records why)."""
+        self._stop_after_step = True
 
     @property
     def state(self) -> RunState:
@@ -181,7 +187,7 @@ class Loop:
         self._results = await self._store.get_all_results(run_id)
         self._approvals = await self._store.get_approvals(run_id)
         self._restart_in_flight = self._run.phase is Phase.EXECUTING
-        while self._run.status is RunStatus.RUNNING:
+        while self._run.status is RunStatus.RUNNING and not self._stop_after_step:
             if self._run.abort_requested_at is not None:
                 raise RunAbortedError("abort requested")
             spent = exhausted(self._run)

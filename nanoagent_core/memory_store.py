@@ -16,6 +16,7 @@ from nanoagent_core.errors import (
     DatabaseError,
 )
 from nanoagent_core.memory_approvals import MemoryApprovals
+from nanoagent_core.memory_queue import MemoryQueue
 from nanoagent_core.models import (
     Attempt,
     Event,
@@ -40,7 +41,7 @@ def _json_copy(event: NewEvent) -> dict[str, Any]:
     return copied
 
 
-class MemoryStore(MemoryApprovals):
+class MemoryStore(MemoryQueue, MemoryApprovals):
     def __init__(self, *, clock: Callable[[], datetime] = utc_now) -> None:
         self._clock = clock
         self._runs: dict[str, RunState] = {}
@@ -150,6 +151,8 @@ class MemoryStore(MemoryApprovals):
         self._runs[run.run_id] = stored
         self._version += 1
         self._emit(run.run_id, now, [rules.created_event(run)])
+        if stored.status is RunStatus.QUEUED:
+            self._queue_news().set()
         return stored
 
     async def get_run(self, run_id: str) -> RunState:

@@ -95,6 +95,7 @@ class RunStatus(StrEnum):
     #: a budget raised, a person's decision); no worker holds it; resumable, abortable, never
     #: pruned
     PAUSED = "paused"
+    QUEUED = "queued"  #: waiting for a pool worker to claim it (``run --enqueue``)
 
     @property
     def finished(self) -> bool:
@@ -135,6 +136,7 @@ class EventKind(StrEnum):
     RUN_ABORTED = "run_aborted"
     RUN_PAUSED = "run_paused"  #: data: reason, detail, phase, iteration, task_id
     BUDGET_SET = "budget_set"  #: data: max_tokens, max_cost_usd (None: no limit)
+    RUN_RESTARTED = "run_restarted"  #: a pool worker took up a crashed run (``--recover``)
     APPROVAL_REQUESTED = "approval_requested"
     APPROVAL_DECIDED = "approval_decided"
     NOTE = "note"

@@ -54,6 +54,7 @@ __all__ = [
     "NewEvent",
     "PruneCount",
     "PruneStore",
+    "QueueStore",
     "RunReader",
     "RunStore",
     "SnapshotStore",
@@ -234,6 +235,55 @@ class LeaseStore(Protocol):
         ...
 
 
+class QueueStore(Protocol):
+    """Pool workers' side: queued runs claimed oldest first, crashed runs recovered.
+
+    * ``claim_next`` is one compare-and-set: of several racing claimers (processes, hosts)
+      exactly one gets each queued run; the others get the next one, or None.
+    * ``recover_run`` counts the run's restarts by its ``run_restarted`` events: once
+      ``budget`` of them were made, the run ends ``failed`` instead (fenced: epoch + 1).
+    """
+
+    async def claim_next(self, owner: Owner, *, lease_seconds: float) -> RunState | None:
+        """Claim the oldest queued run (creation time, then id) whose abort was not
+        requested; None when there is none."""
+        ...
+
+    async def claim_queued(
+        self, owner: Owner, *, lease_seconds: float, limit: int
+    ) -> list[RunState]:
+        """Claim up to ``limit`` queued runs as :meth:`claim_next` would one after another,
+        oldest first (SQLite: in one transaction); [] when there is none."""
+        ...
+
+    async def recover_run(
+        self,
+        run_id: str,
+        owner: Owner,
+        *,
+        expected_epoch: int,
+        lease_seconds: float,
+        owner_gone: bool,
+        budget: int,
+    ) -> RunState:
+        """Take up a crashed run (stored running, its lease expired or, ``owner_gone``, its
+        worker's pid dead on this host): a ``run_restarted`` event and a claim, or, with
+        ``budget`` restarts spent, the run ended ``failed``. RunBusyError if the epoch moved
+        on or the run is held, RunFinishedError if it has finished meanwhile (as claim_run).
+        """
+        ...
+
+    async def wait_for_queue(self, timeout: float) -> bool:
+        """Wait at most ``timeout`` seconds for news of an enqueued run: True when the store
+        pushed it (PostgreSQL's NOTIFY; the memory store's own enqueue), False when the time
+        ran out (a store that pushes nothing always waits it out: the caller polls)."""
+        ...
+
+    async def announce_queued(self) -> None:
+        """Tell waiting pool workers that a run was queued (again) by a step."""
+        ...
+
+
 class StepStore(Protocol):
     async def commit_step(self, run_id: str, step: Step, *, epoch: int) -> RunState:
         """Commit one step atomically, fenced by ``epoch``. Returns the run after it."""
@@ -363,6 +413,7 @@ class Store(
     ApprovalStore,
     ChangeWatch,
     PruneStore,
+    QueueStore,
     Protocol,
 ):
     """Everything; what the command line and the dashboard open."""
@@ -375,7 +426,9 @@ class Store(
     async def close(self) -> None: ...
 
 
-class Viewer(RunReader, EventReader, SnapshotStore, ApprovalReader, ChangeWatch, Protocol):
+class Viewer(
+    RunReader, EventReader, SnapshotStore, JournalStore, ApprovalReader, ChangeWatch, Protocol
+):
     """What a dashboard reads, and all it may do: nothing here writes. Opened read-only by
     :func:`nanoagent_core.stores.open_viewer`; every :class:`Store` is one."""
 

@@ -48,6 +48,7 @@ class ShownStatus(StrEnum):
     FAILED = "failed"
     ABORTED = "aborted"
     PAUSED = "paused"  #: stopped at a checkpoint, waiting (see RunState.pause_reason); resumable
+    QUEUED = "queued"  #: waiting for a pool worker (``nanoagent worker``) to claim it
     DAMAGED = "damaged"  #: its row holds what nanoagent never writes (see RunState.damaged)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from nanoagent_core.errors import (
@@ -26,12 +26,16 @@ from nanoagent_core.models import Attempt, EventKind, Owner, RunState, RunStatus
 from nanoagent_core.protocols import NewEvent, Step
 
 __all__ = [
+    "DEFAULT_RESTART_BUDGET",
     "FOLD_FUNCTION",
     "NO_LEDGER",
     "aborted_event",
     "attempt_params",
     "budget_event",
+    "budget_failed_event",
     "budget_params",
+    "budget_spent",
+    "check_budget",
     "claim_refusal",
     "claimed_event",
     "created_event",
@@ -46,6 +50,8 @@ __all__ = [
     "prunable",
     "prune_boundary",
     "prune_statuses",
+    "queue_order",
+    "restarted_event",
     "run_exists",
     "run_finished",
     "run_not_found",
@@ -359,3 +365,56 @@ def prunable(
         return False
     finished = run.finished_at.timestamp()
     return finished < cutoff and (boundary is None or (finished, run.run_id) < boundary)
+
+
+# -- the queue and recovery (pool workers) ---------------------------------------------------
+
+#: Restarts recovery makes of one crashed run before it ends the run failed instead.
+DEFAULT_RESTART_BUDGET = 3
+
+
+def queue_order(run: RunState) -> tuple[datetime, str]:
+    """The order in which queued runs are claimed: oldest first, then by id."""
+    return (run.created_at, run.run_id)
+
+
+def restarted_event(run: RunState, owner: Owner, restarts: int, budget: int) -> NewEvent:
+    """A crashed run taken up again by recovery: its ``restarts``-th restart of ``budget``."""
+    return NewEvent(
+        kind=EventKind.RUN_RESTARTED,
+        data={
+            "restart": restarts,
+            "budget": budget,
+            "epoch": run.epoch,
+            "host": owner.host,
+            "pid": owner.pid,
+            "phase": run.phase.value,
+            "iteration": run.iteration,
+            "task_id": run.current_task_id,
+        },
+    )
+
+
+def budget_spent(run_id: str, restarts: int) -> str:
+    """The error of a crashed run that recovery ends instead of restarting."""
+    return (
+        f"run {run_id} crashed again after {restarts} automatic restart"
+        f"{'s' if restarts != 1 else ''}: restart budget spent, not restarted"
+    )
+
+
+def budget_failed_event(run: RunState, reason: str) -> NewEvent:
+    return NewEvent(
+        kind=EventKind.RUN_FAILED,
+        data={
+            "error": reason,
+            "phase": run.phase.value,
+            "iteration": run.iteration,
+            "task_id": run.current_task_id,
+        },
+    )
+
+
+def check_budget(budget: int) -> None:
+    if budget < 0:
+        raise ValidationError(f"a restart budget is 0 or more, not {budget}")

@@ -48,7 +48,15 @@ from nanoagent_core.procinfo import current_owner
 from nanoagent_core.protocols import LeaseStore, NewEvent, RunStore, Step
 from nanoagent_core.status import check_not_held, check_readable
 
-__all__ = ["DEFAULT_HEARTBEAT", "FAULT_KILL_AFTER_COMMIT", "WorkerStore", "drive", "resume_run"]
+__all__ = [
+    "DEFAULT_HEARTBEAT",
+    "FAULT_KILL_AFTER_COMMIT",
+    "WorkerStore",
+    "drive",
+    "fault_in_body",
+    "fault_injector",
+    "resume_run",
+]
 
 # FAULT_KILL_AFTER_COMMIT (nanoagent_core.defaults) is a test fault injector: the worker
 # SIGKILLs itself right after its k-th committed step (each step the loop commits counts:
@@ -105,12 +113,12 @@ async def resume_run(
         return run
     if run.owner != current_owner():  # a run this process stored as its own is not busy
         check_not_held(run)  # RunBusyError
-    agent = _fault_in_body(load_agent(run.agent, run.agent_options))
+    agent = fault_in_body(load_agent(run.agent, run.agent_options))
     if run.status is RunStatus.RUNNING and run.abort_requested_at is not None:
         run = await _apply_pending_abort(store, run)
     if budget is not None:  # a budget no run can have is refused before anything is claimed
         rules.budget_params(run_id, run.epoch, budget.max_tokens, budget.max_cost_usd)
-    on_step = _fault_injector(on_step)
+    on_step = fault_injector(on_step)
     await _hold_before_claim()
     claimed = await store.claim_run(
         run_id,
@@ -155,7 +163,7 @@ async def _apply_pending_abort(store: WorkerStore, run: RunState) -> RunState:
         raise RunBusyError(f"run {run.run_id!r} was claimed by another worker meanwhile") from None
 
 
-def _fault_injector(on_step: StepListener | None) -> StepListener | None:
+def fault_injector(on_step: StepListener | None) -> StepListener | None:
     """Test fault injector (see FAULT_KILL_AFTER_COMMIT): wraps ``on_step`` so that this
     process kills itself with SIGKILL right after its k-th committed step."""
     raw = os.environ.get(FAULT_KILL_AFTER_COMMIT)
@@ -184,7 +192,7 @@ async def _hold_before_claim() -> None:
     await asyncio.to_thread(Path(gate).read_bytes)  # blocks until the test opens and closes it
 
 
-def _fault_in_body(agent: Agent) -> Agent:
+def fault_in_body(agent: Agent) -> Agent:
     """Test fault injector (see FAULT_KILL_IN_BODY)."""
     raw = os.environ.get(FAULT_KILL_IN_BODY)
     if not raw:
@@ -207,9 +215,23 @@ def _fault_in_body(agent: Agent) -> Agent:
 
 
 async def drive(
-    store: WorkerStore, loop: Loop, *, heartbeat: float, handle_signals: bool = True
+    store: WorkerStore,
+    loop: Loop,
+    *,
+    heartbeat: float,
+    handle_signals: bool = True,
+    drain: asyncio.Event | None = None,
+    halt: asyncio.Event | None = None,
+    requeue: bool = False,
 ) -> RunState:
-    """Run ``loop`` with heartbeats, abort handling and signal handling."""
+    """Run ``loop`` with heartbeats, abort handling and signal handling.
+
+    A pool worker drives many runs in one process and passes its own stop requests instead of
+    signals: once ``drain`` is set the step in flight finishes, then the run stops; once
+    ``halt`` is set it stops at once (as a signal stops a lone worker). Either way the run is
+    recorded interrupted (its event), and with ``requeue`` its status is ``queued`` again, so
+    that any pool worker takes it up.
+    """
     run_id, epoch = loop.state.run_id, loop.state.epoch
     stops: list[_Stop] = []
     loop_task = asyncio.ensure_future(loop.run())
@@ -221,9 +243,13 @@ async def drive(
 
     beat = asyncio.ensure_future(_heartbeat(store, run_id, epoch, heartbeat, stop))
     signals = _install_signals(stop) if handle_signals else []
+    watchers = _watch_requests(loop, stop, drain, halt)
     failure: BaseException | None = None
     try:
-        return await loop_task
+        done = await loop_task
+        if done.status is not RunStatus.RUNNING:
+            return done
+        stops.append(_Stop.INTERRUPT)  # drained: the step in flight finished, then it stopped
     except asyncio.CancelledError:
         if not stops:  # cancelled from outside, not by us
             raise
@@ -234,22 +260,45 @@ async def drive(
     except Exception as exc:
         failure = exc
     finally:
-        beat.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await beat
+        for task in (beat, *watchers):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         _remove_signals(signals)
         if not loop_task.done():
             loop_task.cancel()
     if isinstance(failure, DatabaseBusyError):
         # Another process held the write lock past the busy timeout: not the run's fault.
         cause = f"another process holding the write lock past the busy timeout ({failure})"
-        return await _record_stop(store, run_id, epoch, _Stop.INTERRUPT, cause)
+        return await _record_stop(store, run_id, epoch, _Stop.INTERRUPT, cause, requeue=requeue)
     if failure is not None:
         return await _record_failure(store, run_id, epoch, failure)
     reason = stops[0]
     if reason is _Stop.LEASE_LOST:
         raise LeaseLostError(f"lease on run {run_id!r} lost to another worker; stopped")
-    return await _record_stop(store, run_id, epoch, reason)
+    cause = "its pool worker stopping" if drain is not None or halt is not None else None
+    return await _record_stop(store, run_id, epoch, reason, cause, requeue=requeue)
+
+
+def _watch_requests(
+    loop: Loop, stop: _StopFn, drain: asyncio.Event | None, halt: asyncio.Event | None
+) -> list[asyncio.Future[None]]:
+    """Tasks that act on a pool's stop requests (none for a lone worker)."""
+
+    async def on_drain(event: asyncio.Event) -> None:
+        await event.wait()
+        loop.stop_after_step()
+
+    async def on_halt(event: asyncio.Event) -> None:
+        await event.wait()
+        stop(_Stop.INTERRUPT)
+
+    watchers: list[asyncio.Future[None]] = []
+    if drain is not None:
+        watchers.append(asyncio.ensure_future(on_drain(drain)))
+    if halt is not None:
+        watchers.append(asyncio.ensure_future(on_halt(halt)))
+    return watchers
 
 
 async def _heartbeat(
@@ -307,7 +356,13 @@ def _remove_signals(installed: list[signal.Signals]) -> None:
 
 
 async def _record_stop(
-    store: WorkerStore, run_id: str, epoch: int, reason: _Stop, cause: str | None = None
+    store: WorkerStore,
+    run_id: str,
+    epoch: int,
+    reason: _Stop,
+    cause: str | None = None,
+    *,
+    requeue: bool = False,
 ) -> RunState:
     # Read the position back rather than trusting the loop's copy: a commit cancelled
     # mid-flight may still have landed (it runs to its end on the connection's thread).
@@ -325,6 +380,8 @@ async def _record_stop(
     else:
         status, kind = RunStatus.INTERRUPTED, EventKind.RUN_INTERRUPTED
         error = f"interrupted by {'a signal' if cause is None else cause} during {place}"
+        if requeue:  # a pool's run: back in the queue, for any pool worker
+            status, error = RunStatus.QUEUED, f"{error}; queued again"
     step = Step(
         phase=current.phase,
         iteration=current.iteration,

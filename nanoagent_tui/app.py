@@ -10,12 +10,15 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from pathlib import Path
 
 from textual import events
 from textual.actions import SkipAction
 from textual.app import App
 from textual.binding import Binding
 from textual.notifications import SeverityLevel
+from textual.reactive import reactive
+from textual.signal import Signal
 from textual.widgets import Input
 
 from nanoagent_core.agents.registry import agent_names
@@ -51,10 +54,13 @@ class DashboardApp(App[int]):
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", show=False, priority=True, id="ctrl_quit"),
     ]
-    CSS = """
-    Screen { background: $background; }
-    ModalScreen { background: $background 60%; }
-    """
+    #: absolute (here and in the screens): Textual reads a relative path from the file of
+    #: the class in use, which for a subclass (the tests have some) is another directory
+    CSS_PATH = Path(__file__).with_name("app.tcss")
+
+    #: The app's sort mode (command palette); the runs screen follows it. Choosing the
+    #: mode already chosen sorts by it again (after a click on another column's header).
+    sort: reactive[SortMode] = reactive(SortMode.ACTIVITY, always_update=True, init=False)
 
     def __init__(
         self,
@@ -80,7 +86,11 @@ class DashboardApp(App[int]):
         self._poll_interval = poll_interval
         self.tick_interval = tick_interval
         self.live = live or LiveData(location, window=window)
-        self.sort = SortMode.ACTIVITY
+        self.runs = RunsScreen()  #: the runs list, at the bottom of the screen stack
+        #: each poll's update, to every live screen
+        self.polled: Signal[Update] = Signal(self, "polled")
+        #: time moved on (statuses and ages), to the live screen on top
+        self.ticked: Signal[None] = Signal(self, "ticked")
         self.pending_select: str | None = None  #: a run to put the cursor on once it shows
         self.polls = 0  #: polls done (tests wait on it)
         self.updates = 0  #: polls that found something
@@ -100,7 +110,7 @@ class DashboardApp(App[int]):
     # -- life ------------------------------------------------------------------------------
 
     def on_mount(self) -> None:
-        self.push_screen(RunsScreen())
+        self.push_screen(self.runs)
         self.run_worker(self._poll_loop(), group="poll", exclusive=True, name="poll")
         self.set_interval(self.tick_interval, self._tick, name="tick")
 
@@ -129,8 +139,8 @@ class DashboardApp(App[int]):
         self._wake.set()
 
     def _dispatch(self, update: Update) -> None:
-        """Send ``update`` to every live screen as a message: a screen handles it once its
-        widgets are mounted, however soon after ``push_screen`` the poll ended."""
+        """Publish ``update`` to the live screens (each handles it as a message of its own,
+        once its widgets are mounted)."""
         if self.live.health is Health.BROKEN:
             if not isinstance(self.screen, ErrorScreen):
                 self.push_screen(ErrorScreen(self.location, self.live.message))
@@ -138,9 +148,7 @@ class DashboardApp(App[int]):
         if update.reloaded and not self._opened:
             self._opened = True
             self.pending_select = self._first_crashed()
-        for screen in self.screen_stack:
-            if isinstance(screen, LiveScreen):
-                screen.deliver(update)
+        self.polled.publish(update)
         self._notice()
 
     def on_key(self, event: events.Key) -> None:
@@ -201,9 +209,8 @@ class DashboardApp(App[int]):
     def _tick(self) -> None:
         self._notice()
         reap_workers()
-        screen = self.screen
-        if isinstance(screen, LiveScreen) and self.is_running:
-            screen.tick()
+        if self.is_running:
+            self.ticked.publish(None)
 
     def retry(self) -> None:
         """From the error screen: open the database again."""
@@ -230,13 +237,9 @@ class DashboardApp(App[int]):
 
     def set_sort(self, mode: SortMode) -> None:
         self.sort = mode
-        for screen in self.screen_stack:
-            if isinstance(screen, RunsScreen):
-                screen.use_sort(mode)  # redrawn once mounted
 
     def filter_status(self, status: str | None) -> None:
-        self.live.set_filter(Filter(self.live.filter.text, status))
-        self.request_poll()
+        self.runs.run_filter = Filter(self.live.filter.text, status)
 
     def open_detail(self, run_id: str) -> None:
         self.push_screen(DetailScreen(run_id))
@@ -324,11 +327,10 @@ class DashboardApp(App[int]):
             self.open_detail(run.run_id)
 
     def action_filter(self) -> None:
-        for screen in self.screen_stack:
-            if isinstance(screen, RunsScreen):
-                while self.screen is not screen:
-                    self.pop_screen()
-                screen.action_filter()
+        if self.runs in self.screen_stack:
+            while self.screen is not self.runs:
+                self.pop_screen()
+            self.runs.action_filter()
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen())
@@ -379,9 +381,8 @@ class DashboardApp(App[int]):
                 self.pending_select = run_id
                 # its row may be on screen already (it was stored before its worker claimed
                 # it): move the cursor now, not at the next change
-                for screen in self.screen_stack:
-                    if isinstance(screen, RunsScreen):
-                        screen.refresh_view()
+                if self.runs.is_mounted:
+                    self.runs.refresh_view()
                 self.request_poll()
 
         self.push_screen(NewRunScreen(agent_names()), started)

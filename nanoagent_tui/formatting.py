@@ -17,6 +17,7 @@ from typing import NamedTuple
 from rich.text import Text
 
 from nanoagent_core.clip import clip as clip_text
+from nanoagent_core.ledger import token_count
 from nanoagent_core.models import Phase, RunState, RunStatus, Task, TaskStatus
 from nanoagent_core.safetext import visible
 from nanoagent_core.status import ShownStatus, shown_status
@@ -57,6 +58,7 @@ _LOOK: dict[str, tuple[str, str]] = {
     ShownStatus.ABORTED: ("■", "magenta"),
     #: waits for something (a budget raised, a person's decision): it stands out, not alarms
     ShownStatus.PAUSED: ("⧗", "bold black on cyan"),
+    ShownStatus.QUEUED: ("…", "cyan"),
     ShownStatus.DAMAGED: ("⚠", "bold red"),
 }
 
@@ -67,6 +69,7 @@ STATUS_ORDER: dict[str, int] = {
     ABORTING: 1,
     ShownStatus.PAUSED: 1,
     ShownStatus.RUNNING: 2,
+    ShownStatus.QUEUED: 2,
     ShownStatus.FAILED: 3,
     ShownStatus.INTERRUPTED: 4,
     ShownStatus.ABORTED: 5,
@@ -168,6 +171,7 @@ def run_sort_key(column: str) -> Callable[[tuple[RunState, str]], SortKey]:
             run.tasks_total,
         ),
         "iteration": lambda run, word: (run.iteration, run.max_iterations),
+        "tokens": lambda run, word: (run.tokens_in + run.tokens_out,),
         "activity": lambda run, word: (run.updated_at.timestamp(),),
         "worker": lambda run, word: (worker_text(run),),
         "created": lambda run, word: (run.created_at.timestamp(),),
@@ -186,6 +190,7 @@ class RunRow(NamedTuple):
     phase: str
     progress: tuple[int, int]
     iteration: tuple[int, int]
+    tokens: str  #: tokens in and out, as ``list`` shows them (``-`` for none)
     activity: str
     worker: str
 
@@ -210,6 +215,7 @@ def run_row(run: RunState, now: datetime, word: str | None = None) -> RunRow:
         phase=phase,
         progress=(run.tasks_done, run.tasks_total),
         iteration=(run.iteration, run.max_iterations),
+        tokens=token_count(run.tokens_in + run.tokens_out),
         activity=ago(now, run.updated_at),
         worker=worker_text(run),
     )

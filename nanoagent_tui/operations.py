@@ -45,6 +45,8 @@ def why_not_resumable(run: RunState, now: datetime) -> str | None:
     if word == ShownStatus.RUNNING:
         worker = f" (pid {run.owner.pid} on {run.owner.host})" if run.owner else ""
         return f"{run.run_id} is running{worker}: nothing to resume"
+    if word == ShownStatus.QUEUED:
+        return f"{run.run_id} is queued: a pool worker ('nanoagent worker') takes it up"
     return f"{run.run_id} has completed: nothing to resume"
 
 

@@ -26,10 +26,12 @@ secret are refused (see options.py).
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Generator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import pydantic_ai.models as pai_models
 from pydantic import BaseModel, Field
@@ -59,11 +61,14 @@ from nanoagent_core.rules import MAX_PLANNED_TASKS
 
 __all__ = [
     "COMMON_OPTIONS",
+    "REPLAY_MODEL",
     "ExecutionOutput",
     "ModelOptions",
+    "ModelSource",
     "PlanOutput",
     "PlannedTasks",
     "ReflectionOutput",
+    "answered_by",
     "make_agent",
 ]
 
@@ -81,6 +86,36 @@ OutputT = TypeVar("OutputT", bound=BaseModel)
 # pydantic-ai cannot enforce it and warns on every call. nanoagent handles that case itself
 # (an unknown cost counts as the cost budget reached: see nanoagent_core/budget.py).
 warnings.filterwarnings("ignore", category=CostNotFoundWarning)
+
+#: The model name of the responses a replay gives (they cost nothing: no tokens are spent).
+REPLAY_MODEL = "replay"
+
+
+class ModelSource(Protocol):
+    """Where the calls of agents built under :func:`answered_by` get their model (replay)."""
+
+    def adopt(self, role: str) -> None:
+        """A role of an agent built now will ask this source (called once per role)."""
+        ...
+
+    def model_for(self, role: str, task: Task | None) -> Model:
+        """The model for the next call of ``role`` (``task``: the executor's task)."""
+        ...
+
+
+_SOURCE: ContextVar[ModelSource | None] = ContextVar("nanoagent_model_source", default=None)
+
+
+@contextmanager
+def answered_by(source: ModelSource) -> Generator[None]:
+    """Agents built by :func:`make_agent` within this block ask ``source`` for the model of
+    every call instead of using their own (none is built, so no SDK or key is needed).
+    A process that uses it should also set ``ALLOW_MODEL_REQUESTS`` to False."""
+    token = _SOURCE.set(source)
+    try:
+        yield
+    finally:
+        _SOURCE.reset(token)
 
 
 class PlanOutput(BaseModel):
@@ -206,6 +241,8 @@ def _cost_of(responses: Sequence[ModelResponse]) -> float | None:
         return None
     total = 0.0
     for response in responses:
+        if response.model_name == REPLAY_MODEL:
+            continue  # answered from a journal: nothing was spent
         if not response.model_name:
             return None
         try:
@@ -253,12 +290,21 @@ class _Role:
     """One role's pydantic-ai Agent with the run settings every call of it uses."""
 
     def __init__(
-        self, agent: PydanticAgent[Any, Any], model: str | None, opts: ModelOptions, who: str
+        self,
+        agent: PydanticAgent[Any, Any],
+        model: str | None,
+        opts: ModelOptions,
+        who: str,
+        role: str,
     ) -> None:
         self._agent = agent
-        self._test = model == TEST_MODEL
+        self._role = role
+        self._source = _SOURCE.get()
+        self._test = model == TEST_MODEL and self._source is None
         self._model: Model | None = None
-        if model is not None and not self._test:
+        if self._source is not None:
+            self._source.adopt(role)
+        elif model is not None and not self._test:
             self._model = _resolve_model(model, who)
         elif model is None and isinstance(agent.model, str):
             # the Agent's own model, named: built now, so that a missing SDK or key is refused
@@ -275,9 +321,10 @@ class _Role:
         prompt: str,
         output_type: type[OutputT],
         test_args: Callable[[], dict[str, Any]],
+        task: Task | None = None,
         limits: BodyLimits | None = None,
     ) -> tuple[OutputT, Transcript]:
-        output, transcript = await self._run(prompt, output_type, test_args, limits)
+        output, transcript = await self._run(prompt, output_type, test_args, task, limits)
         assert isinstance(output, output_type)
         return output, transcript
 
@@ -287,23 +334,27 @@ class _Role:
         output_type: type[OutputT],
         test_args: Callable[[], dict[str, Any]],
         resumed: Continuation | None,
+        task: Task | None = None,
         limits: BodyLimits | None = None,
     ) -> tuple[OutputT | DeferredToolRequests, Transcript]:
         """As :meth:`call`, but a call of a tool that requires approval ends it with
         DeferredToolRequests; ``resumed`` continues a conversation that waited for them."""
         deferring = [output_type, DeferredToolRequests]
-        return await self._run(prompt, deferring, test_args, limits, resumed)
+        return await self._run(prompt, deferring, test_args, task, limits, resumed)
 
     async def _run(
         self,
         prompt: str,
         output_type: Any,
         test_args: Callable[[], dict[str, Any]],
+        task: Task | None,
         limits: BodyLimits | None,
         resumed: Continuation | None = None,
     ) -> tuple[Any, Transcript]:
         model = self._model
-        if self._test:  # a TestModel per call, answering what this call should get
+        if self._source is not None:
+            model = self._source.model_for(self._role, task)
+        elif self._test:  # a TestModel per call, answering what this call should get
             model = TestModel(custom_output_args=test_args())
         with capture_run_messages() as messages:
             try:
@@ -367,7 +418,7 @@ class _Executor:
         try:
             resumed = continuation(asked)
             output, transcript = await self._role.call_deferring(
-                "\n".join(lines), ExecutionOutput, test_args, resumed, current_limits()
+                "\n".join(lines), ExecutionOutput, test_args, resumed, task, current_limits()
             )
         except CallFailedError as exc:
             if exc.budget_cut:  # not a failure: the run pauses, the task runs again later
@@ -454,7 +505,9 @@ def make_agent(
         # offline by construction: nothing in this process may reach a real model any more
         pai_models.ALLOW_MODEL_REQUESTS = False
     who = f"agent {name!r}"
-    roles = {role: _Role(agent, parsed.models[role], parsed, who) for role, agent in given.items()}
+    roles = {
+        role: _Role(agent, parsed.models[role], parsed, who, role) for role, agent in given.items()
+    }
     return Agent(
         name=name,
         planner=_Planner(roles["planner"]),

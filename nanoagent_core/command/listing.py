@@ -12,7 +12,7 @@ from typing import Any
 from nanoagent_core.command.arguments import list_limit
 from nanoagent_core.errors import DatabaseNotFoundError
 from nanoagent_core.ledger import token_count
-from nanoagent_core.models import RunState
+from nanoagent_core.models import RunState, RunStatus
 from nanoagent_core.safetext import visible
 from nanoagent_core.status import ShownStatus, shown_status, stored_statuses, verdicts
 from nanoagent_core.stores import AnyStore, open_store
@@ -111,15 +111,18 @@ async def run(location: str, args: argparse.Namespace) -> int:
     # A paused run's status says why: ``paused:budget``.
     words = [_status_word(state, shown) for state, shown in runs]
     status_width = max(11, *(len(word) for word in words)) + 1
+    # WORKER: pid@host of the worker holding a run (a pool worker holds many), else "-".
+    workers = [_worker(state) for state, _ in runs]
+    held = max(6, *(len(worker) for worker in workers)) + 2
     print(f"{'STATUS':<{status_width}}{'RUN':<{width}}{'PHASE':<11}{'TASKS':>7}{'ITER':>10}"
-          f"{'TOKENS':>9}  GOAL")  # fmt: skip
-    for (state, _), run_id, word in zip(runs, ids, words, strict=True):
+          f"{'TOKENS':>9}  {'WORKER':<{held}}GOAL")  # fmt: skip
+    for (state, _), run_id, word, worker in zip(runs, ids, words, workers, strict=True):
         tasks = f"{state.tasks_done}/{state.tasks_total}"
         iters = f"{state.iteration}/{state.max_iterations}"
         tokens = token_count(state.tokens_in + state.tokens_out)
         goal = visible(" ".join(state.goal.split()))
         print(f"{word:<{status_width}}{run_id:<{width}}{state.phase.value:<11}{tasks:>7}"
-              f"{iters:>10}{tokens:>9}  {goal[:60]}")  # fmt: skip
+              f"{iters:>10}{tokens:>9}  {worker:<{held}}{goal[:60]}")  # fmt: skip
     return 0
 
 
@@ -127,3 +130,10 @@ def _status_word(run: RunState, shown: ShownStatus) -> str:
     if shown is ShownStatus.PAUSED and run.pause_reason is not None:
         return f"{shown.value}:{run.pause_reason.value}"
     return shown.value
+
+
+def _worker(state: RunState) -> str:
+    owner = state.owner
+    if owner is None or state.status is not RunStatus.RUNNING:
+        return "-"
+    return visible(f"{owner.pid}@{owner.host}")[:40]

@@ -36,6 +36,7 @@ EXIT_CODES = {
     #: same number ``show --follow`` gives a crashed run: stopped, not finished, resumable.
     RunStatus.PAUSED: 6,
     RunStatus.RUNNING: 1,
+    RunStatus.QUEUED: 1,
 }
 EXIT_BUSY = 4
 #: Exit status of a command other than ``run`` / ``resume`` whose reader closed stdout (as

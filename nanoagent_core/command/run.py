@@ -12,6 +12,8 @@ from nanoagent_core.budget import Budget
 from nanoagent_core.command.arguments import NO_LIMIT, budget_options, iterations, worker_options
 from nanoagent_core.command.output import EXIT_CODES, claim_printer, say, step_printer
 from nanoagent_core.defaults import DEFAULT_MAX_ITERATIONS
+from nanoagent_core.errors import ValidationError
+from nanoagent_core.models import RunStatus
 from nanoagent_core.options import parse_option_pairs
 from nanoagent_core.paths import display_location
 from nanoagent_core.pause import pause_text
@@ -37,10 +39,19 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
     parser.add_argument("--run-id", metavar="ID")
     parser.add_argument("--detach", action="store_true", help="run in a background worker")
     budget_options(parser, raising=False)
+    parser.add_argument(
+        "--enqueue",
+        action="store_true",
+        help="store the run as queued for a pool worker ('nanoagent worker') and print its id",
+    )
     worker_options(parser)
 
 
 async def run(location: str, args: argparse.Namespace) -> int:
+    if args.enqueue and args.detach:
+        raise ValidationError(
+            "--enqueue and --detach: choose one (a pool worker runs a queued run)"
+        )
     run_id = args.run_id if args.run_id is not None else uuid.uuid4().hex[:12]
     state = new_run(
         run_id,
@@ -58,8 +69,16 @@ async def run(location: str, args: argparse.Namespace) -> int:
             "max_cost_usd": None if cost in (None, NO_LIMIT) else cost,
         }
     )
+    if args.enqueue:  # no owner, no lease: a pool worker claims it
+        state = state.model_copy(
+            update={"status": RunStatus.QUEUED, "owner": None, "lease_expires_at": None}
+        )
     store = await open_store(location, create=True)
     try:
+        if args.enqueue:
+            await store.create_run(state)
+            print(run_id)
+            return 0
         if args.detach:
             await start_detached(
                 store, location, state, heartbeat=args.heartbeat, log_level=args.log_level

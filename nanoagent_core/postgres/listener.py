@@ -52,6 +52,8 @@ class Listener:
         self.token = 0
         self.connected = False
         self.ready = asyncio.Event()
+        #: set on each notification heard (not on a reconnection); whoever waits clears it
+        self.notified = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -88,6 +90,7 @@ class Listener:
                 while True:
                     async for _ in conn.notifies(timeout=self._ping):
                         self.token += 1
+                        self.notified.set()
                     await asyncio.wait_for(conn.execute("SELECT 1"), self._connect_timeout)
             except (psycopg.Error, TimeoutError) as exc:
                 logger.warning("%s: listener lost its connection: %s", self._where, one_line(exc))

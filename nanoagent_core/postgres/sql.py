@@ -191,9 +191,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         " ADD COLUMN cost_usd double precision,"
         " ADD COLUMN cost_unknown integer NOT NULL DEFAULT 0",
     ),
-    # 4: the status ``paused`` with its reason and detail, and the run's budget; an attempt's
-    # outcome may name the pause that cut it (as SQLite's migration 4, which must rebuild its
-    # tables for the same). The status CHECK also admits 'queued' (issue 13's queue).
+    # 4: queued runs (``run --enqueue``, claimed by pool workers), oldest first by index.
+    (
+        "ALTER TABLE {schema}.runs DROP CONSTRAINT runs_status_check,"
+        " ADD CONSTRAINT runs_status_check CHECK (status IN"
+        " ('running', 'interrupted', 'completed', 'failed', 'aborted', 'queued'))",
+        "CREATE INDEX runs_queued ON {schema}.runs (created_at, run_id) WHERE status = 'queued'",
+    ),
+    # 5: the status ``paused`` with its reason and detail, and the run's budget; an attempt's
+    # outcome may name the pause that cut it (as SQLite's migration 5, which must rebuild its
+    # tables for the same).
     (
         "ALTER TABLE {schema}.runs DROP CONSTRAINT runs_status_check,"
         " ADD CONSTRAINT runs_status_check CHECK (status IN ('running', 'interrupted',"
@@ -207,7 +214,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         " ADD CONSTRAINT attempts_outcome_check"
         " CHECK (outcome IN ('done', 'failed', 'budget', 'approval'))",
     ),
-    # 5: approval requests (sql_approvals.py)
+    # 6: approval requests (sql_approvals.py)
     sql_approvals.MIGRATION,
 )
 
@@ -369,6 +376,55 @@ CLAIM_RUN = (
     "      OR lease_expires_at <= {now} OR (%(owner_gone)s AND owner_host = %(host)s))"
     f" RETURNING {RUN_COLUMNS}"
 )
+
+# -- the queue (pool workers) ------------------------------------------------------------------
+
+
+def queue_channel(schema: str) -> str:
+    """The channel on which enqueued runs are announced to idle pool workers."""
+    return f"nanoagent-queue:{schema}"
+
+
+#: The oldest queued run (creation time, then id) no abort was requested for, claimed by the
+#: database's clock. SKIP LOCKED: racing claimers each lock a different run (one winner per
+#: run; a row claimed meanwhile fails the re-check under its lock and is skipped).
+CLAIM_NEXT = (
+    "UPDATE {schema}.runs SET owner_host = %(host)s, owner_pid = %(pid)s,"
+    " owner_pid_started = %(pid_started)s, epoch = epoch + 1, status = 'running',"
+    " heartbeat_at = {now}, lease_expires_at = {now} + %(lease)s::interval,"
+    " finished_at = NULL, error = NULL, updated_at = {now}"
+    " WHERE run_id = (SELECT run_id FROM {schema}.runs WHERE status = 'queued'"
+    "   AND abort_requested_at IS NULL ORDER BY created_at, run_id LIMIT 1"
+    "   FOR UPDATE SKIP LOCKED)"
+    f" RETURNING {RUN_COLUMNS}"
+)
+
+#: A crashed run taken up by recovery: as CLAIM_RUN, but only a run still stored running.
+CLAIM_CRASHED = (
+    "UPDATE {schema}.runs SET owner_host = %(host)s, owner_pid = %(pid)s,"
+    " owner_pid_started = %(pid_started)s, epoch = epoch + 1, heartbeat_at = {now},"
+    " lease_expires_at = {now} + %(lease)s::interval, updated_at = {now}"
+    " WHERE run_id = %(run_id)s AND epoch = %(expected_epoch)s AND status = 'running'"
+    " AND (owner_pid IS NULL OR lease_expires_at IS NULL"
+    "      OR lease_expires_at <= {now} OR (%(owner_gone)s AND owner_host = %(host)s))"
+    f" RETURNING {RUN_COLUMNS}"
+)
+
+#: How often recovery has taken the run up already (its restart events).
+COUNT_RESTARTS = (
+    "SELECT count(*) FROM {schema}.events WHERE run_id = %(run_id)s AND kind = 'run_restarted'"
+)
+
+#: A claimed crashed run whose restart budget is spent ends failed, released.
+FAIL_CLAIMED = (
+    "UPDATE {schema}.runs SET status = 'failed', owner_host = NULL, owner_pid = NULL,"
+    " owner_pid_started = NULL, lease_expires_at = NULL, finished_at = {now},"
+    " updated_at = {now}, error = %(reason)s"
+    f" WHERE run_id = %(run_id)s RETURNING {RUN_COLUMNS}"
+)
+
+#: Rides with a write that queues a run: wakes idle pool workers (LISTEN on queue_channel).
+NOTIFY_QUEUE = "SELECT pg_notify(%(queue)s, %(run_id)s)"
 
 RENEW_LEASE = (
     "UPDATE {schema}.runs SET heartbeat_at = {now}, lease_expires_at = {now} + %(lease)s::interval"

@@ -13,7 +13,7 @@ __all__ = [
     "TOUCH_RUN_ANY",
 ]
 
-#: schema version 5: approval requests (approvals.py), as SQLite's migration 5
+#: schema version 6: approval requests (approvals.py), as SQLite's migration 6
 MIGRATION: tuple[str, ...] = (
     """
     CREATE TABLE {schema}.approvals (

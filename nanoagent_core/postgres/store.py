@@ -73,6 +73,7 @@ from nanoagent_core.postgres.location import (
 from nanoagent_core.postgres.opening import connect
 from nanoagent_core.postgres.ops import Refusals
 from nanoagent_core.postgres.prune import Pruning
+from nanoagent_core.postgres.queue import PostgresQueue
 
 __all__ = ["DEFAULT_SCHEMA", "PostgresStore", "is_postgres_location", "split_location"]
 
@@ -84,7 +85,7 @@ if TYPE_CHECKING:
     Cursor: TypeAlias = AsyncCursor[Row]
 
 
-class PostgresStore(Watched, Refusals, Pruning, ApprovalMethods):
+class PostgresStore(PostgresQueue, Watched, Refusals, Pruning, ApprovalMethods):
     """A nanoagent database in one schema of a PostgreSQL database, shared by many hosts.
     Made by :meth:`open` (the constructor takes what connection.Engine and
     listener.Watched keep)."""
@@ -152,6 +153,7 @@ class PostgresStore(Watched, Refusals, Pruning, ApprovalMethods):
         is fine."""
         self._closed = True
         await self._stop_listening()
+        await self._stop_queue_listener()
         await self._pool.close()
 
     async def __aenter__(self) -> PostgresStore:
@@ -176,12 +178,17 @@ class PostgresStore(Watched, Refusals, Pruning, ApprovalMethods):
             "abort_requested_at": run.abort_requested_at,
         }
         events = encoded([rules.created_event(run)])
+        wake: list[Stmt] = []
+        if run.status is RunStatus.QUEUED:  # idle pool workers on every host hear of it
+            wake.append(
+                (sql.NOTIFY_QUEUE, {"queue": sql.queue_channel(self._schema), "run_id": run.run_id})
+            )
 
         async def txn(t: Txn) -> RunState:
             row = await self._one(t, sql.INSERT_RUN, params)
             if row is None:
                 raise rules.run_exists(run.run_id)
-            await self._commit(t, run.run_id, events)
+            await self._commit(t, run.run_id, events, wake)
             return ops.run_from_row(row)
 
         return await self._write(txn, self._reread(run.run_id))

@@ -68,11 +68,9 @@ def prepare(
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000):d}")
     try:
         app_id, version, objects = conn.execute(sql.READ_HEADER).fetchone()
-    except UnicodeDecodeError:
-        # SQLite's message quoted a mangled schema entry, which is not UTF-8 text
-        raise NotANanoagentDatabaseError(
-            f"{where}: damaged database (its schema is not readable text)"
-        ) from None
+    except UnicodeDecodeError as exc:
+        # SQLite's message quotes damaged schema text that is not UTF-8: its words are lost
+        raise NotANanoagentDatabaseError(f"{where}: damaged database ({exc.reason})") from None
     except sqlite3.DatabaseError as exc:
         if damaged(exc):
             raise NotANanoagentDatabaseError(

@@ -111,15 +111,27 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE runs ADD COLUMN cost_usd REAL",
         "ALTER TABLE runs ADD COLUMN cost_unknown INTEGER NOT NULL DEFAULT 0",
     ),
-    # 4: the status ``paused`` with its reason and detail, and the run's budget. SQLite cannot
+    # 4: queued runs (``run --enqueue``, claimed by pool workers). The status CHECK only
+    # widens (every stored row still passes), so the table's text is edited in place, as
+    # SQLite documents for such changes, instead of rebuilding a table others reference;
+    # RESET makes this connection read the edited schema again, and the index creation
+    # bumps the schema version for every other connection. Oldest first, by index.
+    (
+        "PRAGMA writable_schema = ON",
+        "UPDATE sqlite_schema SET sql = replace(sql, '''aborted'')', '''aborted'', ''queued'')')"
+        " WHERE type = 'table' AND name = 'runs'",
+        "PRAGMA writable_schema = RESET",
+        "CREATE INDEX runs_queued ON runs (created_at, run_id) WHERE status = 'queued'",
+    ),
+    # 5: the status ``paused`` with its reason and detail, and the run's budget. SQLite cannot
     # change a CHECK constraint, so runs (and attempts, whose outcome may now name the pause
     # that cut it) are rebuilt: the documented 12-step way, run with foreign_keys OFF (see
-    # schema._migrate, which then runs PRAGMA foreign_key_check before committing). The
-    # status CHECK also admits 'queued' (issue 13's queue), so that adding it needs no second
-    # rebuild. A pause reason is text (more reasons will come); it is set exactly when paused.
+    # schema._migrate, which then runs PRAGMA foreign_key_check before committing): a table
+    # CHECK that ties the reason to the status is added, which an in-place edit (as 4) must not
+    # do. A pause reason is text (more reasons will come); it is set exactly when paused.
     (
         """
-        CREATE TABLE runs_v4 (
+        CREATE TABLE runs_v5 (
             run_id             TEXT PRIMARY KEY,
             goal               TEXT NOT NULL,
             max_iterations     INTEGER NOT NULL,
@@ -158,7 +170,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             CHECK ((status = 'paused') = (pause_reason IS NOT NULL))
         ) STRICT
         """,
-        "INSERT INTO runs_v4 (run_id, goal, max_iterations, agent, agent_options, phase,"
+        "INSERT INTO runs_v5 (run_id, goal, max_iterations, agent, agent_options, phase,"
         " iteration, current_task_id, status, created_at, updated_at, finished_at, owner_host,"
         " owner_pid, owner_pid_started, epoch, heartbeat_at, lease_expires_at,"
         " abort_requested_at, error, result, tasks_total, tasks_done, requests, tokens_in,"
@@ -169,11 +181,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         " abort_requested_at, error, result, tasks_total, tasks_done, requests, tokens_in,"
         " tokens_out, cost_usd, cost_unknown FROM runs",
         "DROP TABLE runs",
-        "ALTER TABLE runs_v4 RENAME TO runs",
+        "ALTER TABLE runs_v5 RENAME TO runs",
         "CREATE INDEX runs_by_activity ON runs (updated_at DESC)",
         "CREATE INDEX runs_by_status ON runs (status, updated_at DESC)",
+        "CREATE INDEX runs_queued ON runs (created_at, run_id) WHERE status = 'queued'",
         """
-        CREATE TABLE attempts_v4 (
+        CREATE TABLE attempts_v5 (
             run_id     TEXT NOT NULL,
             task_id    TEXT NOT NULL,
             attempt    INTEGER NOT NULL,
@@ -189,11 +202,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             FOREIGN KEY (run_id, task_id) REFERENCES tasks (run_id, task_id) ON DELETE CASCADE
         ) STRICT
         """,
-        "INSERT INTO attempts_v4 SELECT * FROM attempts",
+        "INSERT INTO attempts_v5 SELECT * FROM attempts",
         "DROP TABLE attempts",
-        "ALTER TABLE attempts_v4 RENAME TO attempts",
+        "ALTER TABLE attempts_v5 RENAME TO attempts",
     ),
-    # 5: approval requests (approvals.py): recorded in the step that pauses the run, decided
+    # 6: approval requests (approvals.py): recorded in the step that pauses the run, decided
     # once by a person. A rowid table: ``messages`` (a conversation) can be large.
     (
         """
@@ -320,6 +333,42 @@ CLAIM_RUN = (
     " AND (status != 'running' OR owner_pid IS NULL OR lease_expires_at IS NULL"
     "      OR lease_expires_at <= :now OR :owner_gone)"
     f" RETURNING {RUN_COLUMNS}"
+)
+
+# -- the queue (pool workers) ------------------------------------------------------------------
+
+#: The :limit oldest queued runs (creation time, then id) no abort was requested for,
+#: claimed. The write lock (BEGIN IMMEDIATE) makes the choice and the claim one step: one
+#: winner per run. RETURNING gives no order: the caller sorts.
+CLAIM_QUEUED = (
+    "UPDATE runs SET owner_host = :host, owner_pid = :pid, owner_pid_started = :pid_started,"
+    " epoch = epoch + 1, status = 'running', heartbeat_at = :now, lease_expires_at = :lease,"
+    " finished_at = NULL, error = NULL, updated_at = :now"
+    " WHERE run_id IN (SELECT run_id FROM runs WHERE status = 'queued'"
+    "   AND abort_requested_at IS NULL ORDER BY created_at, run_id LIMIT :limit)"
+    f" RETURNING {RUN_COLUMNS}"
+)
+
+#: A crashed run taken up by recovery: as CLAIM_RUN, but only a run still stored running
+#: (one its worker ended meanwhile, even as failed at the same epoch, stays as it is).
+CLAIM_CRASHED = (
+    "UPDATE runs SET owner_host = :host, owner_pid = :pid, owner_pid_started = :pid_started,"
+    " epoch = epoch + 1, heartbeat_at = :now, lease_expires_at = :lease, updated_at = :now"
+    " WHERE run_id = :run_id AND epoch = :expected_epoch AND status = 'running'"
+    " AND (owner_pid IS NULL OR lease_expires_at IS NULL"
+    "      OR lease_expires_at <= :now OR :owner_gone)"
+    f" RETURNING {RUN_COLUMNS}"
+)
+
+#: How often recovery has taken the run up already (its restart events).
+COUNT_RESTARTS = "SELECT count(*) FROM events WHERE run_id = ? AND kind = 'run_restarted'"
+
+#: A claimed crashed run whose restart budget is spent ends failed, released.
+FAIL_CLAIMED = (
+    "UPDATE runs SET status = 'failed', owner_host = NULL, owner_pid = NULL,"
+    " owner_pid_started = NULL, lease_expires_at = NULL, finished_at = :now,"
+    " updated_at = :now, error = :reason"
+    f" WHERE run_id = :run_id RETURNING {RUN_COLUMNS}"
 )
 
 RENEW_LEASE = (

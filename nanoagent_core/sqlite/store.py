@@ -40,6 +40,7 @@ from nanoagent_core.paths import MEMORY, check_allowed
 from nanoagent_core.protocols import NewEvent, PruneCount, Step
 from nanoagent_core.sqlite import ops, prune, sql
 from nanoagent_core.sqlite.approvals import ApprovalMethods, record_txn
+from nanoagent_core.sqlite.queue import SQLiteQueue
 from nanoagent_core.sqlite.schema import (
     Synchronous,
     create_private_file,
@@ -58,7 +59,7 @@ T = TypeVar("T")
 Row = rows.Row
 
 
-class SQLiteStore(ApprovalMethods):
+class SQLiteStore(SQLiteQueue, ApprovalMethods):
     """A nanoagent database in one SQLite file, shared safely by many processes."""
 
     def __init__(

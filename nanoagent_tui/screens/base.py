@@ -1,16 +1,19 @@
 """What the runs screen and the detail screen share: the live hooks and the common keys.
 
-Live data reaches a screen only as a message (:meth:`LiveScreen.deliver`, :meth:`LiveScreen.tick`),
-never as a direct call. Textual handles a screen's messages only after the screen composed
-and mounted its widgets, in the order they were posted, so a poll that ends between
-``push_screen`` and the mount waits for the widgets instead of querying widgets that are not
-there yet (that was a ``NoMatches`` crash of the dashboard).
+Live data reaches a screen only as a message, never as a direct call: the app publishes each
+poll's update and each tick on its signals (``DashboardApp.polled``, ``DashboardApp.ticked``);
+a live screen subscribes once mounted and turns them into its own messages
+(:meth:`LiveScreen.deliver`, :meth:`LiveScreen.tick`). Textual handles a screen's messages
+only after it composed and mounted its widgets, in the order they were posted, so a poll
+never queries widgets that are not there yet (that was a ``NoMatches`` crash of the
+dashboard); a screen reads what was polled before it mounted from the live data itself.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, cast
 
+from textual import events, on
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.screen import Screen
@@ -77,6 +80,22 @@ class LiveScreen(Screen[None]):
 
         def can_replace(self, message: Message) -> bool:
             return isinstance(message, LiveScreen.Ticked)
+
+    @on(events.Mount)
+    def _subscribe(self) -> None:
+        """Told of every poll's update; of ticks only while on top."""
+        self.dash.polled.subscribe(self, self._polled, immediate=True)
+        self.dash.ticked.subscribe(self, self._ticked, immediate=True)
+
+    def _polled(self, update: Update) -> None:
+        # a screen just popped stays subscribed until it is unmounted: its widgets are
+        # going, so nothing more is posted to it
+        if self in self.dash.screen_stack:
+            self.deliver(update)
+
+    def _ticked(self, _: None) -> None:
+        if self.is_current:
+            self.tick()
 
     def deliver(self, update: Update) -> None:
         """Hand ``update`` to the screen: ``on_live`` runs once the screen is mounted."""

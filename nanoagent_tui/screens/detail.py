@@ -3,31 +3,37 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 from rich.text import Text
-from textual import events, on
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import DataTable, Footer, Input, RichLog, Static
 
+from nanoagent_core.conversation import Usage, usage_by_task
+from nanoagent_core.errors import NanoagentError
 from nanoagent_core.models import Event, EventKind, RunState
 from nanoagent_core.safetext import visible
 from nanoagent_core.status import ShownStatus
 from nanoagent_tui.formatting import in_flight, task_row
+from nanoagent_tui.journal import fingerprint, read_journal
 from nanoagent_tui.live import Detail, Update
 from nanoagent_tui.screens.approval import ApprovalPanel, DenyScreen
 from nanoagent_tui.screens.base import ACTION_BINDINGS, LiveScreen
+from nanoagent_tui.screens.conversation import ConversationScreen
 from nanoagent_tui.screens.detail_parts import (
+    InfoGrid,
     crash_line,
     duration_bars,
     durations_text,
     event_line,
     failure_text,
-    info_table,
     phase_strip,
     task_result,
 )
+from nanoagent_tui.screens.usage_parts import tasks_title, with_task_usage
 from nanoagent_tui.widgets.keyed_table import KeyedTable
 from nanoagent_tui.widgets.run_columns import task_columns
 from nanoagent_tui.widgets.top_bar import TopBar
@@ -58,39 +64,7 @@ class DurationBars(Static):
 
 class DetailScreen(LiveScreen):
     AUTO_FOCUS = "#tasks"
-    DEFAULT_CSS = """
-    DetailScreen #info { height: auto; padding: 0 1; }
-    DetailScreen #phases { height: 1; padding: 0 1; margin-top: 1; }
-    DetailScreen #failure { height: auto; max-height: 6; padding: 0 1; margin-top: 1;
-                            border-left: thick $error; display: none; }
-    DetailScreen #failure.shown { display: block; }
-    DetailScreen #approval { height: auto; padding: 0 1; margin-top: 1;
-                             border-left: thick $warning; display: none; }
-    DetailScreen #approval.shown { display: block; }
-    DetailScreen.short #approval { margin-top: 0; }
-    DetailScreen #middle { height: 1fr; min-height: 5; margin-top: 1; }
-    DetailScreen #tasks { width: 2fr; }
-    DetailScreen #result-box { width: 1fr; border-left: solid $panel-lighten-2; padding: 0 1; }
-    DetailScreen #bottom { height: 1fr; min-height: 4; }
-    DetailScreen #events-box { width: 2fr; }
-    DetailScreen #events { border-top: solid $panel-lighten-2; overflow-x: hidden;
-                           scrollbar-gutter: stable;
-                           border-title-color: $text-muted; border-subtitle-color: $warning; }
-    DetailScreen #middle { border-top: solid $panel-lighten-2; border-title-color: $text-muted; }
-    DetailScreen #search { display: none; height: 1; border: none; padding: 0 1; }
-    DetailScreen #search.shown { display: block; }
-    DetailScreen.short #phases, DetailScreen.short #failure, DetailScreen.short #middle {
-        margin-top: 0;
-    }
-    DetailScreen.short #failure { max-height: 3; }
-    DetailScreen #durations { width: 1fr; border-top: solid $panel-lighten-2; padding: 0 1;
-                              border-title-color: $text-muted; }
-    DetailScreen #spark { height: 1fr; min-height: 1; max-height: 5; }
-    DetailScreen #loading { height: 1fr; padding: 2 4; color: $text-muted; }
-    DetailScreen.loaded #loading { display: none; }
-    DetailScreen #body { display: none; }
-    DetailScreen.loaded #body { display: block; }
-    """
+    CSS_PATH = Path(__file__).with_name("detail.tcss")
 
     BINDINGS = [
         Binding("escape", "back", "Back", id="back", tooltip="Back to the runs"),
@@ -116,6 +90,8 @@ class DetailScreen(LiveScreen):
         self._crash_seen: tuple[object, ...] | None = None  #: the crash already in the log
         self._needle = ""  #: what the log is searched for
         self._wrapped_at = 0  #: the log width its lines were wrapped for
+        self.usage: dict[str, Usage] = {}  #: each task's ledger, from the journal
+        self._journal_seen: tuple[object, ...] | None = None
         #: what the footer was last told resume and abort allow (app.check_action)
         self._allowed: tuple[bool | None, ...] = ()
 
@@ -296,7 +272,7 @@ class DetailScreen(LiveScreen):
             self._allowed = allowed
             self.refresh_bindings()
         short = self.has_class("short")
-        self.query_one("#info", Static).update(info_table(run, word, now, width, short=short))
+        self.query_one("#info", Static).update(InfoGrid(run, word, now, short=short))
         self.query_one("#phases", Static).update(phase_strip(run, word, width))
         failure = failure_text(run, word, detail.tasks)
         box = self.query_one("#failure", Static)
@@ -306,6 +282,22 @@ class DetailScreen(LiveScreen):
         self.query_one(ApprovalPanel).show_request(detail.pending, width, short)
         self.refresh_bindings()
         self._draw_tasks(detail)
+        self.query_one("#middle").border_title = tasks_title(run)
+        seen = fingerprint(run, detail.tasks)
+        if run.requests and seen != self._journal_seen:
+            self._journal_seen = seen
+            self._load_usage()
+
+    @work(group="usage", exclusive=True, exit_on_error=False)
+    async def _load_usage(self) -> None:
+        try:
+            attempts = await read_journal(self.dash.location, self.run_id)
+        except NanoagentError:
+            self._journal_seen = None  # read again at the next change
+            return
+        self.usage = usage_by_task(attempts)
+        self._result_key = None
+        self._show_result(self.query_one("#tasks", KeyedTable).cursor_key)
 
     def _draw_tasks(self, detail: Detail) -> None:
         table = self.query_one("#tasks", KeyedTable)
@@ -324,18 +316,28 @@ class DetailScreen(LiveScreen):
     def _task_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._show_result(event.row_key.value)
 
+    @on(DataTable.RowSelected, "#tasks")
+    def _task_selected(self, event: DataTable.RowSelected) -> None:
+        detail = self.detail
+        if detail is None:
+            return
+        task = next((t for t in detail.tasks if t.id == event.row_key.value), None)
+        if task is not None:
+            seen = fingerprint(detail.run, detail.tasks)
+            self.dash.push_screen(ConversationScreen(self.run_id, task, seen=seen))
+
     def _show_result(self, task_id: str | None) -> None:
         detail = self.detail
         if detail is None:
             return
         task = next((t for t in detail.tasks if t.id == task_id), None)
-        key = (task, detail.results.get(task_id or ""), in_flight(detail.run))
+        usage = self.usage.get(task_id or "")
+        key = (task, detail.results.get(task_id or ""), in_flight(detail.run), usage)
         if key == self._result_key:
             return
         self._result_key = key
-        self.query_one("#result", Static).update(
-            task_result(task, detail.results, in_flight(detail.run))
-        )
+        result = task_result(task, detail.results, in_flight(detail.run))
+        self.query_one("#result", Static).update(with_task_usage(result, usage))
 
     def _reset_events(self, history: tuple[Event, ...]) -> None:
         log = self.query_one("#events", RichLog)

@@ -6,9 +6,10 @@ calls it): control characters show as escapes."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 
-from rich.console import Group, RenderableType
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
 from rich.table import Table
 from rich.text import Text
 
@@ -30,6 +31,7 @@ from nanoagent_tui.formatting import (
 )
 
 __all__ = [
+    "InfoGrid",
     "crash_line",
     "duration_bars",
     "durations_text",
@@ -50,6 +52,7 @@ _LIT = {
     ShownStatus.FAILED.value: "bold white on red",
     ShownStatus.ABORTED.value: "bold white on magenta",
     ShownStatus.PAUSED.value: "bold black on cyan",
+    ShownStatus.QUEUED.value: "bold black on cyan",
 }
 _EVENT_STYLE = {
     "task_done": "green",
@@ -78,15 +81,39 @@ def _clock(moment: datetime | None, day: datetime | None = None) -> str:
     return local.strftime("%Y-%m-%d %H:%M:%S")
 
 
+#: The label column's width and the gap after it.
+_LABEL = 6
+_GAP = 1
+
+
+@dataclass(frozen=True)
+class InfoGrid:
+    """The info grid as a renderable that is built at the width it is rendered at (the
+    widget's own width at every render, after any resize): a grid built once for the
+    terminal's width of the moment, then drawn narrower, had Rich cut its labels
+    (``sta…``, ``wor…``)."""
+
+    run: RunState
+    word: str
+    now: datetime
+    short: bool
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        yield info_table(self.run, self.word, self.now, options.max_width, short=self.short)
+
+
 def info_table(run: RunState, word: str, now: datetime, width: int, *, short: bool) -> Table:
     """Goal, status, ids, agent and options, worker, times (one line each; the goal may take
-    two unless ``short``)."""
-    grid = Table.grid(padding=(0, 1))
-    grid.add_column(style="bright_black", no_wrap=True, width=6, min_width=6)
+    two unless ``short``), for ``width`` cells: the labels are never cut, the values are
+    cut with an ellipsis to the room left."""
+    grid = Table.grid(padding=(0, _GAP))
+    grid.add_column(style="bright_black", no_wrap=True, width=_LABEL, min_width=_LABEL)
     grid.add_column(ratio=1, no_wrap=short, overflow="ellipsis")
-    room = max(20, width - 10)
+    cells = max(1, width - _LABEL - _GAP)  #: the room for a value
+    room = max(20, cells - 1)
     goal = clip(run.goal, room if short else 2 * room)
-    grid.add_row("goal", Text(goal, style="bold"))
+    goal_text = Text(goal, style="bold")
+    grid.add_row("goal", goal_text)
     status = Text(no_wrap=True, overflow="ellipsis")
     status.append_text(status_text(word))
     status.append("   run ", style="bright_black")
@@ -122,6 +149,12 @@ def info_table(run: RunState, word: str, now: datetime, width: int, *, short: bo
         times.append(" · finished ", style="bright_black")
         times.append(_clock(run.finished_at, run.created_at))
     grid.add_row("times", times)
+    for line in (
+        (goal_text, status, agent, worker, times) if short else (status, agent, worker, times)
+    ):
+        # a one-line value wider than the room would make Rich shrink every column,
+        # the labels too
+        line.truncate(cells, overflow="ellipsis")
     return grid
 
 

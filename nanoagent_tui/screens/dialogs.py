@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.table import Table
 from rich.text import Text
 from textual import events
@@ -24,18 +26,7 @@ class ConfirmScreen(ModalScreen[bool]):
     A key typed before the dialog was drawn is ignored: it was meant for the screen below
     (the ``a`` and ``y`` of a word typed fast must not confirm an abort)."""
 
-    DEFAULT_CSS = """
-    ConfirmScreen { align: center middle; }
-    ConfirmScreen > Vertical {
-        width: 64; max-width: 95%; height: auto;
-        border: thick $warning; background: $surface; padding: 1 2;
-    }
-    ConfirmScreen #question { text-style: bold; }
-    ConfirmScreen #goal { color: $accent; margin-top: 1; }
-    ConfirmScreen #explain { color: $text-muted; margin-top: 1; }
-    ConfirmScreen Horizontal { height: auto; margin-top: 1; align-horizontal: right; }
-    ConfirmScreen Button { margin-left: 2; }
-    """
+    CSS_PATH = Path(__file__).with_name("dialogs.tcss")
 
     BINDINGS = [
         Binding("y", "answer(True)", "Yes", id="yes"),
@@ -79,7 +70,7 @@ class ConfirmScreen(ModalScreen[bool]):
 
 
 _KEYS = (
-    ("enter", "open the selected run's detail"),
+    ("enter", "open the selected run's detail; in it, the selected task's conversation"),
     ("escape", "back to the runs / clear the filter / close a dialog"),
     ("↑ ↓  j k", "move in a list (runs, tasks)"),
     ("pgup pgdn", "a page up or down"),
@@ -136,13 +127,7 @@ def help_text() -> Table:
 
 
 class HelpScreen(ModalScreen[None]):
-    DEFAULT_CSS = """
-    HelpScreen { align: center middle; }
-    HelpScreen > VerticalScroll {
-        width: 84; max-width: 95%; height: auto; max-height: 90%;
-        border: thick $accent; background: $surface; padding: 1 2;
-    }
-    """
+    CSS_PATH = Path(__file__).with_name("dialogs.tcss")
 
     BINDINGS = [
         Binding("escape", "close", "Close", id="close"),

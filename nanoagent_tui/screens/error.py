@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from rich.text import Text
@@ -36,13 +37,7 @@ def error_text(location: str, message: str) -> Text:
 
 
 class ErrorScreen(Screen[None]):
-    DEFAULT_CSS = """
-    ErrorScreen { align: center middle; }
-    ErrorScreen Vertical {
-        width: 90; max-width: 96%; height: auto;
-        border: thick $error; padding: 1 2; background: $surface;
-    }
-    """
+    CSS_PATH = Path(__file__).with_name("error.tcss")
 
     BINDINGS = [
         Binding("r", "retry", "Retry", id="retry", tooltip="Try to open the database again"),

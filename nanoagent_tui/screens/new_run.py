@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from textual import events, on, work
@@ -28,22 +29,7 @@ __all__ = ["NewRunScreen"]
 class NewRunScreen(ModalScreen[str | None]):
     """Dismissed with the new run's id once its worker started, or None."""
 
-    DEFAULT_CSS = """
-    NewRunScreen { align: center middle; }
-    NewRunScreen > Vertical {
-        width: 76; max-width: 98%; height: auto; max-height: 98%;
-        border: thick $accent; background: $surface; padding: 0 2;
-    }
-    NewRunScreen #title { text-style: bold; margin-bottom: 1; }
-    NewRunScreen Label { margin-top: 0; color: $text-muted; }
-    NewRunScreen Input, NewRunScreen Select { margin-bottom: 0; }
-    NewRunScreen #row { height: auto; }
-    NewRunScreen #row > Vertical { height: auto; width: 1fr; }
-    NewRunScreen #form-error { color: $error; height: auto; min-height: 1; }
-    NewRunScreen #form-keys { color: $text-muted; }
-    NewRunScreen #buttons { height: auto; align-horizontal: right; }
-    NewRunScreen Button { margin-left: 2; }
-    """
+    CSS_PATH = Path(__file__).with_name("new_run.tcss")
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="cancel")]
 

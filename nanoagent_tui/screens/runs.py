@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import replace
+from pathlib import Path
 from typing import ClassVar
 
 from rich.console import Group, RenderableType
@@ -12,6 +13,7 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.reactive import reactive
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Static
 
@@ -104,14 +106,7 @@ SORTS: dict[SortMode, tuple[str, bool]] = {
 
 class RunsScreen(LiveScreen):
     AUTO_FOCUS = "#runs"
-    DEFAULT_CSS = """
-    RunsScreen #filter { display: none; height: 3; margin: 0 1; }
-    RunsScreen #filter.shown { display: block; }
-    RunsScreen #runs { height: 1fr; }
-    RunsScreen #empty { height: 1fr; padding: 2 4; display: none; }
-    RunsScreen.empty #empty { display: block; }
-    RunsScreen.empty #runs { display: none; }
-    """
+    CSS_PATH = Path(__file__).with_name("runs.tcss")
 
     BINDINGS = [
         *ACTION_BINDINGS,
@@ -123,13 +118,19 @@ class RunsScreen(LiveScreen):
         Binding("escape", "clear_filter", "Clear filter", show=False, id="clear_filter"),
     ]
 
+    #: (column, descending): changing it redraws the list
+    sort_by: reactive[tuple[str, bool]] = reactive(
+        SORTS[SortMode.ACTIVITY], always_update=True, init=False
+    )
+    #: what the list shows: changing it re-reads the runs (the poll that follows redraws)
+    run_filter: reactive[Filter] = reactive(Filter, always_update=True, init=False)
+
     def __init__(self) -> None:
         super().__init__()
         self._dirty = True
         self._width = 0
         self._typing: Timer | None = None
         self._shown = 0  #: rows the list shows
-        self.sort_by: tuple[str, bool] = SORTS[SortMode.ACTIVITY]  #: (column, descending)
         self._aged: tuple[int, int, int] = (0, 0, 0)  #: (second, scroll, height) of the ages
 
     def compose(self) -> ComposeResult:
@@ -141,7 +142,19 @@ class RunsScreen(LiveScreen):
 
     def on_mount(self) -> None:
         self.query_one("#filter", Input).cursor_blink = self.dash.animated
+        self.watch(self.dash, "sort", self._app_sorted, init=False)
         self.refresh_view()
+
+    def _app_sorted(self, mode: SortMode) -> None:
+        self.sort_by = SORTS[mode]
+
+    def watch_sort_by(self) -> None:
+        if self.is_mounted:
+            self.refresh_view()
+
+    def watch_run_filter(self, flt: Filter) -> None:
+        self.dash.live.set_filter(flt)
+        self.dash.request_poll()
 
     @property
     def table(self) -> KeyedTable:
@@ -271,7 +284,7 @@ class RunsScreen(LiveScreen):
         if box.value or live.filter.active or box.has_class("shown"):
             box.value = ""
             box.remove_class("shown")
-            self._set_filter(Filter())
+            self._filter_by(Filter())
         self.table.focus()
 
     def action_step_status(self, step: int) -> None:
@@ -285,7 +298,7 @@ class RunsScreen(LiveScreen):
             if status is None or counts.get(status) or status == current
         ]
         at = options.index(current) if current in options else 0
-        self._set_filter(Filter(live.filter.text, options[(at + step) % len(options)]))
+        self._filter_by(Filter(live.filter.text, options[(at + step) % len(options)]))
 
     def action_cycle_status(self) -> None:
         self.action_step_status(1)
@@ -296,18 +309,10 @@ class RunsScreen(LiveScreen):
         column = self.sort_by[0]
         following = keys[(keys.index(column) + 1) % len(keys)] if column in keys else keys[0]
         self.sort_by = (following, following == "activity")
-        self.refresh_view()
 
     def action_reverse_sort(self) -> None:
         column, descending = self.sort_by
         self.sort_by = (column, not descending)
-        self.refresh_view()
-
-    def use_sort(self, mode: SortMode) -> None:
-        """Sort as the app's ``mode`` says (redrawn once mounted)."""
-        self.sort_by = SORTS[mode]
-        self._dirty = True
-        self.tick()
 
     @on(DataTable.HeaderSelected, "#runs")
     def _header_selected(self, event: DataTable.HeaderSelected) -> None:
@@ -316,7 +321,6 @@ class RunsScreen(LiveScreen):
         column = str(event.column_key.value)
         current, descending = self.sort_by
         self.sort_by = (column, not descending if column == current else column == "activity")
-        self.refresh_view()
 
     @on(Input.Changed, "#filter")
     def _typed(self, event: Input.Changed) -> None:
@@ -324,16 +328,15 @@ class RunsScreen(LiveScreen):
             self._typing.stop()
         text = event.value.strip()
         self._typing = self.set_timer(
-            0.15, lambda: self._set_filter(Filter(text, self.dash.live.filter.status))
+            0.15, lambda: self._filter_by(Filter(text, self.dash.live.filter.status))
         )
 
     @on(Input.Submitted, "#filter")
     def _submitted(self, event: Input.Submitted) -> None:
-        self._set_filter(Filter(event.value.strip(), self.dash.live.filter.status))
+        self._filter_by(Filter(event.value.strip(), self.dash.live.filter.status))
         if not event.value.strip():
             self.query_one("#filter", Input).remove_class("shown")
         self.table.focus()
 
-    def _set_filter(self, flt: Filter) -> None:
-        self.dash.live.set_filter(flt)
-        self.dash.request_poll()
+    def _filter_by(self, flt: Filter) -> None:
+        self.run_filter = flt

@@ -44,6 +44,10 @@ def _pair(value: object, width: int) -> Text:
     return Text(f"{first}/{second}".rjust(width), no_wrap=True, end="")
 
 
+def _right(value: object, width: int) -> Text:
+    return Text(clip(str(value), width).rjust(width), no_wrap=True, end="")
+
+
 def _progress(value: object, width: int) -> Text:
     done, total = _counts(value)
     return progress_text(done, total, width=max(3, width - 6))
@@ -51,8 +55,8 @@ def _progress(value: object, width: int) -> Text:
 
 def run_columns(width: int) -> list[Column]:
     """The runs table's columns for a terminal ``width`` cells wide: all of them from 140
-    cells; without agent and worker from 100 (and without iteration below 120); only
-    status, id, goal, progress and activity below 100. The goal takes the room left."""
+    cells; without agent and worker from 100 (and without iteration and tokens below 120);
+    only status, id, goal, progress and activity below 100. The goal takes the room left."""
     wide, medium, roomy = width >= 140, width >= 100, width >= 120
     columns = [
         Column("status", "status", 13, _status),
@@ -66,6 +70,7 @@ def run_columns(width: int) -> list[Column]:
     columns.append(Column("progress", "tasks", 12 if medium else 11, _progress))
     if roomy:
         columns.append(Column("iteration", "iter", 8, _pair))
+        columns.append(Column("tokens", "tokens", 6, _right))
     columns.append(Column("activity", "activity", 8, _dim))
     if wide:
         columns.append(Column("worker", "worker", 18, _dim))

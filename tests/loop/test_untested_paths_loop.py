@@ -106,7 +106,7 @@ async def test_list_as_text_shows_every_run_and_the_derived_status(
     listed = await acli("list", "--db", db, env=env)
     assert listed.code == 0, listed
     header, *rows = listed.out.splitlines()
-    assert header.split() == ["STATUS", "RUN", "PHASE", "TASKS", "ITER", "TOKENS", "GOAL"]
+    assert header.split() == ["STATUS", "RUN", "PHASE", "TASKS", "ITER", "TOKENS", "WORKER", "GOAL"]
     status_of = {row.split()[1]: row.split()[0] for row in rows}
     assert status_of == {
         "done": "completed",

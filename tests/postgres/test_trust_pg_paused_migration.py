@@ -1,4 +1,4 @@
-"""Migration 4 (the status ``paused``, its reason, the budget) on PostgreSQL: a version-3
+"""Migration 5 (the status ``paused``, its reason, the budget) on PostgreSQL: a version-3
 schema keeps its runs, tasks, events and journal, ends with the schema a fresh one gets (the
 constraints included), and takes a pause with an attempt cut under its reason."""
 
@@ -14,10 +14,10 @@ from nanoagent_core.models import Attempt, PauseReason, Phase, RunStatus
 from nanoagent_core.pause import pause_step
 from nanoagent_core.postgres import SCHEMA_VERSION, PostgresStore
 
-PAUSED_VERSION = 4
+PAUSED_VERSION = 5
 
 
-async def test_a_version_3_schema_keeps_everything_and_can_pause(pg_url: str, schema: str) -> None:
+async def test_a_version_4_schema_keeps_everything_and_can_pause(pg_url: str, schema: str) -> None:
     from nanoagent_core.postgres import sql as pg_sql
 
     def run(statement: str) -> list[tuple[object, ...]]:

@@ -1,5 +1,5 @@
-"""Migration 4 (the status ``paused``, its reason, the budget) on SQLite: the runs and attempts
-tables are rebuilt (SQLite cannot change a CHECK), so a version-3 database must keep every run
+"""Migration 5 (the status ``paused``, its reason, the budget) on SQLite: the runs and attempts
+tables are rebuilt (SQLite cannot change a CHECK), so a version-4 database must keep every run
 with its tasks, results, events and journal (dropping the old runs table must not cascade),
 end with the schema a fresh database gets, keep its foreign keys working, and take a pause."""
 
@@ -17,10 +17,10 @@ from nanoagent_core.pause import pause_step
 from nanoagent_core.sqlite import SCHEMA_VERSION, SQLiteStore
 from nanoagent_core.sqlite import sql as schema
 
-PAUSED_VERSION = 4
+PAUSED_VERSION = 5
 
 
-def version_3_database(path: Path) -> None:
+def version_4_database(path: Path) -> None:
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA foreign_keys = ON")
     for statements in schema.MIGRATIONS[: PAUSED_VERSION - 1]:
@@ -64,9 +64,9 @@ def counts(path: Path) -> dict[str, int]:
         conn.close()
 
 
-async def test_a_version_3_database_keeps_everything_and_can_pause(tmp_path: Path) -> None:
+async def test_a_version_4_database_keeps_everything_and_can_pause(tmp_path: Path) -> None:
     old = tmp_path / "v3.db"
-    version_3_database(old)
+    version_4_database(old)
     before = counts(old)
     assert before == {"runs": 2, "tasks": 2, "results": 1, "events": 3, "attempts": 1}
 

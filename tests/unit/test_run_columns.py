@@ -13,14 +13,16 @@ def _keys(width: int) -> list[str]:
 
 def test_wide_terminals_show_every_run_column() -> None:
     assert _keys(160) == [
-        "status", "run_id", "goal", "agent", "phase", "progress", "iteration", "activity",
-        "worker",
+        "status", "run_id", "goal", "agent", "phase", "progress", "iteration", "tokens",
+        "activity", "worker",
     ]  # fmt: skip
 
 
 def test_narrow_terminals_keep_the_essentials() -> None:
     assert _keys(80) == ["status", "run_id", "goal", "progress", "activity"]
     assert "iteration" not in _keys(110)
+    assert "tokens" not in _keys(110)
+    assert "tokens" in _keys(120)
     assert "phase" in _keys(110)
 
 
