@@ -102,8 +102,8 @@ class PollProbe:
 
         live.poll = poll
 
-    async def next_poll(self, timeout: float = 10.0) -> PollRecord:
-        """Wait for the next poll to be over and shown."""
+    async def next_poll(self, timeout: float = 60.0) -> PollRecord:
+        """Wait for the next poll to be over and shown (``timeout`` bounds a hang only)."""
         count = len(self.records)
         deadline = time.perf_counter() + timeout
         while True:

@@ -102,7 +102,7 @@ async def latencies(
             child.stdin.write(b"go\n")
             await child.stdin.drain()
             await asyncio.wait_for(child.wait(), _budget(events, interval))
-            await view.wait_row(WRITER, "completed", 10.0)
+            await view.wait_row(WRITER, "completed", 120.0)  # bounds a hang only
             out: list[float] = []
             for record in view.probe.records:
                 if record.shown_wall is None:

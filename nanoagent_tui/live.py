@@ -14,7 +14,7 @@ refresh does not grow with the number of runs in the database.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -140,6 +140,9 @@ class Update:
     detail: Detail | None = None  #: the watched run, fetched again
     history: tuple[Event, ...] | None = None  #: the watched run's events, when (re)loaded
     watched: str | None = None  #: the run ``detail`` and ``history`` are about
+    #: Ids of the runs whose kept state changed (fetched again, or dropped from the kept
+    #: runs); None when unknown: then every row is to be judged again.
+    changed: frozenset[str] | None = None
 
 
 @dataclass
@@ -343,9 +346,10 @@ class LiveData:
         if token == self._cursor.token and not watch_pending:
             self.stats.idle += 1
             confirmed = await self._confirm(store, now)
+            update = Update(runs=confirmed, changed=_ids(confirmed)) if confirmed else None
             if self.health is not Health.LIVE:
-                return self._set(Health.LIVE) or (Update(runs=confirmed) if confirmed else None)
-            return Update(runs=confirmed) if confirmed else None
+                return self._set(Health.LIVE) or update
+            return update
         events, last, more = await self._new_events(store)
         touched = {event.run_id for event in events}
         touched.update(
@@ -368,7 +372,7 @@ class LiveData:
         # Everything was read: only now move the cursor (a failed poll is simply retried).
         self._cursor = _Cursor(None if more else token, last)
         self.counts = counts
-        self._absorb(runs, now)
+        dropped = self._absorb(runs, now)
         runs.extend(await self._confirm(store, now))
         if watch_pending and watched == self._watched:
             self._watch_pending = False
@@ -381,6 +385,7 @@ class LiveData:
             detail=detail,
             history=history,
             watched=watched,
+            changed=_ids(runs) | dropped,
         )
 
     async def _confirm(self, store: ViewerStore, now: datetime) -> tuple[RunState, ...]:
@@ -455,10 +460,11 @@ class LiveData:
                 return events, last, False
         return events, last, True
 
-    def _absorb(self, runs: list[RunState], now: datetime) -> None:
+    def _absorb(self, runs: list[RunState], now: datetime) -> frozenset[str]:
         """Keep fetched runs: those kept already, running ones, and others the filter lets
         through that are newer than the oldest kept one (an old run that only got a note
-        stays out of a full window); then drop the oldest beyond the window."""
+        stays out of a full window); then drop the oldest beyond the window. Returns the ids
+        of the runs dropped."""
         floor = self._floor if self.truncated else None
         added = False
         for run in runs:
@@ -470,19 +476,26 @@ class LiveData:
             ):
                 self.runs[run.run_id] = run
                 added = True
-        if added:
-            self._trim()
+        return self._trim() if added else frozenset()
 
-    def _trim(self) -> None:
+    def _trim(self) -> frozenset[str]:
+        """Drop the oldest finished runs beyond the window; returns their ids."""
         spare = [run for run in self.runs.values() if run.status is not RunStatus.RUNNING]
         excess = len(spare) - self.window
+        dropped: set[str] = set()
         if excess > 0:
             spare.sort(key=lambda run: (run.updated_at.timestamp(), run.run_id))
             for run in spare[:excess]:
                 if run.run_id != self._watched:
                     del self.runs[run.run_id]
+                    dropped.add(run.run_id)
             self.truncated = True
             self._floor = spare[excess].updated_at.timestamp()
+        return frozenset(dropped)
+
+
+def _ids(runs: Iterable[RunState]) -> frozenset[str]:
+    return frozenset(run.run_id for run in runs)
 
 
 def _identity(run: RunState) -> tuple[str, int, datetime, datetime | None]:

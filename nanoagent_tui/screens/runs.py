@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import bisect
 import shlex
 from dataclasses import replace
+from datetime import datetime
 from pathlib import Path
 from typing import ClassVar
 
@@ -20,7 +22,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 from nanoagent_core.models import RunState
 from nanoagent_core.safetext import visible
 from nanoagent_core.status import ShownStatus
-from nanoagent_tui.formatting import ABORTING, RunRow, ago, run_row, run_sort_key
+from nanoagent_tui.formatting import ABORTING, RunRow, SortKey, ago, run_row, run_sort_key
 from nanoagent_tui.live import Filter, Health, SortMode, Update
 from nanoagent_tui.screens.base import ACTION_BINDINGS, LiveScreen
 from nanoagent_tui.widgets.keyed_table import Column, KeyedTable
@@ -104,6 +106,18 @@ SORTS: dict[SortMode, tuple[str, bool]] = {
 }
 
 
+class _Reversed:
+    """A sort key that orders the other way round (for a descending column)."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: SortKey) -> None:
+        self.key = key
+
+    def __lt__(self, other: _Reversed) -> bool:
+        return other.key < self.key
+
+
 class RunsScreen(LiveScreen):
     AUTO_FOCUS = "#runs"
     CSS_PATH = Path(__file__).with_name("runs.tcss")
@@ -163,10 +177,51 @@ class RunsScreen(LiveScreen):
     # -- live ------------------------------------------------------------------------------
 
     def on_live(self, update: Update) -> None:
-        if self.is_current:
-            self.refresh_view()
-        else:
+        """A poll that changed some runs only judges, rebuilds and moves their rows; the
+        whole view is drawn again after a reload, a change of health, or while hidden."""
+        if not self.is_current:
             self._dirty = True  # drawn again when it is on top again
+        elif (
+            self._dirty
+            or update.changed is None
+            or update.reloaded
+            or update.health_changed
+            or not self._refresh_rows(update.changed)
+        ):
+            self.refresh_view()
+
+    def _refresh_rows(self, changed: frozenset[str]) -> bool:
+        """Bring the rows of the ``changed`` runs up to date and move them to their place in
+        the sort order (a binary search among the rows shown, whose order holds: a row's sort
+        key changes only with its run). False when that cannot be done (then redraw all)."""
+        dash = self.dash
+        live = dash.live
+        runs, flt, now = live.runs, live.filter, dash.clock()
+        table = self.table
+        if not self._width or self._width != self.size.width:
+            return False
+        column, descending = self.sort_by
+        own = run_sort_key(column)
+
+        def place(key: str) -> SortKey | _Reversed:
+            run = runs[key]
+            at = own((run, live.word(run, now)))
+            return _Reversed(at) if descending else at
+
+        rows: list[tuple[str, RunRow]] = []
+        for key in changed:
+            run = runs.get(key)
+            if run is not None and flt.matches(run, word := live.word(run, now)):
+                rows.append((key, run_row(run, now, word)))
+        order = [key for key in table.keys if key not in changed]
+        if any(key not in runs for key in order):
+            return False
+        for key, _ in rows:
+            bisect.insort(order, key, key=place)
+        self._shown = len(order)
+        table.patch(rows, order)
+        self._after_rows(now)
+        return True
 
     def on_tick(self) -> None:
         """Between polls only time moves: statuses change only with a poll (a run is called
@@ -219,14 +274,20 @@ class RunsScreen(LiveScreen):
         self._shown = len(visible)
         self._aged = (int(now.timestamp()), round(table.scroll_y), table.size.height)
         table.sync([(run.run_id, run_row(run, now, word)) for run, word in visible])
-        if dash.pending_select and table.move_to(dash.pending_select):
+        self._after_rows(now)
+
+    def _after_rows(self, now: datetime) -> None:
+        """The selection asked for, the empty state and the bar, after the rows changed."""
+        dash = self.dash
+        live = dash.live
+        if dash.pending_select and self.table.move_to(dash.pending_select):
             dash.pending_select = None
-        empty = not visible
+        empty = not self._shown
         self.set_class(empty, "empty")
         if empty:
             message = empty_text(live.location, live.health, live.message, live.filter)
             self.query_one("#empty", Static).update(message)
-        self.query_one(TopBar).show(self.bar_state(self._view(len(visible))))
+        self.query_one(TopBar).show(self.bar_state(self._view(self._shown)))
         self.refresh_bindings()  # what the selected run allows may have changed
 
     def _columns(self, width: int) -> list[Column]:

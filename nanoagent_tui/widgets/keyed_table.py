@@ -17,7 +17,7 @@ from rich.text import Text
 from textual.app import App
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
-from textual.widgets.data_table import ColumnKey
+from textual.widgets.data_table import ColumnKey, RowKey
 
 __all__ = ["Column", "KeyedTable"]
 
@@ -123,6 +123,16 @@ class KeyedTable(DataTable[Text]):
             self._apply(rows)
             self._restore(key, offset)
 
+    def patch(self, rows: Sequence[tuple[str, NamedTuple]], order: Sequence[str]) -> None:
+        """Bring some rows up to date without looking at the others: ``rows`` (key, row)
+        are updated cell by cell or added, rows whose key is not in ``order`` are removed,
+        and the table then shows its rows in ``order`` (every key, top to bottom), moving
+        only those between the first and the last line whose key changed."""
+        key, offset = self.cursor_key, self._cursor_offset()
+        with self._app().batch_update():
+            self._patch(rows, order)
+            self._restore(key, offset)
+
     def move_to(self, key: str) -> bool:
         """Put the cursor on ``key`` (scrolling it into view); False if there is no such row."""
         if key not in self._rows:
@@ -194,6 +204,40 @@ class KeyedTable(DataTable[Text]):
         if order != self._order:
             self.sort(key=_rank_of({key: index for index, key in enumerate(order)}))
             self._order = order
+
+    def _patch(self, rows: Sequence[tuple[str, NamedTuple]], order: Sequence[str]) -> None:
+        wanted = set(order)
+        for key in [key for key in self._order if key not in wanted]:
+            self.remove_row(key)
+            del self._rows[key]
+            self._order.remove(key)
+        first = self._spec[0].key if self._spec else ""
+        for key, row in rows:
+            old = self._rows.get(key)
+            if old is None:
+                self.add_row(*self._cells(key, row), key=key)
+                self._order.append(key)
+            elif old != row:
+                self._update(key, old, row, first)
+            self._rows[key] = row
+        order = list(order)
+        if order == self._order:
+            return
+        if len(order) != len(self._order) or wanted != set(self._order):
+            raise ValueError("order must name every row of the table once")
+        lo = next(i for i, (a, b) in enumerate(zip(order, self._order, strict=True)) if a != b)
+        hi = len(order) - next(
+            i
+            for i, (a, b) in enumerate(zip(reversed(order), reversed(self._order), strict=True))
+            if a != b
+        )
+        # the rows between lo and hi change lines among themselves: only they are renumbered
+        locations = self._row_locations  # pyright: ignore[reportPrivateUsage]
+        for index in range(lo, hi):
+            locations[RowKey(order[index])] = index
+        self._order = order
+        self._update_count += 1  # the cached row order and lines are stale
+        self.refresh()
 
     def _restore(self, key: str | None, offset: int) -> None:
         """Cursor back on ``key``, on the same screen line; a view at the top stays at the
