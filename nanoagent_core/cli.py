@@ -15,6 +15,7 @@ from typing import Any
 
 from nanoagent_core.command import (
     abort,
+    approve,
     listing,
     prune,
     replay,
@@ -35,6 +36,9 @@ from nanoagent_core.logs import configure as configure_logging
 from nanoagent_core.paths import resolve_db_location
 from nanoagent_core.safetext import visible
 
+#: The dashboard's bell setting (``0``: no bell), see nanoagent_tui/attention.py.
+BELL_ENV = "NANOAGENT_BELL"
+
 __all__ = ["COMMANDS", "EXIT_CODES", "EXIT_PIPE", "MAX_LIST_LIMIT", "main", "run_summary"]
 
 #: The subcommands that run on a database location: each module has ``NAME``,
@@ -45,6 +49,7 @@ COMMANDS: tuple[ModuleType, ...] = (
     run,
     resume,
     abort,
+    approve,
     listing,
     show,
     replay,
@@ -71,11 +76,18 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
-    sub.add_parser("tui", parents=[common], help="open the dashboard (the default)")
+    tui = sub.add_parser("tui", parents=[common], help="open the dashboard (the default)")
     demo = sub.add_parser(
         "demo", parents=[common], help="start demo runs (one crashed) and open the dashboard"
     )
     demo.add_argument("--no-dashboard", action="store_true", help="start the runs and exit")
+    for dash in (parser, tui, demo):
+        dash.add_argument(
+            "--no-bell",
+            action="store_true",
+            default=argparse.SUPPRESS,
+            help="no terminal bell when a run comes to need a person (also: NANOAGENT_BELL=0)",
+        )
     for command in COMMANDS:
         command.add_parser(sub, common)
     serve_command.add_parser(sub, common)
@@ -125,6 +137,8 @@ def _main(args: argparse.Namespace, dashboard: Dashboard | None, serve: Serve | 
     if command == "serve":
         return serve_command.run(location, args, serve)
     if command in ("tui", "demo"):
+        if getattr(args, "no_bell", False):
+            os.environ[BELL_ENV] = "0"  # read by the dashboard (nanoagent_tui.attention)
         if command == "demo":
             from nanoagent_core.demo import start_demo_runs
 

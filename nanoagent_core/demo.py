@@ -1,8 +1,9 @@
 """``nanoagent demo``: real runs to watch, including a genuinely crashed one.
 
 Starts several demo runs as real detached workers (different goals, sizes and speeds; one
-whose task fails once and retries; one long enough to abort), then SIGKILLs one worker
-mid-run so that a crashed run is there to resume. When the optional extra ``llm`` is
+whose task fails once and retries; one long enough to abort; one whose second task waits for a
+person to approve an action), then SIGKILLs one worker mid-run so that a crashed run is there
+to resume. When the optional extra ``llm`` is
 installed, one more run uses the ``llm`` agent on ``model=test`` (offline, pydantic-ai's
 TestModel), so that a run planned, executed and reflected by pydantic-ai Agents is there too.
 """
@@ -47,6 +48,9 @@ DEMO_RUNS = (
     DemoRun("notes", "Summarise the release notes", {"tasks": "3", "delay": "0.4"}),
     DemoRun("migrate", "Draft the database migration plan",
             {"tasks": "8", "delay": "1.2", "followups": "2"}, crash=True),
+    # task 2 asks a person to approve sending a summary: the run waits, paused (approval)
+    DemoRun("report", "Send the weekly status report",
+            {"tasks": "4", "delay": "0.5", "approve": "2"}),
 )  # fmt: skip
 
 

@@ -32,6 +32,8 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
 
 from nanoagent_core.agents.base import Agent, ExecutionResult
+from nanoagent_core.approvals import ApprovalNeeded, ApprovalRequest, deciding, task_approvals
+from nanoagent_core.asking import Asked, asked
 from nanoagent_core.budget import body_limits, exhausted, limits_for_body
 from nanoagent_core.clip import clip
 from nanoagent_core.errors import RunAbortedError
@@ -46,7 +48,14 @@ from nanoagent_core.models import (
     TaskStatus,
 )
 from nanoagent_core.pause import pause_step
-from nanoagent_core.protocols import ContextStore, NewEvent, Step, StepStore, TaskStore
+from nanoagent_core.protocols import (
+    ApprovalReader,
+    ContextStore,
+    NewEvent,
+    Step,
+    StepStore,
+    TaskStore,
+)
 from nanoagent_core.replace import replace
 from nanoagent_core.rules import (
     MAX_CANCELLED,
@@ -67,7 +76,7 @@ DEFAULT_MAX_FAILURES = 3
 StepListener = Callable[[RunState, Step], None]
 
 
-class LoopStore(StepStore, TaskStore, ContextStore, Protocol):
+class LoopStore(StepStore, TaskStore, ContextStore, ApprovalReader, Protocol):
     """What the loop needs of a store."""
 
 
@@ -160,6 +169,7 @@ class Loop:
         self._results: dict[str, str] = {}
         self._carry: dict[str, Task] = {}  # changes that ride with the next commit
         self._restart_in_flight = False
+        self._approvals: list[ApprovalRequest] = []  #: the run's requests, read at the start
         self._stop_after_step = False
 
     def stop_after_step(self) -> None:
@@ -180,6 +190,7 @@ class Loop:
                 self._carry[task.id] = task
             self._put(task)
         self._results = await self._store.get_all_results(run_id)
+        self._approvals = await self._store.get_approvals(run_id)
         self._restart_in_flight = self._run.phase is Phase.EXECUTING
         while self._run.status is RunStatus.RUNNING and not self._stop_after_step:
             if self._run.abort_requested_at is not None:
@@ -242,9 +253,13 @@ class Loop:
         budgeted = run.max_tokens is not None or run.max_cost_usd is not None
         limits = body_limits(run) if budgeted else None
         began = time.monotonic()
+        request: Asked | None = None
         try:
-            with limits_for_body(limits):
+            with limits_for_body(limits), deciding(task_approvals(self._approvals, task.id)):
                 outcome = await self._agent.executor.execute(task, dict(self._results), key)
+        except ApprovalNeeded as need:
+            found = asked(run.run_id, task, need, self._approvals)
+            request, outcome = (found, found.outcome) if isinstance(found, Asked) else (None, found)
         except Exception as exc:
             outcome = ExecutionResult(False, f"{type(exc).__name__}: {exc}")
         seconds = round(time.monotonic() - began, 4)
@@ -257,14 +272,18 @@ class Loop:
             detail = outcome.pause.detail
             if outcome.pause.reason is PauseReason.BUDGET:
                 detail = "; ".join(filter(None, [exhausted(_after(run, journal)), detail]))
-            return pause_step(
+            step = pause_step(
                 outcome.pause.reason,
                 detail,
                 phase=Phase.EXECUTING,
                 iteration=iteration,
                 current_task_id=task.id,
                 attempts=journal,
+                events=() if request is None else (request.event(),),
             )
+            if request is not None:  # recorded in the very commit that pauses the run
+                step = step.model_copy(update={"approval": request.request})
+            return step
         if outcome.success:
             done = replace(
                 task,

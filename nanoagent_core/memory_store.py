@@ -15,6 +15,7 @@ from nanoagent_core import store_rules as rules
 from nanoagent_core.errors import (
     DatabaseError,
 )
+from nanoagent_core.memory_approvals import MemoryApprovals
 from nanoagent_core.memory_queue import MemoryQueue
 from nanoagent_core.models import (
     Attempt,
@@ -40,7 +41,7 @@ def _json_copy(event: NewEvent) -> dict[str, Any]:
     return copied
 
 
-class MemoryStore(MemoryQueue):
+class MemoryStore(MemoryQueue, MemoryApprovals):
     def __init__(self, *, clock: Callable[[], datetime] = utc_now) -> None:
         self._clock = clock
         self._runs: dict[str, RunState] = {}
@@ -51,6 +52,7 @@ class MemoryStore(MemoryQueue):
         self._events: list[Event | None] = []
         # run id -> (task id, attempt) -> journal entry, in commit order
         self._attempts: dict[str, dict[tuple[str, int], Attempt]] = {}
+        self._approvals = {}  # see MemoryApprovals
         self._version = 0
         self._closed = False
 
@@ -408,6 +410,8 @@ class MemoryStore(MemoryQueue):
             self._upsert_task(run_id, task)
         self._results[run_id].update(step.results)
         self._events.extend(events)
+        if step.approval is not None:
+            self._record_approval(step.approval, now)
         changes: dict[str, Any] = {
             "phase": step.phase,
             "iteration": step.iteration,
@@ -486,6 +490,7 @@ class MemoryStore(MemoryQueue):
             self._tasks.pop(run_id, None)
             self._results.pop(run_id, None)
             self._done_counts.pop(run_id, None)
+            self._approvals.pop(run_id, None)
         # Event ids are list positions + 1 here: keep each survivor at its id.
         self._events = [
             None if event is None or event.run_id in gone else event for event in self._events

@@ -137,6 +137,8 @@ class EventKind(StrEnum):
     RUN_PAUSED = "run_paused"  #: data: reason, detail, phase, iteration, task_id
     BUDGET_SET = "budget_set"  #: data: max_tokens, max_cost_usd (None: no limit)
     RUN_RESTARTED = "run_restarted"  #: a pool worker took up a crashed run (``--recover``)
+    APPROVAL_REQUESTED = "approval_requested"
+    APPROVAL_DECIDED = "approval_decided"
     NOTE = "note"
 
 

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from nanoagent_core.approvals import ApprovalRequest
 from nanoagent_core.models import (
     MAX_PAUSE_DETAIL_CHARS,
     Attempt,
@@ -42,6 +43,8 @@ from nanoagent_core.models import (
 )
 
 __all__ = [
+    "ApprovalReader",
+    "ApprovalStore",
     "ChangeWatch",
     "ContextStore",
     "EventReader",
@@ -80,6 +83,8 @@ class Step(BaseModel):
     ``status`` other than None and RUNNING ends the run and releases the owner.
     ``attempts`` are journal entries (one per attempt: a new (task, attempt) pair; the run's
     ledger totals grow by theirs in the same transaction).
+    ``approval`` is a request to record (approvals.py; a pending one of the same id is left as
+    it is) in the step that pauses the run; the run's other pending requests expire.
 
     ``status=PAUSED`` needs a ``pause_reason`` (and may carry a one-line ``pause_detail``);
     a reason with any other status is refused. The run stops at the step's position with no
@@ -100,6 +105,7 @@ class Step(BaseModel):
     attempts: tuple[Attempt, ...] = ()
     pause_reason: PauseReason | None = None
     pause_detail: str | None = Field(default=None, max_length=MAX_PAUSE_DETAIL_CHARS)
+    approval: ApprovalRequest | None = None
 
     @model_validator(mode="after")
     def _pause_has_a_reason(self) -> Step:
@@ -356,6 +362,31 @@ class JournalStore(Protocol):
         ...
 
 
+class ApprovalReader(Protocol):
+    async def get_approvals(self, run_id: str) -> list[ApprovalRequest]:
+        """The run's approval requests, oldest first (none for an unknown run)."""
+        ...
+
+
+class ApprovalStore(ApprovalReader, Protocol):
+    """Approval requests (see approvals.py). A request is recorded by ``commit_step``."""
+
+    async def decide_approval(
+        self,
+        run_id: str,
+        request_id: str,
+        *,
+        approve: bool,
+        digest: str | None = None,
+        reason: str | None = None,
+    ) -> ApprovalRequest:
+        """Decide a pending request once, in one transaction that also writes an
+        ``approval_decided`` event. RequestNotFoundError for no such request;
+        StaleRequestError when it is no longer pending or ``digest`` (when given) is not its
+        digest. Not fenced: a person decides, not a worker."""
+        ...
+
+
 class ChangeWatch(Protocol):
     async def change_token(self) -> int:
         """A cheap value that differs once anyone else has committed a change."""
@@ -379,6 +410,7 @@ class Store(
     StepStore,
     SnapshotStore,
     JournalStore,
+    ApprovalStore,
     ChangeWatch,
     PruneStore,
     QueueStore,
@@ -394,7 +426,9 @@ class Store(
     async def close(self) -> None: ...
 
 
-class Viewer(RunReader, EventReader, SnapshotStore, JournalStore, ChangeWatch, Protocol):
+class Viewer(
+    RunReader, EventReader, SnapshotStore, JournalStore, ApprovalReader, ChangeWatch, Protocol
+):
     """What a dashboard reads, and all it may do: nothing here writes. Opened read-only by
     :func:`nanoagent_core.stores.open_viewer`; every :class:`Store` is one."""
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from nanoagent_core.approvals import ApprovalRequest, Decision
 from nanoagent_core.models import (
     Attempt,
     Event,
@@ -30,6 +31,7 @@ __all__ = [
     "DamagedRowError",
     "Row",
     "TimeReader",
+    "approval_from_row",
     "attempt_from_row",
     "decoder",
     "event_from_row",
@@ -255,3 +257,30 @@ def task_upserts(run_id: str, tasks: Iterable[Task]) -> tuple[list[dict[str, Any
     latest = {task.id: task for task in tasks}
     done = sum(task.status is TaskStatus.DONE for task in latest.values())
     return [task_params(run_id, task) for task in latest.values()], list(latest), done
+
+
+def approval_from_row(row: Row, when: TimeReader) -> ApprovalRequest:
+    """An approval request row (sql APPROVAL_COLUMNS order)."""
+    try:
+        (request_id, run_id, task_id, attempt, what, arguments, why, digest, decision, reason,
+         requested_at, decided_at, messages) = row  # fmt: skip
+        asked = when(requested_at)
+        if asked is None:
+            raise ValueError("an approval request without its time")
+        return ApprovalRequest(
+            id=request_id,
+            run_id=run_id,
+            task_id=task_id,
+            attempt=int(attempt),
+            what=what,
+            arguments=arguments,
+            why=why,
+            digest=digest,
+            decision=Decision(decision),
+            reason=reason,
+            requested_at=asked,
+            decided_at=when(decided_at),
+            messages=messages,
+        )
+    except (TypeError, ValueError) as exc:
+        raise DamagedRowError(f"unreadable approval row: {_clip(exc)}") from None

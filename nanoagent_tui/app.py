@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 
+from textual import events
 from textual.actions import SkipAction
 from textual.app import App
 from textual.binding import Binding
@@ -21,12 +22,14 @@ from textual.signal import Signal
 from textual.widgets import Input
 
 from nanoagent_core.agents.registry import agent_names
+from nanoagent_core.approvals import ApprovalRequest
 from nanoagent_core.errors import NanoagentError
 from nanoagent_core.launch import reap_workers
 from nanoagent_core.models import RunState, utc_now
 from nanoagent_core.safetext import visible
 from nanoagent_core.status import ShownStatus
 from nanoagent_tui import operations
+from nanoagent_tui.attention import Transitions, bell_enabled, next_needing
 from nanoagent_tui.commands import RunCommands
 from nanoagent_tui.live import Filter, Health, LiveData, SortMode, Update
 from nanoagent_tui.screens.base import LiveScreen
@@ -36,6 +39,7 @@ from nanoagent_tui.screens.error import ErrorScreen
 from nanoagent_tui.screens.new_run import NewRunScreen
 from nanoagent_tui.screens.runs import RunsScreen
 from nanoagent_tui.widgets.top_bar import BarState
+from nanoagent_tui.widgets.typeahead import TypedAhead
 
 __all__ = ["DashboardApp", "run_dashboard"]
 
@@ -68,8 +72,12 @@ class DashboardApp(App[int]):
         tick_interval: float = 0.5,
         window: int = 500,
         live: LiveData | None = None,
+        bell: bool | None = None,
     ) -> None:
         super().__init__()
+        #: ring the terminal bell when a run comes to need a person (see attention.py)
+        self.ring_bell = bell_enabled() if bell is None else bell
+        self.transitions = Transitions()
         self.location = location
         self.clock = clock
         self.animated = animate
@@ -141,8 +149,65 @@ class DashboardApp(App[int]):
             self._opened = True
             self.pending_select = self._first_crashed()
         self.polled.publish(update)
+        self._notice()
+
+    def on_key(self, event: events.Key) -> None:
+        """A key reaches the app's bindings after it has gone to the focused widget of the
+        screen that was on top when it was handled, which may no longer be on top: a key
+        typed ahead must not act on the screen that has replaced it. A screen that says the
+        key was typed before it was drawn (:class:`TypedAhead`) gets nothing."""
+        screen = self.screen
+        if isinstance(screen, TypedAhead) and screen.typed_ahead(event):
+            event.prevent_default()
+            event.stop()
+
+    def _notice(self) -> None:
+        """A run that has come to need a person: a notification, and the bell."""
+        if not self._opened:
+            return
+        now = self.clock()
+        live = self.live
+        shown = [(run, live.word(run, now)) for run in live.runs.values()]
+        for transition in self.transitions.observe(shown):
+            self.say(transition.message(), title="Needs a person", severity="warning", timeout=10)
+            if self.ring_bell:
+                self.bell()
+
+    def action_next_needing(self) -> None:
+        """Move to the next run that needs a person (crashed, failed, paused)."""
+        runs = next((s for s in self.screen_stack if isinstance(s, RunsScreen)), None)
+        if runs is None:
+            return
+        table = runs.table
+        now = self.clock()
+        words = {run.run_id: self.live.word(run, now) for run in self.live.runs.values()}
+        rows = [(key, words.get(key, "")) for key in table.keys]
+        current = self._selected()
+        target = next_needing(rows, None if current is None else current.run_id)
+        if target is None:
+            self.say("No run needs a person.", timeout=3)
+            return
+        table.move_to(target)
+        if isinstance(self.screen, DetailScreen):
+            self.switch_screen(DetailScreen(target))  # pyright: ignore[reportUnknownMemberType]
+
+    def decide(self, request: ApprovalRequest, *, approve: bool, reason: str | None = None) -> None:
+        """Decide the request shown (bound to its id and digest) and resume its run."""
+        word = "Approve" if approve else "Deny"
+        self._act(
+            f"{word} {request.id}",
+            operations.decide(
+                self.location,
+                request.run_id,
+                request.id,
+                request.digest,
+                approve=approve,
+                reason=reason,
+            ),
+        )
 
     def _tick(self) -> None:
+        self._notice()
         reap_workers()
         if self.is_running:
             self.ticked.publish(None)

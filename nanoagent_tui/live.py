@@ -20,6 +20,7 @@ from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 
+from nanoagent_core.approvals import ApprovalRequest, pending_of
 from nanoagent_core.errors import (
     DatabaseError,
     DatabaseNotFoundError,
@@ -27,7 +28,7 @@ from nanoagent_core.errors import (
     RunNotFoundError,
     SchemaTooNewError,
 )
-from nanoagent_core.models import Event, EventKind, RunState, RunStatus, Task
+from nanoagent_core.models import Event, EventKind, PauseReason, RunState, RunStatus, Task
 from nanoagent_core.paths import MEMORY, display_location
 from nanoagent_core.procinfo import owner_alive
 from nanoagent_core.protocols import Viewer
@@ -124,6 +125,8 @@ class Detail:
     run: RunState
     tasks: tuple[Task, ...]
     results: Mapping[str, str]
+    #: the request waiting for a person's decision (read for a paused run only)
+    pending: ApprovalRequest | None = None
 
 
 @dataclass(frozen=True)
@@ -523,7 +526,11 @@ async def _read_detail(store: ViewerStore, run_id: str) -> Detail | None:
         run, tasks, results = await store.get_run_detail(run_id)
     except RunNotFoundError:
         return None
-    return Detail(run=run, tasks=tuple(tasks), results=results)
+    pending = None
+    if run.status is RunStatus.PAUSED and run.pause_reason is PauseReason.APPROVAL:
+        waiting = pending_of(await store.get_approvals(run_id))
+        pending = waiting[-1] if waiting else None
+    return Detail(run=run, tasks=tuple(tasks), results=results, pending=pending)
 
 
 async def _read_history(store: ViewerStore, run_id: str) -> tuple[Event, ...]:

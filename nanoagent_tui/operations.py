@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+from nanoagent_core import deciding
 from nanoagent_core.actions import abort_run, new_run, resume_detached, start_detached
 from nanoagent_core.defaults import DEFAULT_MAX_ITERATIONS
 from nanoagent_core.errors import ValidationError
@@ -23,6 +24,7 @@ from nanoagent_tui.formatting import ABORTING, status_word
 __all__ = [
     "abort",
     "build_run",
+    "decide",
     "parse_options",
     "resume",
     "start",
@@ -80,6 +82,33 @@ async def abort(location: str, run_id: str) -> str:
         return await abort_run(store, run_id)
     finally:
         await store.close()
+
+
+async def decide(
+    location: str,
+    run_id: str,
+    request_id: str,
+    digest: str,
+    *,
+    approve: bool,
+    reason: str | None = None,
+) -> str:
+    """Decide the request shown (its id and digest: a request changed since it was shown is
+    refused) and resume the run in a detached worker; says what happened."""
+    store = await _open(location)
+    try:
+        decided = await deciding.decide(
+            store,
+            location,
+            run_id,
+            approve=approve,
+            request_id=request_id,
+            digest=digest,
+            reason=reason,
+        )
+    finally:
+        await store.close()
+    return decided.line()
 
 
 async def start(location: str, run: RunState) -> str:

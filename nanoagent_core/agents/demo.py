@@ -12,6 +12,11 @@ Options (all strings, as given with ``--option KEY=VALUE``):
 * ``log``: a file to which each body start appends ``key`` (``run_id:task_id:attempt``);
   a plain path, inside ``NANOAGENT_ALLOWED_DIR`` when that is set (checked whenever the agent
   is built, a resume from a database included), created 0600
+* ``approve``: comma-separated task numbers that ask a person to approve a harmless action
+  (``send_summary`` with a recipient and a subject) before they finish: the run pauses
+  (reason ``approval``) until ``nanoagent approve`` or the dashboard decides. Approved, the
+  action "runs": with ``log`` set, ``action KEY REQUEST_ID`` is appended to it (before the
+  body's ``delay``); denied, the task finishes saying so, with the reason
 
 The same goal and options give the same tasks, results and final result, whether or not the
 run was interrupted and resumed.
@@ -29,6 +34,7 @@ from collections.abc import Mapping, Sequence
 from pydantic import BaseModel, ConfigDict, Field
 
 from nanoagent_core.agents.base import MAX_RETRY_BACKOFF, Agent, ExecutionResult, Reflection
+from nanoagent_core.approvals import approval
 from nanoagent_core.clip import quoted
 from nanoagent_core.errors import ValidationError
 from nanoagent_core.models import Task
@@ -58,6 +64,7 @@ class DemoOptions(BaseModel):
     log: str | None = None
     fail_always: frozenset[int] = frozenset()
     backoff: float = Field(default=0.0, ge=0.0, le=MAX_RETRY_BACKOFF, allow_inf_nan=False)
+    approve: frozenset[int] = frozenset()
 
     @classmethod
     def parse(cls, options: Mapping[str, str]) -> DemoOptions:
@@ -83,6 +90,7 @@ class DemoOptions(BaseModel):
             log=log,
             fail_always=_numbers(options, "fail_always"),
             backoff=_float(options, "backoff", 0.0, 0.0, MAX_RETRY_BACKOFF),
+            approve=_numbers(options, "approve"),
         )
 
 
@@ -150,14 +158,34 @@ class _DemoExecutor:
     def __init__(self, opts: DemoOptions) -> None:
         self._opts = opts
 
-    async def execute(self, task: Task, results: Mapping[str, str], key: str) -> ExecutionResult:
+    def _log(self, line: str) -> None:
         if self._opts.log:
             fd = os.open(self._opts.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             with open(fd, "a", encoding="utf-8") as journal:
-                journal.write(key + "\n")
+                journal.write(line + "\n")
+
+    async def execute(self, task: Task, results: Mapping[str, str], key: str) -> ExecutionResult:
+        self._log(key)
+        number = _number(task)
+        if number in self._opts.approve:
+            arguments = {
+                "to": "team@example.com",
+                "subject": f"Step {number} summary",
+                "attachments": [f"step-{number}.md"],
+            }
+            why = f"step {number} wants to email its summary to the team"
+            decision = approval("send_summary", arguments, why)
+            if not decision.approved:
+                return ExecutionResult(
+                    True,
+                    f"step {number}: send_summary was denied ({decision.reason or 'no reason'})",
+                )
+            self._log(f"action {key} {decision.request_id}")
+            sent = " (send_summary approved and sent)"
+        else:
+            sent = ""
         if self._opts.delay:
             await asyncio.sleep(self._opts.delay)
-        number = _number(task)
         if number in self._opts.fail_always:
             return ExecutionResult(
                 False, f"step {number}: simulated failure on every attempt ({task.attempts})"
@@ -166,7 +194,7 @@ class _DemoExecutor:
             return ExecutionResult(False, f"step {number}: simulated failure on the first attempt")
         digest = _digest(task.description)
         words = " ".join(_WORDS[b % len(_WORDS)] for b in digest[: 3 + digest[0] % 9])
-        return ExecutionResult(True, f"step {number} finished: {words}")
+        return ExecutionResult(True, f"step {number} finished: {words}{sent}")
 
 
 class _DemoReflector:

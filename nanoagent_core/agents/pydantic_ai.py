@@ -36,7 +36,13 @@ from typing import Any, Protocol, TypeVar
 import pydantic_ai.models as pai_models
 from pydantic import BaseModel, Field
 from pydantic_ai import Agent as PydanticAgent
-from pydantic_ai import ModelSettings, RunUsage, UsageLimits, capture_run_messages
+from pydantic_ai import (
+    DeferredToolRequests,
+    ModelSettings,
+    RunUsage,
+    UsageLimits,
+    capture_run_messages,
+)
 from pydantic_ai.exceptions import CostNotFoundWarning, UsageLimitExceeded
 from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter, ModelResponse
 from pydantic_ai.models import Model, infer_model
@@ -44,6 +50,8 @@ from pydantic_ai.models.test import TestModel
 
 from nanoagent_core.agents.base import Agent, ExecutionResult, ModelUsage, Reflection, Transcript
 from nanoagent_core.agents.options import refuse_secret_options
+from nanoagent_core.agents.pydantic_approvals import Continuation, continuation, need_for
+from nanoagent_core.approvals import current_requests
 from nanoagent_core.budget import BodyLimits, current_limits
 from nanoagent_core.clip import clip
 from nanoagent_core.errors import ValidationError
@@ -316,6 +324,33 @@ class _Role:
         task: Task | None = None,
         limits: BodyLimits | None = None,
     ) -> tuple[OutputT, Transcript]:
+        output, transcript = await self._run(prompt, output_type, test_args, task, limits)
+        assert isinstance(output, output_type)
+        return output, transcript
+
+    async def call_deferring(
+        self,
+        prompt: str,
+        output_type: type[OutputT],
+        test_args: Callable[[], dict[str, Any]],
+        resumed: Continuation | None,
+        task: Task | None = None,
+        limits: BodyLimits | None = None,
+    ) -> tuple[OutputT | DeferredToolRequests, Transcript]:
+        """As :meth:`call`, but a call of a tool that requires approval ends it with
+        DeferredToolRequests; ``resumed`` continues a conversation that waited for them."""
+        deferring = [output_type, DeferredToolRequests]
+        return await self._run(prompt, deferring, test_args, task, limits, resumed)
+
+    async def _run(
+        self,
+        prompt: str,
+        output_type: Any,
+        test_args: Callable[[], dict[str, Any]],
+        task: Task | None,
+        limits: BodyLimits | None,
+        resumed: Continuation | None = None,
+    ) -> tuple[Any, Transcript]:
         model = self._model
         if self._source is not None:
             model = self._source.model_for(self._role, task)
@@ -324,17 +359,18 @@ class _Role:
         with capture_run_messages() as messages:
             try:
                 result = await self._agent.run(
-                    prompt,
+                    None if resumed else prompt,
                     output_type=output_type,
                     model=model,
                     instructions=self._opts.instructions,
                     model_settings=self._settings,
                     usage_limits=_usage_limits(self._opts.requests_per_task, limits),
+                    message_history=resumed.history if resumed else None,
+                    deferred_tool_results=resumed.results if resumed else None,
                 )
             except Exception as exc:
                 raise CallFailedError(exc, _transcript(messages, None)) from exc
-        output: OutputT = result.output
-        return output, _transcript(result.all_messages(), result.usage)
+        return result.output, _transcript(result.all_messages(), result.usage)
 
 
 # -- the three parts ----------------------------------------------------------------------
@@ -378,15 +414,22 @@ class _Executor:
             done = f"done offline (test model), building on {len(results)} earlier results"
             return {"result": f"{_clip(task.description, 80)}: {done}", "success": True}
 
+        asked = current_requests()
         try:
-            output, transcript = await self._role.call(
-                "\n".join(lines), ExecutionOutput, test_args, task, current_limits()
+            resumed = continuation(asked)
+            output, transcript = await self._role.call_deferring(
+                "\n".join(lines), ExecutionOutput, test_args, resumed, task, current_limits()
             )
         except CallFailedError as exc:
             if exc.budget_cut:  # not a failure: the run pauses, the task runs again later
                 pause = Pause(PauseReason.BUDGET, f"task {task.id} cut short by the budget")
                 return ExecutionResult(False, str(exc), exc.transcript, pause=pause)
             return ExecutionResult(False, str(exc), exc.transcript)
+        if isinstance(output, DeferredToolRequests):
+            try:
+                raise need_for(output, transcript.messages_json, asked, transcript)
+            except ValueError as exc:
+                return ExecutionResult(False, str(exc), transcript)
         text = output.result.strip() or ("(no result)" if output.success else "(no reason given)")
         return ExecutionResult(output.success, text, transcript)
 

@@ -123,6 +123,8 @@ async def run(location: str, args: argparse.Namespace) -> int:
         hint = ""
         if run.pause_reason is PauseReason.BUDGET:
             hint = f"; 'nanoagent resume {run.run_id} --max-tokens N' (or --max-cost) continues it"
+        elif run.pause_reason is PauseReason.APPROVAL:
+            hint = f"; 'nanoagent approve {run.run_id}' (or --deny) decides and continues it"
         else:
             hint = f"; 'nanoagent resume {run.run_id}' continues it"
         print(visible(f"paused: {pause_text(run.pause_reason, run.pause_detail)}{hint}"))

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import re
 
+from nanoagent_core.postgres import sql_approvals
 from nanoagent_core.sqltext import fill
 
 #: ``schema_info.application`` of a nanoagent schema.
@@ -213,6 +214,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         " ADD CONSTRAINT attempts_outcome_check"
         " CHECK (outcome IN ('done', 'failed', 'budget', 'approval'))",
     ),
+    # 6: approval requests (sql_approvals.py)
+    sql_approvals.MIGRATION,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -55,6 +55,7 @@ from nanoagent_core.sqltext import fill
 if TYPE_CHECKING:
     from psycopg import AsyncCursor
 from nanoagent_core.postgres import ops
+from nanoagent_core.postgres.approvals import ApprovalMethods, record_statements
 from nanoagent_core.postgres.connection import (
     Stmt,
     Txn,
@@ -84,7 +85,7 @@ if TYPE_CHECKING:
     Cursor: TypeAlias = AsyncCursor[Row]
 
 
-class PostgresStore(PostgresQueue, Watched, Refusals, Pruning):
+class PostgresStore(PostgresQueue, Watched, Refusals, Pruning, ApprovalMethods):
     """A nanoagent database in one schema of a PostgreSQL database, shared by many hosts.
     Made by :meth:`open` (the constructor takes what connection.Engine and
     listener.Watched keep)."""
@@ -512,6 +513,8 @@ class PostgresStore(PostgresQueue, Watched, Refusals, Pruning):
             )
         if step.attempts:
             statements.append(ops.attempt_statement(run_id, step.attempts))
+        if step.approval is not None:
+            statements += record_statements(step.approval)
         statements.append((sql.FINISH_STEP, params))
         events = encoded(step.events)
 

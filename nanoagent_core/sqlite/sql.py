@@ -206,6 +206,30 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "DROP TABLE attempts",
         "ALTER TABLE attempts_v5 RENAME TO attempts",
     ),
+    # 6: approval requests (approvals.py): recorded in the step that pauses the run, decided
+    # once by a person. A rowid table: ``messages`` (a conversation) can be large.
+    (
+        """
+        CREATE TABLE approvals (
+            run_id       TEXT NOT NULL REFERENCES runs (run_id) ON DELETE CASCADE,
+            request_id   TEXT NOT NULL,
+            seq          INTEGER NOT NULL,
+            task_id      TEXT NOT NULL,
+            attempt      INTEGER NOT NULL,
+            what         TEXT NOT NULL,
+            arguments    TEXT NOT NULL,
+            why          TEXT NOT NULL,
+            digest       TEXT NOT NULL,
+            decision     TEXT NOT NULL
+                CHECK (decision IN ('pending', 'approved', 'denied', 'expired')),
+            reason       TEXT,
+            requested_at REAL NOT NULL,
+            decided_at   REAL,
+            messages     TEXT,
+            PRIMARY KEY (run_id, request_id)
+        ) STRICT
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -410,6 +434,7 @@ SELECT_RESULTS = (
 )
 TASK_EXISTS = "SELECT 1 FROM tasks WHERE run_id = ? AND task_id = ?"
 TOUCH_RUN = "UPDATE runs SET updated_at = ? WHERE run_id = ? AND epoch = ?"
+TOUCH_RUN_ANY = "UPDATE runs SET updated_at = ? WHERE run_id = ?"
 
 # -- the journal ---------------------------------------------------------------------------
 
@@ -427,6 +452,32 @@ SELECT_ATTEMPTS = (
     " a.tokens_out, a.cost_usd, a.seconds FROM attempts a JOIN tasks t"
     " ON t.run_id = a.run_id AND t.task_id = a.task_id WHERE a.run_id = ?"
     " ORDER BY t.seq, a.attempt"
+)
+
+# -- approvals -----------------------------------------------------------------------------
+
+APPROVAL_COLUMNS = (
+    "request_id, run_id, task_id, attempt, what, arguments, why, digest, decision, reason,"
+    " requested_at, decided_at, messages"
+)
+#: a new request; asking again for the task's pending one changes nothing
+INSERT_APPROVAL = (
+    "INSERT INTO approvals (run_id, request_id, seq, task_id, attempt, what, arguments, why,"
+    " digest, decision, reason, requested_at, decided_at, messages) VALUES (:run_id,"
+    " :request_id, (SELECT coalesce(max(seq) + 1, 0) FROM approvals WHERE run_id = :run_id),"
+    " :task_id, :attempt, :what, :arguments, :why, :digest, 'pending', NULL, :now, NULL,"
+    " :messages) ON CONFLICT (run_id, request_id) DO NOTHING"
+)
+#: a new request supersedes the run's other pending ones
+EXPIRE_APPROVALS = (
+    "UPDATE approvals SET decision = 'expired', decided_at = :now"
+    " WHERE run_id = :run_id AND decision = 'pending' AND request_id != :request_id"
+)
+SELECT_APPROVALS = f"SELECT {APPROVAL_COLUMNS} FROM approvals WHERE run_id = ? ORDER BY seq"
+SELECT_APPROVAL = f"SELECT {APPROVAL_COLUMNS} FROM approvals WHERE run_id = ? AND request_id = ?"
+DECIDE_APPROVAL = (
+    "UPDATE approvals SET decision = :decision, reason = :reason, decided_at = :now"
+    " WHERE run_id = :run_id AND request_id = :request_id AND decision = 'pending'"
 )
 
 # -- events --------------------------------------------------------------------------------

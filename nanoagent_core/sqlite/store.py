@@ -41,6 +41,7 @@ from nanoagent_core.models import (
 from nanoagent_core.paths import MEMORY, check_allowed
 from nanoagent_core.protocols import NewEvent, PruneCount, Step
 from nanoagent_core.sqlite import ops, prune, sql
+from nanoagent_core.sqlite.approvals import ApprovalMethods, record_txn
 from nanoagent_core.sqlite.queue import SQLiteQueue
 from nanoagent_core.sqlite.schema import (
     Synchronous,
@@ -62,7 +63,7 @@ T = TypeVar("T")
 Row = rows.Row
 
 
-class SQLiteStore(SQLiteQueue):
+class SQLiteStore(SQLiteQueue, ApprovalMethods):
     """A nanoagent database in one SQLite file, shared safely by many processes."""
 
     def __init__(
@@ -178,6 +179,10 @@ class SQLiteStore(SQLiteQueue):
         except ops.DamagedRowError as exc:
             raise NotANanoagentDatabaseError(
                 f"{self._location}: damaged database ({exc})"
+            ) from None
+        except UnicodeDecodeError as exc:  # damaged text (the schema's, or a row's)
+            raise NotANanoagentDatabaseError(
+                f"{self._location}: damaged database (text that is not UTF-8: {exc.reason})"
             ) from None
 
     def _guard_waiting(self, conn: sqlite3.Connection, fn: Callable[..., T], *args: Any) -> T:
@@ -529,6 +534,7 @@ class SQLiteStore(SQLiteQueue):
         results = [(run_id, task_id, text) for task_id, text in step.results.items()]
         events = ops.event_params(run_id, now, step.events)
         attempts = step.attempts
+        approval = step.approval
 
         def txn(conn: sqlite3.Connection) -> RunState:
             changes = ops.task_changes(conn, run_id, tasks) if tasks else ops.NO_TASK_CHANGES
@@ -548,6 +554,8 @@ class SQLiteStore(SQLiteQueue):
                 conn.executemany(sql.UPSERT_RESULT, results)
             if attempts:
                 ops.insert_attempts(conn, run_id, attempts)
+            if approval is not None:
+                record_txn(conn, approval, now)
             if events:
                 conn.executemany(sql.INSERT_EVENT, events)
             return ops.run_from_row(row)

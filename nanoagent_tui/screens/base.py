@@ -52,6 +52,14 @@ ACTION_BINDINGS: list[BindingType] = [
     ),
     Binding("n", "app.new_run", "New run", id="new_run", tooltip="Start a new run", priority=True),
     Binding("c", "app.copy_id", "Copy id", id="copy_id", tooltip="Copy the run's id"),
+    Binding(
+        "w",
+        "app.next_needing",
+        "Needs you",
+        id="next_needing",
+        show=False,
+        tooltip="The next run that needs a person (crashed, failed, paused)",
+    ),
     Binding("question_mark", "app.help", "Help", id="help", tooltip="Keys and statuses"),
     Binding("q", "app.quit", "Quit", id="quit", tooltip="Quit (workers keep running)"),
 ]

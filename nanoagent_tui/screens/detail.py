@@ -6,7 +6,7 @@ from datetime import datetime
 from pathlib import Path
 
 from rich.text import Text
-from textual import on, work
+from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -20,6 +20,7 @@ from nanoagent_core.status import ShownStatus
 from nanoagent_tui.formatting import in_flight, task_row
 from nanoagent_tui.journal import fingerprint, read_journal
 from nanoagent_tui.live import Detail, Update
+from nanoagent_tui.screens.approval import ApprovalPanel, DenyScreen
 from nanoagent_tui.screens.base import ACTION_BINDINGS, LiveScreen
 from nanoagent_tui.screens.conversation import ConversationScreen
 from nanoagent_tui.screens.detail_parts import (
@@ -71,6 +72,8 @@ class DetailScreen(LiveScreen):
         Binding("slash", "search", "Search", id="search", tooltip="Search the events"),
         Binding("left_square_bracket", "step_run(-1)", "Prev run", id="prev_run"),
         Binding("right_square_bracket", "step_run(1)", "Next run", id="next_run"),
+        Binding("y", "approve", "Approve", id="approve", tooltip="Approve the pending request"),
+        Binding("d", "deny", "Deny", id="deny", tooltip="Deny the pending request (asks why)"),
     ]
 
     def __init__(self, run_id: str) -> None:
@@ -99,6 +102,7 @@ class DetailScreen(LiveScreen):
             yield Static(id="info")
             yield Static(id="phases")
             yield Static(id="failure")
+            yield ApprovalPanel(id="approval")
             with Horizontal(id="middle"):
                 yield KeyedTable(id="tasks")
                 with VerticalScroll(id="result-box"):
@@ -176,6 +180,43 @@ class DetailScreen(LiveScreen):
     def selected_run(self) -> RunState | None:
         return None if self.detail is None else self.detail.run
 
+    # -- approvals -------------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in ("approve", "deny"):
+            # shown only while a request waits (hidden otherwise, not dimmed)
+            return self.query_one(ApprovalPanel).request is not None
+        return True
+
+    def typed_ahead(self, event: events.Key) -> bool:
+        """``y`` and ``d`` count only once the request they decide is on screen (the app
+        drops them otherwise, wherever they went first)."""
+        return event.key in ("y", "d") and self.query_one(ApprovalPanel).typed_before(event)
+
+    def on_key(self, event: events.Key) -> None:
+        if self.typed_ahead(event):
+            event.stop()
+            event.prevent_default()
+
+    def action_approve(self) -> None:
+        request = self.query_one(ApprovalPanel).request
+        if request is None:
+            self.dash.say("Nothing waits for approval here.", severity="warning", timeout=3)
+            return
+        self.dash.decide(request, approve=True)
+
+    def action_deny(self) -> None:
+        request = self.query_one(ApprovalPanel).request
+        if request is None:
+            self.dash.say("Nothing waits for approval here.", severity="warning", timeout=3)
+            return
+
+        def answered(reason: str | None) -> None:
+            if reason is not None:
+                self.dash.decide(request, approve=False, reason=reason or None)
+
+        self.dash.push_screen(DenyScreen(request), answered)
+
     # -- live ------------------------------------------------------------------------------
 
     def on_live(self, update: Update) -> None:
@@ -238,6 +279,8 @@ class DetailScreen(LiveScreen):
         box.set_class(failure is not None, "shown")
         if failure is not None:
             box.update(failure)
+        self.query_one(ApprovalPanel).show_request(detail.pending, width, short)
+        self.refresh_bindings()
         self._draw_tasks(detail)
         self.query_one("#middle").border_title = tasks_title(run)
         seen = fingerprint(run, detail.tasks)

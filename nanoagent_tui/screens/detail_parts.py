@@ -64,6 +64,8 @@ _EVENT_STYLE = {
     "run_interrupted": "yellow",
     "run_paused": "bold cyan",
     "budget_set": "cyan",
+    "approval_requested": "bold yellow",
+    "approval_decided": "yellow",
     "run_completed": "bold green",
     "run_claimed": "blue",
 }
@@ -221,6 +223,9 @@ def failure_text(run: RunState, word: str, tasks: tuple[Task, ...]) -> Text | No
         if run.pause_reason is PauseReason.BUDGET:
             text.append("; raise the budget: ")
             text.append(f"nanoagent resume {visible(run.run_id)} --max-tokens N", style="bold")
+        elif run.pause_reason is PauseReason.APPROVAL:
+            text.append("; it waits for a decision: ")
+            text.append("y approves, d denies", style="bold")
         else:
             text.append("; ")
             text.append("r resumes it", style="bold")
@@ -274,6 +279,8 @@ _EVENT_WORDS = {
     "run_aborted": "run aborted",
     "run_paused": "run paused",
     "budget_set": "budget set",
+    "approval_requested": "asks approval",
+    "approval_decided": "approval decided",
     "note": "note",
 }
 #: Keys shown in the parentheses, in this order; then the text keys after a colon, whole.
@@ -292,6 +299,8 @@ def _detail(key: str, value: object) -> str | None:
         return f"{len(value)} {visible(key)}"  # pyright: ignore[reportUnknownArgumentType]
     if isinstance(value, dict):
         return None
+    if key == "digest" and isinstance(value, str):
+        return f"digest {visible(value[:12])}…"  # enough to tell two requests apart
     return f"{visible(key)} {one_line(str(value))}"
 
 

@@ -79,6 +79,8 @@ _KEYS = (
     ("a", "abort the selected run (asks first)"),
     ("n", "start a new run"),
     ("c", "copy the selected run's id"),
+    ("w", "the next run that needs a person (crashed, failed, paused)"),
+    ("y  d", "detail of a run waiting for approval: approve / deny (asks a reason)"),
     ("/", "runs: filter by part of the id or goal; detail: search the events"),
     ("f  F", "show one status only: the next / previous status some run has"),
     ("s  S", "sort by the next column / reverse (or click a column's header)"),

@@ -8,13 +8,20 @@ a confirmation ignores it, and the new-run form types it into its first field.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from textual import events
 from textual._time import get_time  # pyright: ignore[reportPrivateUsage]
 from textual.screen import Screen
 
-__all__ = ["ShownClock", "now"]
+__all__ = ["ShownClock", "TypedAhead", "now"]
+
+
+@runtime_checkable
+class TypedAhead(Protocol):
+    """A screen that knows which keys were typed before it showed what they act on."""
+
+    def typed_ahead(self, event: events.Key) -> bool: ...
 
 
 def now() -> float:

@@ -19,7 +19,7 @@ def test_demo_starts_an_llm_run_that_completes(db: str, env: dict[str, str]):
         ids = started.out.split()
         llm = [run_id for run_id in ids if run_id.startswith("demo-llm-")]
         assert len(llm) == 1, ids
-        assert len(ids) == 6
+        assert len(ids) == 7
 
         def status() -> str:
             return show_json(db, llm[0], env)["status"]

@@ -51,4 +51,4 @@ def test_the_core_works_without_the_extra(db: str, no_extra: dict[str, str]):
          "print(sorted(r.agent for r in demo_runs())); print('pydantic_ai' in sys.modules)"],
         env=no_extra, capture_output=True, text=True, check=True,
     )  # fmt: skip
-    assert probe.stdout.split("\n")[:2] == [str(["demo"] * 5), "False"]
+    assert probe.stdout.split("\n")[:2] == [str(["demo"] * 6), "False"]
