@@ -9,7 +9,6 @@ finishes, committing or rolling back, on its thread). Opening and the schema: sq
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import sqlite3
 import time
@@ -27,14 +26,11 @@ from nanoagent_core.errors import (
     NotANanoagentDatabaseError,
 )
 from nanoagent_core.models import (
-    Attempt,
-    Event,
     EventKind,
     Owner,
     Phase,
     RunState,
     RunStatus,
-    Task,
     check_run_id,
     utc_now,
 )
@@ -42,6 +38,7 @@ from nanoagent_core.paths import MEMORY, check_allowed
 from nanoagent_core.protocols import NewEvent, PruneCount, Step
 from nanoagent_core.sqlite import ops, prune, sql
 from nanoagent_core.sqlite.approvals import ApprovalMethods, record_txn
+from nanoagent_core.sqlite.context import SQLiteContext
 from nanoagent_core.sqlite.queue import SQLiteQueue
 from nanoagent_core.sqlite.schema import (
     Synchronous,
@@ -63,7 +60,7 @@ T = TypeVar("T")
 Row = rows.Row
 
 
-class SQLiteStore(SQLiteQueue, ApprovalMethods):
+class SQLiteStore(SQLiteQueue, ApprovalMethods, SQLiteContext):
     """A nanoagent database in one SQLite file, shared safely by many processes."""
 
     def __init__(
@@ -328,103 +325,6 @@ class SQLiteStore(SQLiteQueue, ApprovalMethods):
 
         return await self._write(txn)
 
-    # -- TaskStore and ContextStore ----------------------------------------------------------
-
-    async def save_task(self, run_id: str, task: Task, *, epoch: int) -> None:
-        now = self._now()
-
-        def txn(conn: sqlite3.Connection) -> None:
-            if conn.execute(sql.TOUCH_RUN, (now, run_id, epoch)).rowcount == 0:
-                raise ops.fence_failure(conn, run_id, epoch)
-            ops.upsert_tasks(conn, run_id, [task])
-
-        await self._write(txn)
-
-    async def get_all_tasks(self, run_id: str) -> list[Task]:
-        def read(conn: sqlite3.Connection) -> list[Task]:
-            return [ops.task_from_row(row) for row in conn.execute(sql.SELECT_TASKS, (run_id,))]
-
-        return await self._call(read)
-
-    async def get_pending_tasks(self, run_id: str) -> list[Task]:
-        def read(conn: sqlite3.Connection) -> list[Task]:
-            rows = conn.execute(sql.SELECT_PENDING_TASKS, (run_id,))
-            return [ops.task_from_row(row) for row in rows]
-
-        return await self._call(read)
-
-    async def save_result(self, run_id: str, task_id: str, result: str, *, epoch: int) -> None:
-        now = self._now()
-
-        def txn(conn: sqlite3.Connection) -> None:
-            if conn.execute(sql.TOUCH_RUN, (now, run_id, epoch)).rowcount == 0:
-                raise ops.fence_failure(conn, run_id, epoch)
-            ops.check_tasks_exist(conn, run_id, [task_id])
-            conn.execute(sql.UPSERT_RESULT, (run_id, task_id, result))
-
-        await self._write(txn)
-
-    async def get_all_results(self, run_id: str) -> dict[str, str]:
-        def read(conn: sqlite3.Connection) -> dict[str, str]:
-            return dict(
-                ops.result_from_row(row) for row in conn.execute(sql.SELECT_RESULTS, (run_id,))
-            )
-
-        return await self._call(read)
-
-    async def get_run_detail(self, run_id: str) -> tuple[RunState, list[Task], dict[str, str]]:
-        """The run, its tasks and its results, from one snapshot."""
-        check_run_id(run_id)
-
-        def read(conn: sqlite3.Connection) -> tuple[RunState, list[Task], dict[str, str]]:
-            row = conn.execute(sql.SELECT_RUN, (run_id,)).fetchone()
-            if row is None:
-                raise rules.run_not_found(run_id)
-            task_rows = conn.execute(sql.SELECT_TASKS, (run_id,))
-            tasks = [ops.task_from_row(r) for r in task_rows]
-            results = dict(
-                ops.result_from_row(r) for r in conn.execute(sql.SELECT_RESULTS, (run_id,))
-            )
-            return ops.run_from_row(row), tasks, results
-
-        return await self._read(read)
-
-    # -- EventStore ------------------------------------------------------------------------
-
-    async def append_event(self, run_id: str, event: NewEvent) -> Event:
-        now = self._now()
-        data = rules.event_json(event)
-
-        def txn(conn: sqlite3.Connection) -> Event:
-            if not conn.execute(sql.RUN_EXISTS, (run_id,)).fetchone():
-                raise rules.run_not_found(run_id)
-            (event_id,) = conn.execute(
-                sql.INSERT_EVENT_RETURNING, (run_id, now, event.kind, data)
-            ).fetchone()
-            return Event.model_construct(
-                id=event_id, run_id=run_id, ts=ops.dt(now), kind=event.kind, data=json.loads(data)
-            )
-
-        return await self._write(txn)
-
-    async def read_events(
-        self, *, after_id: int = 0, run_id: str | None = None, limit: int = 1000
-    ) -> list[Event]:
-        def read(conn: sqlite3.Connection) -> list[Event]:
-            if run_id is None:
-                rows = conn.execute(sql.SELECT_EVENTS, (after_id, max(0, limit)))
-            else:
-                rows = conn.execute(sql.SELECT_RUN_EVENTS, (run_id, after_id, max(0, limit)))
-            return [ops.event_from_row(row) for row in rows]
-
-        return await self._call(read)
-
-    async def last_event_id(self) -> int:
-        def read(conn: sqlite3.Connection) -> int:
-            return int(conn.execute(sql.LAST_EVENT_ID).fetchone()[0])
-
-        return await self._call(read)
-
     # -- LeaseStore ------------------------------------------------------------------------
 
     async def claim_run(
@@ -561,28 +461,6 @@ class SQLiteStore(SQLiteQueue, ApprovalMethods):
             return ops.run_from_row(row)
 
         return await self._write(txn)
-
-    # -- JournalStore ----------------------------------------------------------------------
-
-    async def get_attempts(self, run_id: str) -> list[Attempt]:
-        def read(conn: sqlite3.Connection) -> list[Attempt]:
-            rows = conn.execute(sql.SELECT_ATTEMPTS, (run_id,))
-            return [ops.attempt_from_row(row) for row in rows]
-
-        return await self._read(read)
-
-    # -- ChangeWatch -----------------------------------------------------------------------
-
-    @property
-    def pushes_changes(self) -> bool:
-        """False: each :meth:`change_token` is a ``PRAGMA data_version`` (a poll)."""
-        return False
-
-    async def change_token(self) -> int:
-        def read(conn: sqlite3.Connection) -> int:
-            return int(conn.execute(sql.DATA_VERSION).fetchone()[0])
-
-        return await self._call(read)
 
     # -- PruneStore ------------------------------------------------------------------------
 
