@@ -10,7 +10,7 @@ from typing import Any
 from nanoagent_core import store_rules as rules
 from nanoagent_core.errors import DatabaseError
 from nanoagent_core.models import RunStatus
-from nanoagent_core.postgres import sql
+from nanoagent_core.postgres import sql_prune
 from nanoagent_core.postgres.connection import Engine, Txn
 from nanoagent_core.protocols import PruneCount
 from nanoagent_core.sqltext import fill
@@ -37,16 +37,16 @@ class Pruning(Engine):
         }
 
         async def read(t: Txn) -> str | None:
-            row = await self._one(t, sql.PRUNE_CUTOFF, params)
+            row = await self._one(t, sql_prune.PRUNE_CUTOFF, params)
             assert row is not None
             params["cutoff"] = row[0]
             if not keep_last:
                 return ""
-            boundary = await self._one(t, sql.PRUNE_BOUNDARY, params)
+            boundary = await self._one(t, sql_prune.PRUNE_BOUNDARY, params)
             if boundary is None:
                 return None
             params["keep_at"], params["keep_id"] = boundary
-            return sql.PRUNE_KEEP
+            return sql_prune.PRUNE_KEEP
 
         keep = await self._snapshot(read)
         return None if keep is None else (params, keep)
@@ -67,7 +67,7 @@ class Pruning(Engine):
         params, keep = prepared
 
         async def choose(t: Txn) -> list[str]:
-            rows = await self._all(t, fill(sql.PRUNE_CANDIDATES, keep=keep), params)
+            rows = await self._all(t, fill(sql_prune.PRUNE_CANDIDATES, keep=keep), params)
             return [str(row[0]) for row in rows]
 
         candidates = await self._read(choose)
@@ -76,7 +76,9 @@ class Pruning(Engine):
         batch = {**params, "ids": candidates}
 
         async def txn(t: Txn) -> PruneCount:
-            (cur,) = await self._batch(t, [(fill(sql.PRUNE_DELETE, keep=keep), batch)], commit=True)
+            (cur,) = await self._batch(
+                t, [(fill(sql_prune.PRUNE_DELETE, keep=keep), batch)], commit=True
+            )
             row = await cur.fetchone()
             assert row is not None
             return PruneCount(len(candidates), int(row[0]), int(row[1]), int(row[2]))
@@ -84,7 +86,7 @@ class Pruning(Engine):
         async def recover(xid: str) -> PruneCount:
             # The delete committed but its answer was lost: how many runs went is known.
             async def read(t: Txn) -> int:
-                row = await self._one(t, sql.PRUNE_REMAINING, batch)
+                row = await self._one(t, sql_prune.PRUNE_REMAINING, batch)
                 return 0 if row is None else int(row[0])
 
             return PruneCount(len(candidates), len(candidates) - await self._read(read))
@@ -100,7 +102,7 @@ class Pruning(Engine):
         params, keep = prepared
 
         async def read(t: Txn) -> PruneCount:
-            row = await self._one(t, fill(sql.PRUNE_COUNT, keep=keep), params)
+            row = await self._one(t, fill(sql_prune.PRUNE_COUNT, keep=keep), params)
             assert row is not None
             return PruneCount(int(row[0]), int(row[0]), int(row[1]), int(row[2]))
 

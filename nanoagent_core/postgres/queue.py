@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from nanoagent_core import store_rules as rules
 from nanoagent_core.errors import NanoagentError
 from nanoagent_core.models import Owner, RunState, check_run_id
-from nanoagent_core.postgres import ops, sql
+from nanoagent_core.postgres import ops, sql_queue
 from nanoagent_core.postgres.connection import Stmt, Txn, encoded
 from nanoagent_core.postgres.listener import Listener
 
@@ -72,7 +72,7 @@ class PostgresQueue:
         }
 
         async def txn(t: Txn) -> RunState | None:
-            row = await self._one(t, sql.CLAIM_NEXT, params)
+            row = await self._one(t, sql_queue.CLAIM_NEXT, params)
             if row is None:
                 return None
             claimed = ops.run_from_row(row)
@@ -122,15 +122,15 @@ class PostgresQueue:
         }
 
         async def txn(t: Txn) -> RunState:
-            row = await self._one(t, sql.CLAIM_CRASHED, params)
+            row = await self._one(t, sql_queue.CLAIM_CRASHED, params)
             if row is None:
                 raise await self._claim_refusal(t, run_id, expected_epoch)
             claimed = ops.run_from_row(row)
-            counted = await self._one(t, sql.COUNT_RESTARTS, {"run_id": run_id})
+            counted = await self._one(t, sql_queue.COUNT_RESTARTS, {"run_id": run_id})
             restarts = 0 if counted is None else int(counted[0])
             if restarts >= budget:
                 reason = rules.budget_spent(run_id, restarts)
-                fail: list[Stmt] = [(sql.FAIL_CLAIMED, {"run_id": run_id, "reason": reason})]
+                fail: list[Stmt] = [(sql_queue.FAIL_CLAIMED, {"run_id": run_id, "reason": reason})]
                 event = rules.budget_failed_event(claimed, reason)
                 (failed,) = await self._commit(t, run_id, encoded([event]), fail)
                 return ops.run_from_row(failed[0])
@@ -156,7 +156,7 @@ class PostgresQueue:
             listener = self._queue_listener = Listener(
                 self._conninfo,
                 kwargs,
-                sql.queue_channel(self._schema),
+                sql_queue.queue_channel(self._schema),
                 connect_timeout=self._connect_timeout,
                 ping=5.0,
                 where=self._location,
@@ -182,10 +182,10 @@ class PostgresQueue:
 
     async def announce_queued(self) -> None:
         """One NOTIFY outside any transaction (delivered at once)."""
-        params = {"queue": sql.queue_channel(self._schema), "run_id": ""}
+        params = {"queue": sql_queue.queue_channel(self._schema), "run_id": ""}
 
         async def notify(t: Txn) -> None:
-            await self._one(t, sql.NOTIFY_QUEUE, params)
+            await self._one(t, sql_queue.NOTIFY_QUEUE, params)
 
         await self._read(notify)
 

@@ -377,55 +377,6 @@ CLAIM_RUN = (
     f" RETURNING {RUN_COLUMNS}"
 )
 
-# -- the queue (pool workers) ------------------------------------------------------------------
-
-
-def queue_channel(schema: str) -> str:
-    """The channel on which enqueued runs are announced to idle pool workers."""
-    return f"nanoagent-queue:{schema}"
-
-
-#: The oldest queued run (creation time, then id) no abort was requested for, claimed by the
-#: database's clock. SKIP LOCKED: racing claimers each lock a different run (one winner per
-#: run; a row claimed meanwhile fails the re-check under its lock and is skipped).
-CLAIM_NEXT = (
-    "UPDATE {schema}.runs SET owner_host = %(host)s, owner_pid = %(pid)s,"
-    " owner_pid_started = %(pid_started)s, epoch = epoch + 1, status = 'running',"
-    " heartbeat_at = {now}, lease_expires_at = {now} + %(lease)s::interval,"
-    " finished_at = NULL, error = NULL, updated_at = {now}"
-    " WHERE run_id = (SELECT run_id FROM {schema}.runs WHERE status = 'queued'"
-    "   AND abort_requested_at IS NULL ORDER BY created_at, run_id LIMIT 1"
-    "   FOR UPDATE SKIP LOCKED)"
-    f" RETURNING {RUN_COLUMNS}"
-)
-
-#: A crashed run taken up by recovery: as CLAIM_RUN, but only a run still stored running.
-CLAIM_CRASHED = (
-    "UPDATE {schema}.runs SET owner_host = %(host)s, owner_pid = %(pid)s,"
-    " owner_pid_started = %(pid_started)s, epoch = epoch + 1, heartbeat_at = {now},"
-    " lease_expires_at = {now} + %(lease)s::interval, updated_at = {now}"
-    " WHERE run_id = %(run_id)s AND epoch = %(expected_epoch)s AND status = 'running'"
-    " AND (owner_pid IS NULL OR lease_expires_at IS NULL"
-    "      OR lease_expires_at <= {now} OR (%(owner_gone)s AND owner_host = %(host)s))"
-    f" RETURNING {RUN_COLUMNS}"
-)
-
-#: How often recovery has taken the run up already (its restart events).
-COUNT_RESTARTS = (
-    "SELECT count(*) FROM {schema}.events WHERE run_id = %(run_id)s AND kind = 'run_restarted'"
-)
-
-#: A claimed crashed run whose restart budget is spent ends failed, released.
-FAIL_CLAIMED = (
-    "UPDATE {schema}.runs SET status = 'failed', owner_host = NULL, owner_pid = NULL,"
-    " owner_pid_started = NULL, lease_expires_at = NULL, finished_at = {now},"
-    " updated_at = {now}, error = %(reason)s"
-    f" WHERE run_id = %(run_id)s RETURNING {RUN_COLUMNS}"
-)
-
-#: Rides with a write that queues a run: wakes idle pool workers (LISTEN on queue_channel).
-NOTIFY_QUEUE = "SELECT pg_notify(%(queue)s, %(run_id)s)"
-
 RENEW_LEASE = (
     "UPDATE {schema}.runs SET heartbeat_at = {now}, lease_expires_at = {now} + %(lease)s::interval"
     " WHERE run_id = %(run_id)s AND epoch = %(epoch)s AND status = 'running'"
@@ -533,48 +484,3 @@ SELECT_RUN_EVENTS = (
     "SELECT id, run_id, ts, kind, data FROM {schema}.events"
     " WHERE run_id = %(run_id)s AND id > %(after_id)s ORDER BY id LIMIT %(limit)s"
 )
-
-# -- retention (prune) -------------------------------------------------------------------------
-# Every table holding a run's rows references runs (run_id) ON DELETE CASCADE, so deleting
-# the run row deletes its tasks, results, events and any table a later migration adds the
-# same way. The delete takes no lock on ``counters`` (a worker appending an event to that run
-# would hold it while waiting for the run row: a deadlock); it only notifies listeners.
-
-PRUNE_CUTOFF = "SELECT {now} - %(older_than)s::interval"
-PRUNE_STATUS = "status = ANY(%(statuses)s::text[])"
-#: the ``keep_last``-th newest finished run of the statuses: prunable runs sort below it
-PRUNE_BOUNDARY = (
-    f"SELECT finished_at, run_id FROM {{schema}}.runs WHERE {PRUNE_STATUS}"
-    " AND finished_at IS NOT NULL ORDER BY finished_at DESC, run_id DESC"
-    " LIMIT 1 OFFSET %(keep_offset)s"
-)
-#: The run holding the newest event stays (as on SQLite, where its ids would be reused; here
-#: the counters row never goes back, but every store prunes the same runs).
-PRUNE_WHERE = (
-    f"{PRUNE_STATUS} AND finished_at < %(cutoff)s{{keep}}"
-    " AND run_id IS DISTINCT FROM (SELECT run_id FROM {schema}.events ORDER BY id DESC LIMIT 1)"
-)
-PRUNE_KEEP = " AND (finished_at, run_id) < (%(keep_at)s::timestamptz, %(keep_id)s::text)"
-PRUNE_CANDIDATES = (
-    f"SELECT run_id FROM {{schema}}.runs WHERE {PRUNE_WHERE} ORDER BY run_id LIMIT %(limit)s"
-)
-#: One statement: the delete re-checks status and age (a run claimed meanwhile stays: under
-#: READ COMMITTED a row changed by a concurrent claim is re-evaluated after its commit), and
-#: the counts of what the deleted runs owned (read from the statement's snapshot).
-PRUNE_DELETE = (
-    "WITH gone AS ("
-    f"  DELETE FROM {{schema}}.runs WHERE run_id = ANY(%(ids)s::text[]) AND {PRUNE_WHERE}"
-    "  RETURNING run_id"
-    ") SELECT (SELECT count(*) FROM gone),"
-    " (SELECT count(*) FROM {schema}.tasks WHERE run_id IN (SELECT run_id FROM gone)),"
-    " (SELECT count(*) FROM {schema}.events WHERE run_id IN (SELECT run_id FROM gone)),"
-    " pg_notify(%(channel)s, '')"
-)
-PRUNE_COUNT = (
-    "WITH doomed AS ("
-    f"  SELECT run_id FROM {{schema}}.runs WHERE {PRUNE_WHERE}"
-    ") SELECT (SELECT count(*) FROM doomed),"
-    " (SELECT count(*) FROM {schema}.tasks WHERE run_id IN (SELECT run_id FROM doomed)),"
-    " (SELECT count(*) FROM {schema}.events WHERE run_id IN (SELECT run_id FROM doomed))"
-)
-PRUNE_REMAINING = "SELECT count(*) FROM {schema}.runs WHERE run_id = ANY(%(ids)s::text[])"

@@ -41,7 +41,7 @@ from nanoagent_core.models import (
     check_run_id,
     utc_now,
 )
-from nanoagent_core.postgres import sql
+from nanoagent_core.postgres import sql, sql_queue
 from nanoagent_core.protocols import NewEvent, Step
 from nanoagent_core.sqltext import fill
 
@@ -173,7 +173,10 @@ class PostgresStore(PostgresQueue, Watched, Context, Pruning, ApprovalMethods):
         wake: list[Stmt] = []
         if run.status is RunStatus.QUEUED:  # idle pool workers on every host hear of it
             wake.append(
-                (sql.NOTIFY_QUEUE, {"queue": sql.queue_channel(self._schema), "run_id": run.run_id})
+                (
+                    sql_queue.NOTIFY_QUEUE,
+                    {"queue": sql_queue.queue_channel(self._schema), "run_id": run.run_id},
+                )
             )
 
         async def txn(t: Txn) -> RunState:

@@ -13,7 +13,7 @@ from typing import Any
 from nanoagent_core import store_rules as rules
 from nanoagent_core.models import RunStatus
 from nanoagent_core.protocols import PruneCount
-from nanoagent_core.sqlite import sql
+from nanoagent_core.sqlite import sql_prune
 from nanoagent_core.sqlite.schema import in_transaction
 from nanoagent_core.sqltext import fill
 
@@ -41,11 +41,11 @@ def _keep_fragment(conn: sqlite3.Connection, params: dict[str, Any], keep_last: 
     """The keep fragment (reading the boundary into ``params``); None: nothing prunable."""
     if not keep_last:
         return ""
-    row = conn.execute(sql.PRUNE_BOUNDARY, params).fetchone()
+    row = conn.execute(sql_prune.PRUNE_BOUNDARY, params).fetchone()
     if row is None:
         return None
     params["keep_at"], params["keep_id"] = row
-    return sql.PRUNE_KEEP
+    return sql_prune.PRUNE_KEEP
 
 
 def delete_batch(conn: sqlite3.Connection, params: dict[str, Any], keep_last: int) -> PruneCount:
@@ -57,18 +57,18 @@ def delete_batch(conn: sqlite3.Connection, params: dict[str, Any], keep_last: in
         if keep is None:
             return []
         params["keep"] = keep
-        query = fill(sql.PRUNE_CANDIDATES, keep=keep)
+        query = fill(sql_prune.PRUNE_CANDIDATES, keep=keep)
         return [str(row[0]) for row in conn.execute(query, params)]
 
     def delete(conn: sqlite3.Connection, candidates: list[str]) -> PruneCount:
         keep = params.pop("keep")
         batch = {**params, "ids": json.dumps(candidates)}
-        victims = [row[0] for row in conn.execute(fill(sql.PRUNE_RECHECK, keep=keep), batch)]
+        victims = [row[0] for row in conn.execute(fill(sql_prune.PRUNE_RECHECK, keep=keep), batch)]
         if not victims:
             return PruneCount(candidates=len(candidates))
         batch["ids"] = json.dumps(victims)
-        tasks, events = conn.execute(sql.PRUNE_OWNED, batch).fetchone()
-        deleted = conn.execute(fill(sql.PRUNE_DELETE, keep=keep), batch).rowcount
+        tasks, events = conn.execute(sql_prune.PRUNE_OWNED, batch).fetchone()
+        deleted = conn.execute(fill(sql_prune.PRUNE_DELETE, keep=keep), batch).rowcount
         return PruneCount(len(candidates), deleted, int(tasks), int(events))
 
     candidates = in_transaction(conn, "BEGIN", choose)
@@ -82,7 +82,7 @@ def count(conn: sqlite3.Connection, params: dict[str, Any], keep_last: int) -> P
     keep = _keep_fragment(conn, params, keep_last)
     if keep is None:
         return PruneCount()
-    runs, tasks, events = conn.execute(fill(sql.PRUNE_COUNT, keep=keep), params).fetchone()
+    runs, tasks, events = conn.execute(fill(sql_prune.PRUNE_COUNT, keep=keep), params).fetchone()
     return PruneCount(int(runs), int(runs), int(tasks), int(events))
 
 
@@ -90,20 +90,20 @@ def reclaim_space(conn: sqlite3.Connection, vacuum: bool) -> str:
     """Checkpoint the WAL into the file and truncate it; hand free pages back to the file
     system by incremental vacuum in short steps when the file allows it, else (VACUUM
     holds the write lock for as long as it rewrites the whole file) only when asked."""
-    (mode,) = conn.execute(sql.AUTO_VACUUM).fetchone()
-    (page,) = conn.execute(sql.PAGE_SIZE).fetchone()
-    (free,) = conn.execute(sql.FREELIST_COUNT).fetchone()
+    (mode,) = conn.execute(sql_prune.AUTO_VACUUM).fetchone()
+    (page,) = conn.execute(sql_prune.PAGE_SIZE).fetchone()
+    (free,) = conn.execute(sql_prune.FREELIST_COUNT).fetchone()
     if mode == 2:  # incremental: in steps, each its own short write transaction
-        step = fill(sql.INCREMENTAL_VACUUM, pages=str(_VACUUM_STEP))
+        step = fill(sql_prune.INCREMENTAL_VACUUM, pages=str(_VACUUM_STEP))
         while True:
             conn.execute(step).fetchall()
-            (left,) = conn.execute(sql.FREELIST_COUNT).fetchone()
+            (left,) = conn.execute(sql_prune.FREELIST_COUNT).fetchone()
             if left == 0 or left >= free:
                 break
             free = left
         note = "free pages returned by incremental vacuum"
     elif vacuum:
-        conn.execute(sql.VACUUM)
+        conn.execute(sql_prune.VACUUM)
         note = "file rewritten by VACUUM"
     elif free:
         note = (
@@ -114,7 +114,7 @@ def reclaim_space(conn: sqlite3.Connection, vacuum: bool) -> str:
         )
     else:
         note = "no free pages"
-    busy, _, _ = conn.execute(sql.CHECKPOINT_TRUNCATE).fetchone()
+    busy, _, _ = conn.execute(sql_prune.CHECKPOINT_TRUNCATE).fetchone()
     if busy:
         note += "; the WAL could not be truncated now (a reader or writer was active)"
     return note

@@ -20,7 +20,7 @@ from nanoagent_core.errors import (
     SchemaTooNewError,
 )
 from nanoagent_core.retry import Backoff
-from nanoagent_core.sqlite import sql
+from nanoagent_core.sqlite import sql, sql_prune
 from nanoagent_core.sqlite.thread import NOT_HERE
 from nanoagent_core.sqltext import fill
 
@@ -145,7 +145,7 @@ def prepare(
     if objects:
         _quick_check(conn, where)  # before this connection writes anything (WAL switch included)
     else:
-        conn.execute(sql.SET_INCREMENTAL)  # a new file: only before its first table
+        conn.execute(sql_prune.SET_INCREMENTAL)  # a new file: only before its first table
     _enter_wal(conn, where, busy_timeout)
     conn.execute(f"PRAGMA synchronous = {synchronous}")
     conn.execute("PRAGMA journal_size_limit = 67108864")

@@ -14,7 +14,7 @@ from storekit import OWNER, FakeClock, new_run, task
 
 from nanoagent_core.models import Phase, RunStatus
 from nanoagent_core.protocols import NewEvent, Step
-from nanoagent_core.sqlite import SQLiteStore, sql
+from nanoagent_core.sqlite import SQLiteStore, sql_prune
 from nanoagent_core.sqltext import fill
 
 
@@ -51,7 +51,7 @@ async def test_delete_statement_rechecks_status_and_age(
             "cutoff": clock.now.timestamp() - 60,
         }
         conn.execute("BEGIN IMMEDIATE")
-        deleted = conn.execute(fill(sql.PRUNE_DELETE, keep=""), params).rowcount
+        deleted = conn.execute(fill(sql_prune.PRUNE_DELETE, keep=""), params).rowcount
         conn.execute("COMMIT")
         left = sorted(row[0] for row in conn.execute("SELECT run_id FROM runs"))
     finally:
