@@ -3,9 +3,11 @@ dashboard's runs screen."""
 
 from __future__ import annotations
 
-from nanoagent_core.models import RunState
+from nanoagent_core.agents.base import ExecutionResult
+from nanoagent_core.models import Attempt, RunState, Task
+from nanoagent_core.store_rules import ledger_params
 
-__all__ = ["budget_text", "cost_text", "token_count"]
+__all__ = ["budget_text", "cost_text", "journal_entry", "token_count", "with_ledger"]
 
 
 def token_count(tokens: int) -> str:
@@ -36,3 +38,43 @@ def budget_text(run: RunState) -> str:
     if run.max_cost_usd is not None:
         parts.append(f"{cost_text(run)} of ${run.max_cost_usd:.2f}")
     return "; ".join(parts) or "no limit"
+
+
+def journal_entry(task: Task, outcome: ExecutionResult, seconds: float) -> tuple[Attempt, ...]:
+    """The journal entry of an attempt whose outcome is about to commit (Step fields), or none
+    for a body that is not model-backed (no transcript)."""
+    transcript = outcome.transcript
+    if transcript is None:
+        return ()
+    usage = transcript.usage
+    if outcome.pause is not None:
+        verdict = outcome.pause.reason.value  # cut short by a pause: not a failure
+    else:
+        verdict = "done" if outcome.success else "failed"
+    attempt = Attempt(
+        task_id=task.id,
+        attempt=task.attempts,
+        outcome=verdict,
+        messages=transcript.messages_json,
+        model=usage.model,
+        requests=usage.requests,
+        tokens_in=usage.input_tokens,
+        tokens_out=usage.output_tokens,
+        cost_usd=usage.cost_usd,
+        seconds=seconds,
+    )
+    return (attempt,)
+
+
+def with_ledger(run: RunState, journal: tuple[Attempt, ...]) -> RunState:
+    """``run`` with its ledger totals as they will be once ``journal`` commits."""
+    moved = ledger_params(journal)
+    cost = run.cost_usd if moved["cost"] is None else (run.cost_usd or 0.0) + moved["cost"]
+    return run.model_copy(
+        update={
+            "tokens_in": run.tokens_in + moved["tokens_in"],
+            "tokens_out": run.tokens_out + moved["tokens_out"],
+            "cost_usd": cost,
+            "cost_unknown": run.cost_unknown + moved["cost_unknown"],
+        }
+    )

@@ -37,8 +37,8 @@ from nanoagent_core.asking import Asked, asked
 from nanoagent_core.budget import body_limits, exhausted, limits_for_body
 from nanoagent_core.clip import clip
 from nanoagent_core.errors import RunAbortedError
+from nanoagent_core.ledger import journal_entry, with_ledger
 from nanoagent_core.models import (
-    Attempt,
     EventKind,
     PauseReason,
     Phase,
@@ -66,7 +66,6 @@ from nanoagent_core.rules import (
     synthesize_result,
     task_id_for,
 )
-from nanoagent_core.store_rules import ledger_params
 
 __all__ = ["DEFAULT_MAX_FAILURES", "Loop", "LoopStore", "StepListener"]
 
@@ -94,46 +93,6 @@ def _pending_order(task: Task) -> tuple[int, int]:
 def _preview(text: str, limit: int = 80) -> str:
     text = " ".join(text.split())
     return clip(text, limit)
-
-
-def _journal(task: Task, outcome: ExecutionResult, seconds: float) -> tuple[Attempt, ...]:
-    """The journal entry of an attempt whose outcome is about to commit (Step fields), or none
-    for a body that is not model-backed (no transcript)."""
-    transcript = outcome.transcript
-    if transcript is None:
-        return ()
-    usage = transcript.usage
-    if outcome.pause is not None:
-        verdict = outcome.pause.reason.value  # cut short by a pause: not a failure
-    else:
-        verdict = "done" if outcome.success else "failed"
-    attempt = Attempt(
-        task_id=task.id,
-        attempt=task.attempts,
-        outcome=verdict,
-        messages=transcript.messages_json,
-        model=usage.model,
-        requests=usage.requests,
-        tokens_in=usage.input_tokens,
-        tokens_out=usage.output_tokens,
-        cost_usd=usage.cost_usd,
-        seconds=seconds,
-    )
-    return (attempt,)
-
-
-def _after(run: RunState, journal: tuple[Attempt, ...]) -> RunState:
-    """``run`` with its ledger totals as they will be once ``journal`` commits."""
-    moved = ledger_params(journal)
-    cost = run.cost_usd if moved["cost"] is None else (run.cost_usd or 0.0) + moved["cost"]
-    return run.model_copy(
-        update={
-            "tokens_in": run.tokens_in + moved["tokens_in"],
-            "tokens_out": run.tokens_out + moved["tokens_out"],
-            "cost_usd": cost,
-            "cost_unknown": run.cost_unknown + moved["cost_unknown"],
-        }
-    )
 
 
 class Loop:
@@ -263,7 +222,7 @@ class Loop:
         except Exception as exc:
             outcome = ExecutionResult(False, f"{type(exc).__name__}: {exc}")
         seconds = round(time.monotonic() - began, 4)
-        journal = _journal(task, outcome, seconds)
+        journal = journal_entry(task, outcome, seconds)
         base = {"task_id": task.id, "attempt": task.attempts, "iteration": iteration}
         if outcome.pause is not None:
             # The body stopped short to pause the run: the task stays pending with its
@@ -271,7 +230,7 @@ class Loop:
             _log.info("run %s: task %s paused the run (%s)", run.run_id, task.id, outcome.output)
             detail = outcome.pause.detail
             if outcome.pause.reason is PauseReason.BUDGET:
-                detail = "; ".join(filter(None, [exhausted(_after(run, journal)), detail]))
+                detail = "; ".join(filter(None, [exhausted(with_ledger(run, journal)), detail]))
             step = pause_step(
                 outcome.pause.reason,
                 detail,

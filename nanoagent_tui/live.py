@@ -14,13 +14,12 @@ refresh does not grow with the number of runs in the database.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 from pathlib import Path
 
-from nanoagent_core.approvals import ApprovalRequest, pending_of
+from nanoagent_core.approvals import pending_of
 from nanoagent_core.errors import (
     DatabaseError,
     DatabaseNotFoundError,
@@ -28,13 +27,14 @@ from nanoagent_core.errors import (
     RunNotFoundError,
     SchemaTooNewError,
 )
-from nanoagent_core.models import Event, EventKind, PauseReason, RunState, RunStatus, Task
+from nanoagent_core.models import Event, EventKind, PauseReason, RunState, RunStatus
 from nanoagent_core.paths import MEMORY, display_location
 from nanoagent_core.procinfo import owner_alive
 from nanoagent_core.protocols import Viewer
-from nanoagent_core.status import ShownStatus, stored_statuses
+from nanoagent_core.status import ShownStatus
 from nanoagent_core.stores import open_viewer
 from nanoagent_tui.formatting import ABORTING, STATUS_ORDER, status_word
+from nanoagent_tui.live_model import Detail, Filter, Health, PollStats, SortMode, Update, sort_key
 
 __all__ = [
     "LEASE_MARGIN",
@@ -80,91 +80,6 @@ STATUS_KINDS = frozenset(
 #: What a dashboard watches: a SQLite file or a PostgreSQL database, seen through the Protocol.
 ViewerStore = Viewer
 Opener = Callable[[str], Awaitable[ViewerStore]]
-
-
-class Health(StrEnum):
-    STARTING = "starting"  #: nothing read yet
-    MISSING = "missing"  #: no database file (yet): the empty state, retried every second
-    LIVE = "live"  #: the last poll succeeded
-    WAITING = "waiting"  #: the database is busy or not ready; retrying
-    BROKEN = "broken"  #: not a nanoagent database, damaged, or too new: an error screen
-
-
-class SortMode(StrEnum):
-    ACTIVITY = "activity"  #: newest activity first
-    STATUS = "status"  #: needing attention first (crashed, aborting, running, failed, ...)
-    CREATED = "created"  #: newest first
-
-
-@dataclass(frozen=True)
-class Filter:
-    text: str = ""
-    status: str | None = None  #: a shown status word, or "aborting"
-
-    def stored(self) -> list[RunStatus] | None:
-        """The stored statuses that can show as ``status``."""
-        return stored_statuses(self.status)
-
-    def matches(self, run: RunState, word: str) -> bool:
-        if self.status is not None and word != self.status:
-            return False
-        if not self.text:
-            return True
-        needle = self.text.casefold()
-        return needle in run.run_id.casefold() or needle in run.goal.casefold()
-
-    @property
-    def active(self) -> bool:
-        return bool(self.text) or self.status is not None
-
-
-@dataclass(frozen=True)
-class Detail:
-    """One run with its tasks and results, read in one snapshot."""
-
-    run: RunState
-    tasks: tuple[Task, ...]
-    results: Mapping[str, str]
-    #: the request waiting for a person's decision (read for a paused run only)
-    pending: ApprovalRequest | None = None
-
-
-@dataclass(frozen=True)
-class Update:
-    """What one poll found."""
-
-    runs: tuple[RunState, ...] = ()  #: runs fetched again (changed or new)
-    events: tuple[Event, ...] = ()  #: new events, all runs, oldest first
-    reloaded: bool = False  #: the kept runs were loaded afresh (open, filter change)
-    health_changed: bool = False
-    detail: Detail | None = None  #: the watched run, fetched again
-    history: tuple[Event, ...] | None = None  #: the watched run's events, when (re)loaded
-    watched: str | None = None  #: the run ``detail`` and ``history`` are about
-    #: Ids of the runs whose kept state changed (fetched again, or dropped from the kept
-    #: runs); None when unknown: then every row is to be judged again.
-    changed: frozenset[str] | None = None
-
-
-@dataclass
-class PollStats:
-    """Counters for measuring what polls cost."""
-
-    idle: int = 0
-    loads: int = 0
-    last_load: float = 0.0
-    fetched_runs: int = 0  #: runs fetched by the last refresh
-
-
-def _sort_key(mode: SortMode) -> Callable[[tuple[RunState, str]], tuple[float | int | str, ...]]:
-    if mode is SortMode.STATUS:
-        return lambda item: (
-            STATUS_ORDER.get(item[1], 9),
-            -item[0].updated_at.timestamp(),
-            item[0].run_id,
-        )
-    if mode is SortMode.CREATED:
-        return lambda item: (-item[0].created_at.timestamp(), item[0].run_id)
-    return lambda item: (-item[0].updated_at.timestamp(), item[0].run_id)
 
 
 @dataclass
@@ -256,7 +171,7 @@ class LiveData:
             for run in self.runs.values()
             if self.filter.matches(run, word := self.word(run, now))
         ]
-        rows.sort(key=_sort_key(sort))
+        rows.sort(key=sort_key(sort))
         return rows
 
     def shown_counts(self, now: datetime) -> dict[str, int]:
