@@ -47,6 +47,7 @@ __all__ = [
     "like_pattern",
     "matches_text",
     "missing_task",
+    "owner_params",
     "prunable",
     "prune_boundary",
     "prune_statuses",
@@ -126,6 +127,11 @@ def created_event(run: RunState) -> NewEvent:
         kind=EventKind.RUN_CREATED,
         data={"goal": run.goal, "agent": run.agent, "max_iterations": run.max_iterations},
     )
+
+
+def owner_params(owner: Owner) -> dict[str, Any]:
+    """The claiming worker's parameters of a claim statement (every store, every claim)."""
+    return {"host": owner.host, "pid": owner.pid, "pid_started": owner.pid_started}
 
 
 def claimed_event(claimed: RunState, owner: Owner) -> NewEvent:

@@ -65,9 +65,7 @@ class PostgresQueue:
 
     async def claim_next(self, owner: Owner, *, lease_seconds: float) -> RunState | None:
         params = {
-            "host": owner.host,
-            "pid": owner.pid,
-            "pid_started": owner.pid_started,
+            **rules.owner_params(owner),
             "lease": timedelta(seconds=lease_seconds),
         }
 
@@ -113,9 +111,7 @@ class PostgresQueue:
         rules.check_budget(budget)
         params = {
             "run_id": run_id,
-            "host": owner.host,
-            "pid": owner.pid,
-            "pid_started": owner.pid_started,
+            **rules.owner_params(owner),
             "lease": timedelta(seconds=lease_seconds),
             "expected_epoch": expected_epoch,
             "owner_gone": owner_gone,

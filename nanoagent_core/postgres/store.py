@@ -282,9 +282,7 @@ class PostgresStore(PostgresQueue, Watched, Context, Pruning, ApprovalMethods):
         check_run_id(run_id)
         params = {
             "run_id": run_id,
-            "host": owner.host,
-            "pid": owner.pid,
-            "pid_started": owner.pid_started,
+            **rules.owner_params(owner),
             "lease": timedelta(seconds=lease_seconds),
             "expected_epoch": expected_epoch,
             "owner_gone": owner_gone,

@@ -37,9 +37,7 @@ class SQLiteQueue:
     ) -> list[RunState]:
         now = self._now()
         params = {
-            "host": owner.host,
-            "pid": owner.pid,
-            "pid_started": owner.pid_started,
+            **rules.owner_params(owner),
             "now": now,
             "lease": now + lease_seconds,
             "limit": max(0, limit),
@@ -73,9 +71,7 @@ class SQLiteQueue:
         now = self._now()
         params = {
             "run_id": run_id,
-            "host": owner.host,
-            "pid": owner.pid,
-            "pid_started": owner.pid_started,
+            **rules.owner_params(owner),
             "now": now,
             "lease": now + lease_seconds,
             "expected_epoch": expected_epoch,

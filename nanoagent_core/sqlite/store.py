@@ -340,9 +340,7 @@ class SQLiteStore(SQLiteQueue, ApprovalMethods, SQLiteContext):
         now = self._now()
         params = {
             "run_id": run_id,
-            "host": owner.host,
-            "pid": owner.pid,
-            "pid_started": owner.pid_started,
+            **rules.owner_params(owner),
             "now": now,
             "lease": now + lease_seconds,
             "expected_epoch": expected_epoch,
