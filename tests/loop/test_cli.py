@@ -168,9 +168,9 @@ async def test_unknown_runs_exit_3(db: str, env: dict[str, str]) -> None:
 async def test_detach_prints_the_run_id_and_the_run_completes_in_the_background(
     db: str, env: dict[str, str], reaper: Reaper
 ) -> None:
-    # 3 bodies of 1 s: the worker lives >= 3 s of wall time after its claim, so its session
-    # is checked on a live process (no `if` that could skip the check)
-    options = {"tasks": "3", "followups": "0", "delay": "1"}
+    # 3 bodies of 5 s: the worker lives >= 15 s of wall time after its claim, so its session
+    # is checked on a live process (no `if` that could skip the check), however loaded
+    options = {"tasks": "3", "followups": "0", "delay": "5"}
     started = await acli("run", "in the background", "--detach", "--db", db,
                          *option_args(options), env=env)  # fmt: skip
     assert started.code == 0, started
@@ -182,7 +182,7 @@ async def test_detach_prints_the_run_id_and_the_run_completes_in_the_background(
         return await read_run(db, run_id)
 
     # the command has exited; its worker holds the run, in a session of its own
-    running = await wait_until(probe, lambda r: r.owner is not None, timeout=15, what="claimed")
+    running = await wait_until(probe, lambda r: r.owner is not None, timeout=60, what="claimed")
     assert running.owner is not None
     worker = running.owner.pid
     reaper.track(worker)
@@ -191,7 +191,7 @@ async def test_detach_prints_the_run_id_and_the_run_completes_in_the_background(
     assert os.getsid(worker) == worker
     assert os.getsid(worker) != os.getsid(0)
     final = await wait_until(
-        probe, lambda r: r.status is RunStatus.COMPLETED, timeout=60, what="completed"
+        probe, lambda r: r.status is RunStatus.COMPLETED, timeout=120, what="completed"
     )
     assert (final.tasks_done, final.tasks_total) == (3, 3)
     doc = await ashow_json(db, run_id)

@@ -91,7 +91,8 @@ async def test_sigterm_releases_runs_and_another_worker_completes_them(
     journal = tmp_path / "bodies.log"
     ids = [f"term-{n}" for n in range(3)]
     for run_id in ids:
-        await enqueue(db, env, run_id, "tasks=4", "delay=0.4", "followups=0", f"log={journal}")
+        # 20 bodies of 0.4 s: none can finish between the check below and the SIGTERM
+        await enqueue(db, env, run_id, "tasks=20", "delay=0.4", "followups=0", f"log={journal}")
     first = await worker(db, env, "--concurrency", "10")
     try:
 
@@ -173,7 +174,9 @@ async def test_recover_gives_up_after_the_restart_budget_on_a_run_that_kills_its
 async def test_abort_stops_one_run_of_a_pool_and_the_others_go_on(
     db: str, env: dict[str, str]
 ) -> None:
-    await enqueue(db, env, "stopped", "tasks=30", "delay=0.2", "followups=0")
+    # "stopped" cannot finish before the abort however loaded (50 bodies of 1 s); "goes-on"
+    # is short and may have completed by the time the test looks
+    await enqueue(db, env, "stopped", "tasks=50", "delay=1", "followups=0")
     await enqueue(db, env, "goes-on", "tasks=4", "delay=0.2", "followups=0")
     proc = await worker(db, env, "--until-idle")
 
@@ -182,7 +185,11 @@ async def test_abort_stops_one_run_of_a_pool_and_the_others_go_on(
 
     await wait_until(
         both_going,
-        lambda rs: len(rs) == 2 and all(r.owner is not None and r.tasks_done >= 1 for r in rs),
+        lambda rs: (
+            len(rs) == 2
+            and all(r.tasks_done >= 1 for r in rs)
+            and any(r.run_id == "stopped" and r.owner is not None for r in rs)
+        ),
         timeout=BOUND,
         what="the pool driving both runs",
     )

@@ -93,7 +93,8 @@ async def test_prune_prints_what_it_removed_and_freed(db: str, env: dict[str, st
 
 async def test_a_worker_keeps_running_while_prune_deletes(db: str, env: dict[str, str]) -> None:
     pruned = await finished_runs(db, 30)
-    options = {"tasks": "30", "followups": "0", "delay": "0.3"}
+    # 50 bodies of 3 s: the run cannot finish while the test looks at it, however loaded
+    options = {"tasks": "50", "followups": "0", "delay": "3"}
     worker = await start_cli(
         "run", "keep going", "--run-id", "live-run", "--db", db, *option_args(options), env=env
     )
@@ -136,17 +137,10 @@ async def test_a_worker_keeps_running_while_prune_deletes(db: str, env: dict[str
         assert done is not None
         abort = await acli("abort", "live-run", "--db", db, env=env)
         code = await worker.wait()
-        # aborted, or (a loaded machine: its 9 s of tasks outlasted prune) completed meanwhile
-        if abort.code == 0:
-            assert code in (0, 5), code
-        else:
-            assert (abort.code, abort.err) == (
-                2,
-                "nanoagent: run 'live-run' has already finished (completed)\n",
-            ), abort
-            assert code == 0, code
+        assert abort.code == 0, abort
+        assert code in (0, 5), code
         final = await read_run(db, "live-run")
-        assert final.tasks_total == 30
+        assert final.tasks_total == 50
     finally:
         kill_child(worker)
         await gather_all(worker.wait())

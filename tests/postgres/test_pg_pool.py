@@ -120,7 +120,8 @@ async def test_an_idle_pool_worker_is_woken_by_notify_when_a_run_is_enqueued(
 async def test_a_pool_worker_on_another_host_recovers_a_run_whose_worker_was_killed(
     store: PostgresStore, location: str
 ) -> None:
-    enqueue(location, "lost", "host-a", "tasks=6", "delay=0.3", "followups=0")
+    # 6 bodies of 2 s: the run cannot finish between the check below and the SIGKILL
+    enqueue(location, "lost", "host-a", "tasks=6", "delay=2", "followups=0")
     first = await start_pool(location, "host-a")
     await ready_line(first)
 
