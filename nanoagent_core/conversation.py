@@ -174,6 +174,8 @@ def conversation_parts(messages_json: str | None) -> list[Part]:
         messages = json.loads(messages_json)
     except ValueError as exc:
         return [Part("unreadable", "unreadable", visible(f"not JSON: {exc}"))]
+    except RecursionError:
+        return [Part("unreadable", "unreadable", "nested too deep to read")]
     if not isinstance(messages, list):
         return [Part("unreadable", "unreadable", "not a list of messages")]
     parts: list[Part] = []

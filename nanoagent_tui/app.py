@@ -168,7 +168,7 @@ class DashboardApp(App[int]):
         now = self.clock()
         live = self.live
         shown = [(run, live.word(run, now)) for run in live.runs.values()]
-        for transition in self.transitions.observe(shown):
+        for transition in self.transitions.observe(shown, now):
             self.say(transition.message(), title="Needs a person", severity="warning", timeout=10)
             if self.ring_bell:
                 self.bell()

@@ -13,7 +13,9 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
+from nanoagent_core.clip import clip
 from nanoagent_core.models import RunState
 from nanoagent_core.status import ShownStatus
 
@@ -45,7 +47,7 @@ class Transition:
                 why += f": {detail}"
         elif self.word == ShownStatus.FAILED.value and run.error:
             why = f": {run.error}"
-        return f"{run.run_id} {self.word}{why}"
+        return clip(f"{run.run_id} {self.word}{why}", 300)
 
 
 class Transitions:
@@ -53,20 +55,25 @@ class Transitions:
 
     def __init__(self) -> None:
         self._seen: dict[str, str] = {}
-        self._started = False
+        self._opened_at: datetime | None = None
 
-    def observe(self, shown: Iterable[tuple[RunState, str]]) -> list[Transition]:
+    def observe(self, shown: Iterable[tuple[RunState, str]], now: datetime) -> list[Transition]:
         """Runs whose word became one that needs a person since the last call (none on the
-        first call: that is how the dashboard found them)."""
+        first call: that is how the dashboard found them). A run seen for the first time
+        counts only if it changed since the first call: the kept runs follow the filter, and
+        an old failed run a filter brings in has not just come to need anyone."""
         found: list[Transition] = []
+        opened_at = self._opened_at
         for run, word in shown:
             before = self._seen.get(run.run_id)
             self._seen[run.run_id] = word
-            if not self._started or before == word:
+            if opened_at is None or before == word or word not in NEEDS_PERSON:
                 continue
-            if word in NEEDS_PERSON:
-                found.append(Transition(run, word))
-        self._started = True
+            if before is None and run.updated_at < opened_at:
+                continue
+            found.append(Transition(run, word))
+        if opened_at is None:
+            self._opened_at = now
         return found
 
 

@@ -35,15 +35,15 @@ def _pretty(request: ApprovalRequest, *, compact: bool) -> list[str]:
     one ``key: value`` line per top-level key of an object."""
     try:
         value = request.arguments_value()
-    except ValueError:
+        if compact and isinstance(value, dict):
+            pairs: dict[str, object] = value  # pyright: ignore[reportUnknownVariableType]
+            return [
+                visible(f"{key}: {json.dumps(item, ensure_ascii=False, sort_keys=True)}")
+                for key, item in pairs.items()
+            ]
+        text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
+    except (ValueError, RecursionError):  # not JSON, or nested too deep to read: as stored
         return [visible(request.arguments)]
-    if compact and isinstance(value, dict):
-        pairs: dict[str, object] = value  # pyright: ignore[reportUnknownVariableType]
-        return [
-            visible(f"{key}: {json.dumps(item, ensure_ascii=False, sort_keys=True)}")
-            for key, item in pairs.items()
-        ]
-    text = json.dumps(value, indent=2, ensure_ascii=False, sort_keys=True)
     return [visible(line) for line in text.splitlines()]
 
 

@@ -5,6 +5,7 @@ come to need a person."""
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -64,15 +65,38 @@ def run(run_id: str) -> RunState:
     return RunState(run_id=run_id, goal="g", max_iterations=5)
 
 
+OPENED = datetime(2026, 1, 1, tzinfo=UTC)
+
+
 def test_transitions_report_a_run_coming_to_need_a_person_once() -> None:
     seen = Transitions()
-    assert seen.observe([(run("a"), "crashed"), (run("b"), "running")]) == []  # as opened
-    assert seen.observe([(run("a"), "crashed"), (run("b"), "running")]) == []
-    found = seen.observe([(run("a"), "crashed"), (run("b"), "paused"), (run("c"), "failed")])
+    opened = [(run("a"), "crashed"), (run("b"), "running")]
+    assert seen.observe(opened, OPENED) == []  # as opened
+    assert seen.observe(opened, OPENED) == []
+    found = seen.observe(
+        [(run("a"), "crashed"), (run("b"), "paused"), (run("c"), "failed")], OPENED
+    )
     assert [(t.run.run_id, t.word) for t in found] == [("b", "paused"), ("c", "failed")]
-    assert seen.observe([(run("b"), "paused"), (run("c"), "failed")]) == []
-    assert [t.word for t in seen.observe([(run("b"), "running")])] == []
-    assert [t.word for t in seen.observe([(run("b"), "crashed")])] == ["crashed"]
+    assert seen.observe([(run("b"), "paused"), (run("c"), "failed")], OPENED) == []
+    assert [t.word for t in seen.observe([(run("b"), "running")], OPENED)] == []
+    assert [t.word for t in seen.observe([(run("b"), "crashed")], OPENED)] == ["crashed"]
+
+
+def test_an_old_failed_run_a_filter_brings_in_is_not_news() -> None:
+    seen = Transitions()
+    assert seen.observe([(run("a"), "running")], OPENED) == []
+    old = run("old").model_copy(update={"updated_at": OPENED - timedelta(days=3)})
+    assert seen.observe([(run("a"), "running"), (old, "failed")], OPENED) == []
+    # a run first seen that changed after the dashboard opened is news
+    assert [t.word for t in seen.observe([(run("new"), "failed")], OPENED)] == ["failed"]
+
+
+def test_a_notice_is_clipped() -> None:
+    failed = run("f").model_copy(update={"error": "x" * 100_000})
+    seen = Transitions()
+    seen.observe([(failed, "running")], OPENED)
+    (notice,) = seen.observe([(failed, "failed")], OPENED)
+    assert len(notice.message()) <= 300
 
 
 def test_next_needing_wraps_and_skips_the_others() -> None:
