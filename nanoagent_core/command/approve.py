@@ -14,12 +14,11 @@ from typing import Any
 
 from nanoagent_core.actions import check_text
 from nanoagent_core.approvals import MAX_WHY_CHARS
+from nanoagent_core.command.opening import open_for_run
 from nanoagent_core.deciding import decide
-from nanoagent_core.errors import DatabaseNotFoundError, RunNotFoundError, ValidationError
+from nanoagent_core.errors import ValidationError
 from nanoagent_core.models import check_run_id
-from nanoagent_core.paths import display_location
 from nanoagent_core.safetext import visible
-from nanoagent_core.stores import open_store
 
 __all__ = ["add_parser", "run"]
 
@@ -50,12 +49,9 @@ async def run(location: str, args: argparse.Namespace) -> int:
     request_id: str | None = args.request
     if request_id is not None:
         check_text("--request", request_id)
-    try:
-        store = await open_store(location, create=False)
-    except DatabaseNotFoundError:
-        raise RunNotFoundError(
-            f"no run {run_id!r} (no database at {display_location(location)})"
-        ) from None
+        if not request_id.strip():
+            raise ValidationError("--request takes a request id, not an empty string")
+    store = await open_for_run(location, run_id)
     try:
         decided = await decide(
             store, location, run_id, approve=not args.deny, request_id=request_id, reason=reason

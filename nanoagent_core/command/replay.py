@@ -44,7 +44,8 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
 
 async def run(location: str, args: argparse.Namespace) -> int:
     run_id = check_run_id(args.run_id)
-    new_id = check_run_id(args.new_id or f"{run_id[:50]}-replay-{uuid.uuid4().hex[:6]}")
+    default = f"{run_id[:50]}-replay-{uuid.uuid4().hex[:6]}"
+    new_id = check_run_id(default if args.new_id is None else args.new_id)  # '' is refused
     overrides = parse_option_pairs(args.option)
     store = await open_for_run(location, run_id)
     try:

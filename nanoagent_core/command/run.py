@@ -15,7 +15,7 @@ from nanoagent_core.defaults import DEFAULT_MAX_ITERATIONS
 from nanoagent_core.errors import ValidationError
 from nanoagent_core.models import RunStatus
 from nanoagent_core.options import parse_option_pairs
-from nanoagent_core.paths import display_location
+from nanoagent_core.paths import MEMORY, display_location
 from nanoagent_core.pause import pause_text
 from nanoagent_core.safetext import visible
 from nanoagent_core.stores import AnyStore, open_store
@@ -48,6 +48,10 @@ def add_parser(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 async def run(location: str, args: argparse.Namespace) -> int:
+    if args.enqueue and location == MEMORY:
+        raise ValidationError(
+            "--enqueue stores the run for a pool worker: it needs a shared database, not ':memory:'"
+        )
     if args.enqueue and args.detach:
         raise ValidationError(
             "--enqueue and --detach: choose one (a pool worker runs a queued run)"
