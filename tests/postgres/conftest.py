@@ -9,11 +9,21 @@ dropped afterwards.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from multiprocessing.context import ForkServerContext
 
+import prockit
 import pytest
 from pgkit import drop_schema, new_schema_name, usable_server, with_schema
 
 from nanoagent_core.postgres import PostgresStore
+
+
+@pytest.fixture(scope="module")
+def forking() -> Iterator[ForkServerContext]:
+    """Child processes forked from one server of this module's that has imported the store
+    code once (prockit.forkserver): real processes, each with its own connections."""
+    with prockit.forkserver() as ctx:
+        yield ctx
 
 
 @pytest.fixture(scope="session")

@@ -3,8 +3,8 @@ races with exactly one winner."""
 
 from __future__ import annotations
 
-import multiprocessing
 from collections import Counter
+from multiprocessing.context import ForkServerContext
 from typing import Any
 
 import pytest
@@ -31,12 +31,12 @@ def _join(procs: list[Any]) -> None:
 
 
 async def test_concurrent_writers_and_a_follower_see_every_event_once_in_order(
-    location: str, store: PostgresStore
+    location: str, store: PostgresStore, forking: ForkServerContext
 ) -> None:
     """8 processes x 200 steps (each its own transaction), while a reader process follows
     the log with ``after_id``: it sees every id exactly once, in order, no gap ever; every
     run it lists is consistent (no half-committed step); every row is there at the end."""
-    ctx = multiprocessing.get_context("spawn")
+    ctx = forking
     barrier = ctx.Barrier(WRITERS + 1)
     stop = ctx.Event()
     saw = ctx.Event()  # writers pause halfway until the reader has seen events
@@ -75,14 +75,14 @@ async def test_concurrent_writers_and_a_follower_see_every_event_once_in_order(
 
 @pytest.mark.parametrize("owner_gone", [False, True], ids=["epoch-and-lease", "epoch-only"])
 async def test_claim_race_between_processes_has_exactly_one_winner(
-    location: str, store: PostgresStore, owner_gone: bool
+    location: str, store: PostgresStore, owner_gone: bool, forking: ForkServerContext
 ) -> None:
     """With ``owner_gone`` (and one host name) the lease check lets every racer through: only
     the claim's compare-and-set on the epoch stops the losers."""
     run_ids = [f"race-{i}" for i in range(RACES)]
     for run_id in run_ids:
         await store.create_run(new_run(run_id))
-    ctx = multiprocessing.get_context("spawn")
+    ctx = forking
     barrier = ctx.Barrier(RACERS)
     out = ctx.Queue()
     procs = [

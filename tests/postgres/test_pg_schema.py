@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import multiprocessing
+from multiprocessing.context import ForkServerContext
 from typing import Any
 
 import pytest
@@ -185,11 +185,13 @@ async def test_open_store_takes_postgres_urls(location: str) -> None:
             await store.close()
 
 
-def test_concurrent_first_open_from_several_processes(pg_url: str, schema: str) -> None:
+def test_concurrent_first_open_from_several_processes(
+    pg_url: str, schema: str, forking: ForkServerContext
+) -> None:
     """Six processes open the same fresh schema at once: the advisory lock serializes the
     migration; every one opens it and writes."""
     location = with_schema(pg_url, schema)
-    ctx = multiprocessing.get_context("spawn")
+    ctx = forking
     n = 6
     barrier = ctx.Barrier(n)
     out = ctx.Queue()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from multiprocessing.context import ForkServerContext
 from pathlib import Path
 
+import prockit
 import pytest
 from pgkit import drop_schema, new_schema_name, usable_server
 from storekit import FakeClock
@@ -12,6 +14,14 @@ from storekit import FakeClock
 from nanoagent_core.memory_store import MemoryStore
 from nanoagent_core.protocols import Store
 from nanoagent_core.sqlite import SQLiteStore
+
+
+@pytest.fixture(scope="module")
+def forking() -> Iterator[ForkServerContext]:
+    """Child processes forked from one server of this module's that has imported the store
+    code once (prockit.forkserver): real processes, each with its own connections."""
+    with prockit.forkserver() as ctx:
+        yield ctx
 
 
 @pytest.fixture

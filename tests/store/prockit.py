@@ -11,9 +11,13 @@ Every worker reports on ``out`` with ``("ok", tag, value)`` or ``("error", tag, 
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+import multiprocessing.forkserver
 import os
 import traceback
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
+from multiprocessing.context import ForkServerContext
 from typing import Any, Protocol, TypeVar
 
 from storekit import new_run, step_for
@@ -24,6 +28,33 @@ from nanoagent_core.stores import open_store
 
 BARRIER_TIMEOUT = 60.0
 T = TypeVar("T")
+
+#: what the fork server imports once, before it forks each child (the kits themselves are
+#: cheap; a child started by ``spawn`` re-imports all this, ~0.3 s of CPU each)
+PRELOAD = [
+    "asyncio",
+    "pytest",
+    "psycopg",
+    "nanoagent_core.errors",
+    "nanoagent_core.models",
+    "nanoagent_core.protocols",
+    "nanoagent_core.stores",
+]
+
+
+@contextmanager
+def forkserver() -> Iterator[ForkServerContext]:
+    """A multiprocessing context whose children are forked from a fresh server process that
+    has imported ``PRELOAD`` and opened nothing: every child is still a real process of its
+    own that opens its own store (no connection crosses a fork: the server never had one),
+    but none pays for the imports. The server is stopped (and waited for, so the CPU of its
+    children is this process's children's) when the block ends."""
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(PRELOAD)
+    try:
+        yield ctx
+    finally:
+        multiprocessing.forkserver._forkserver._stop()  # pyright: ignore[reportPrivateUsage]
 
 
 class Waitable(Protocol):

@@ -4,10 +4,10 @@ batches: every queued run has exactly one winner, and each process takes runs ol
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import queue
 from collections import Counter
 from collections.abc import Iterator
+from multiprocessing.context import ForkServerContext
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,6 @@ from storekit import FakeClock, new_run
 from nanoagent_core.models import RunStatus
 from nanoagent_core.stores import open_store
 
-SPAWN = multiprocessing.get_context("spawn")
 RACERS = 6
 RUNS = 60
 REPORT_TIMEOUT = 120.0
@@ -67,13 +66,15 @@ def collect(results: Any, count: int, procs: list[Any]) -> list[tuple[str, int, 
     return reports
 
 
-def test_racing_processes_claim_each_queued_run_exactly_once_oldest_first(location: str) -> None:
+def test_racing_processes_claim_each_queued_run_exactly_once_oldest_first(
+    location: str, forking: ForkServerContext
+) -> None:
     run_ids = [f"q{n:03d}" for n in range(RUNS)]
     asyncio.run(enqueue(location, run_ids))
-    results = SPAWN.Queue()
-    barrier = SPAWN.Barrier(RACERS)
+    results = forking.Queue()
+    barrier = forking.Barrier(RACERS)
     procs = [
-        SPAWN.Process(
+        forking.Process(
             target=queuekit.queue_claimer,
             args=(location, f"host-{n % 2}", 1 + n % 3, barrier, results),
         )

@@ -1,9 +1,9 @@
-"""SQLite store shared by real processes (spawn start method: no connection crosses a fork)."""
+"""SQLite store shared by real processes (forked from a fork server that never opened a
+store: no connection crosses a fork)."""
 
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import os
 import queue
 import sqlite3
@@ -11,7 +11,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterator
-from multiprocessing.context import SpawnProcess
+from multiprocessing.context import ForkServerContext, ForkServerProcess
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +23,11 @@ from storekit import new_run, raw_counts
 from nanoagent_core.sqlite import SCHEMA_VERSION, SQLiteStore
 from nanoagent_core.sqlite import sql as schema
 
-SPAWN = multiprocessing.get_context("spawn")
 JOIN_TIMEOUT = 90.0
 HERE = Path(__file__).parent
 
 
-def drain(results: Any, count: int, procs: list[SpawnProcess]) -> list[tuple[Any, ...]]:
+def drain(results: Any, count: int, procs: list[ForkServerProcess]) -> list[tuple[Any, ...]]:
     """Collect ``count`` messages, failing fast (not hanging) if a child died."""
     out: list[tuple[Any, ...]] = []
     while len(out) < count:
@@ -41,7 +40,7 @@ def drain(results: Any, count: int, procs: list[SpawnProcess]) -> list[tuple[Any
     return out
 
 
-def join_all(procs: list[SpawnProcess]) -> None:
+def join_all(procs: list[ForkServerProcess]) -> None:
     for proc in procs:
         proc.join(JOIN_TIMEOUT)
     for proc in procs:
@@ -65,23 +64,23 @@ WRITERS = 8
 STEPS = 500
 
 
-def test_writers_and_a_reader_share_one_file(db_path: Path) -> None:
+def test_writers_and_a_reader_share_one_file(db_path: Path, forking: ForkServerContext) -> None:
     """8 processes x 500 committed steps, a 9th process reading all along: no error, no lost
     row, no half-step ever visible, and the event log read by id has no gaps."""
     asyncio.run(make_db(db_path))
-    results = SPAWN.Queue()
-    barrier = SPAWN.Barrier(WRITERS + 1)
-    stop = SPAWN.Event()
-    saw = SPAWN.Event()  # writers pause halfway until the reader has seen events
+    results = forking.Queue()
+    barrier = forking.Barrier(WRITERS + 1)
+    stop = forking.Event()
+    saw = forking.Event()  # writers pause halfway until the reader has seen events
     run_ids = [f"writer-{n}" for n in range(WRITERS)]
     writers = [
-        SPAWN.Process(
+        forking.Process(
             target=prockit.commit_worker,
             args=(str(db_path), rid, STEPS, barrier, results, saw),
         )
         for rid in run_ids
     ]
-    reader = SPAWN.Process(
+    reader = forking.Process(
         target=prockit.reader_worker, args=(str(db_path), barrier, stop, results, saw)
     )
     procs = [*writers, reader]
@@ -131,17 +130,19 @@ ROUNDS = 15
 
 
 @pytest.mark.parametrize("owner_gone", [False, True], ids=["epoch-and-lease", "epoch-only"])
-def test_claim_race_has_exactly_one_winner(db_path: Path, owner_gone: bool) -> None:
+def test_claim_race_has_exactly_one_winner(
+    db_path: Path, owner_gone: bool, forking: ForkServerContext
+) -> None:
     """8 processes released together claim the same free run; over 15 runs, each run has
     exactly one winner, the others get RunBusyError, and the stored owner is the winner.
     With ``owner_gone`` the lease check lets every racer through: only the claim's
     compare-and-set on the epoch stops the losers."""
     run_ids = [f"race-{n}" for n in range(ROUNDS)]
     asyncio.run(make_db(db_path, run_ids))
-    results = SPAWN.Queue()
-    barrier = SPAWN.Barrier(RACERS)
+    results = forking.Queue()
+    barrier = forking.Barrier(RACERS)
     procs = [
-        SPAWN.Process(
+        forking.Process(
             target=prockit.claim_worker,
             args=(str(db_path), run_ids, barrier, results, owner_gone),
         )
@@ -187,15 +188,17 @@ OPENERS = 6
 FRESH_FILES = 6
 
 
-def test_processes_opening_a_fresh_file_together(tmp_path: Path) -> None:
+def test_processes_opening_a_fresh_file_together(
+    tmp_path: Path, forking: ForkServerContext
+) -> None:
     """Several processes create and migrate the same new file at once: all succeed, the
     schema is created once, and every process's run is there."""
     dbs = [str(tmp_path / f"fresh-{n}.db") for n in range(FRESH_FILES)]
-    results = SPAWN.Queue()
-    barrier = SPAWN.Barrier(OPENERS)
+    results = forking.Queue()
+    barrier = forking.Barrier(OPENERS)
     names = [f"opener-{n}" for n in range(OPENERS)]
     procs = [
-        SPAWN.Process(target=prockit.open_worker, args=(dbs, name, barrier, results))
+        forking.Process(target=prockit.open_worker, args=(dbs, name, barrier, results))
         for name in names
     ]
     for proc in procs:
