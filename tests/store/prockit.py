@@ -54,7 +54,7 @@ def forkserver() -> Iterator[ForkServerContext]:
     try:
         yield ctx
     finally:
-        multiprocessing.forkserver._forkserver._stop()  # pyright: ignore[reportPrivateUsage]
+        multiprocessing.forkserver._forkserver._stop()  # pyright: ignore[reportAttributeAccessIssue]
 
 
 class Waitable(Protocol):
