@@ -1,18 +1,26 @@
 """Helpers of the agent tests (a plain module: pytest puts this directory on ``sys.path``).
 
 The ``nanoagent`` command runs as the real console script of this environment, in real
-subprocesses; waiting is a bounded poll on a condition, never a bare sleep.
+subprocesses (:func:`cli`), or in this process (:func:`here`: the same ``main(argv)`` the
+console script calls, without a second interpreter's start-up, ~0.7 s of CPU for an ``llm``
+run) where a test's claim is about what the command prints, its exit status or what it
+writes, not about the process. Waiting is a bounded poll on a condition, never a bare sleep.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,16 +70,92 @@ def cli(*args: str, env: Mapping[str, str], timeout: float = 90.0) -> Result:
     return Result(done.returncode, done.stdout, done.stderr)
 
 
+#: one command in this process at a time: it takes stdin/stdout/stderr and the environment
+_HERE_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _as_a_process(env: Mapping[str, str], out: io.StringIO, err: io.StringIO) -> Iterator[None]:
+    """What a command started by :func:`cli` gets: exactly ``env`` as its environment, an
+    empty stdin, its own stdout and stderr; and the package logger as it was afterwards
+    (``run`` configures it: to stderr, not propagated)."""
+    logger = logging.getLogger("nanoagent_core")
+    saved = (list(logger.handlers), logger.level, logger.propagate)
+    environ = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(env)
+    try:
+        with (
+            contextlib.redirect_stdout(out),
+            contextlib.redirect_stderr(err),
+            _stdin(io.StringIO("")),
+        ):
+            yield
+    finally:
+        os.environ.clear()
+        os.environ.update(environ)
+        logger.handlers[:], logger.level, logger.propagate = saved
+
+
+@contextlib.contextmanager
+def _stdin(stream: io.StringIO) -> Iterator[None]:
+    saved = sys.stdin
+    sys.stdin = stream
+    try:
+        yield
+    finally:
+        sys.stdin = saved
+
+
+def here(*args: str, env: Mapping[str, str]) -> Result:
+    """Run ``nanoagent ARGS`` in this process, as :func:`cli` runs it in a subprocess: the
+    console script's ``main(argv)`` with exactly ``env`` as the environment, an empty stdin,
+    stdout and stderr captured; argparse's exit (bad input) is its exit status. On a thread
+    of its own (no signal handlers: they belong to the main thread; callable from async
+    code, which it blocks as a subprocess call would)."""
+    from nanoagent_core.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    codes: list[int] = []
+    failures: list[BaseException] = []
+
+    def command() -> None:
+        try:
+            codes.append(main(list(args)))
+        except SystemExit as exc:  # argparse's exit: bad input, or --help
+            codes.append(0 if exc.code is None else exc.code if isinstance(exc.code, int) else 1)
+        except BaseException as exc:  # re-raised in the caller's thread
+            failures.append(exc)
+
+    with _HERE_LOCK, _as_a_process(env, out, err):
+        thread = threading.Thread(target=command, name=f"nanoagent {' '.join(args[:3])}")
+        thread.start()
+        thread.join()
+    if failures:
+        raise failures[0]
+    return Result(codes[0], out.getvalue(), err.getvalue())
+
+
 def show_json(db: str, run_id: str, env: Mapping[str, str]) -> dict[str, Any]:
-    shown = cli("show", run_id, "--json", "--db", db, env=env)
+    """``nanoagent show RUN_ID --json`` (in this process: a fresh store on the file)."""
+    shown = here("show", run_id, "--json", "--db", db, env=env)
     assert shown.code == 0, shown
     return json.loads(shown.out)
 
 
 def list_json(db: str, env: Mapping[str, str]) -> list[dict[str, Any]]:
-    listed = cli("list", "--json", "--db", db, env=env)
+    """``nanoagent list --json`` (in this process)."""
+    listed = here("list", "--json", "--db", db, env=env)
     assert listed.code == 0, listed
     return json.loads(listed.out)
+
+
+def copy_db(src: str | Path, dst: str | Path) -> None:
+    """Copy a SQLite database no connection holds open (with its -wal file, if any is left):
+    a setup built once (a module's fixture), for a test that writes to it."""
+    for suffix in ("", "-wal"):
+        if Path(f"{src}{suffix}").exists():
+            shutil.copyfile(f"{src}{suffix}", f"{dst}{suffix}")
 
 
 def outcome(doc: Mapping[str, Any]) -> dict[str, Any]:

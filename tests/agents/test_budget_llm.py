@@ -1,11 +1,14 @@
 """Budgets on the built-in ``llm`` agent (TestModel, offline), through the real command.
 
 ``run --max-tokens 1`` pauses at the first body (cut by pydantic-ai's UsageLimits: not a
-failure) with exit 6; the pause is durable (every check below is a fresh process reading the
-database); ``resume`` without a higher budget pauses again at once, running nothing; ``resume
---max-tokens 50000`` completes it (in the foreground, and in a detached worker). A cost
-budget on a model without a price pauses conservatively after the first body. Bad budgets
-are one line, exit 2.
+failure) with exit 6, in a real process (made once for the module, its database copied for
+each test); the pause is durable (every check below opens the database afresh, after that
+process is gone); ``resume`` without a higher budget pauses again at once, running nothing;
+``resume --max-tokens 50000`` completes it (in the foreground, and in a detached worker). A
+cost budget on a model without a price pauses conservatively after the first body. Bad
+budgets are one line, exit 2. The commands that only read, or whose claim is their output,
+exit status or what they write, run in this process (agentkit.here); a few bad budgets also
+run as real processes.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from agentkit import cli, list_json, show_json, wait_for
+from agentkit import clean_env, cli, copy_db, here, list_json, show_json, wait_for
 
 GOAL = "Plan a trip"
 LLM = ["--agent", "llm", "--option", "model=test"]
@@ -27,19 +30,32 @@ def journal(doc: dict[str, Any]) -> list[tuple[str, int, str]]:
     ]
 
 
-def paused_by_budget(db: str, env: dict[str, str]) -> dict[str, Any]:
+@pytest.fixture(scope="module")
+def paused_once(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A database whose run ``trip`` a real ``run --max-tokens 1`` process paused (no test
+    writes to it: see ``paused_by_budget``)."""
+    base = tmp_path_factory.mktemp("paused")
+    env = clean_env(HOME=str(base), XDG_DATA_HOME=str(base / "xdg"))
+    db = str(base / "runs.db")
     done = cli("--db", db, "run", GOAL, *LLM, "--max-tokens", "1", "--run-id", "trip", env=env)
     assert done.code == 6, done
     assert done.err == "", done.err
     assert done.out.splitlines()[-1].startswith("run trip paused: budget: ")
+    return db
+
+
+@pytest.fixture
+def paused_by_budget(db: str, env: dict[str, str], paused_once: str) -> dict[str, Any]:
+    """This test's ``db``: a copy of ``paused_once``; its run's ``show --json``."""
+    copy_db(paused_once, db)
     return show_json(db, "trip", env)
 
 
 def test_max_tokens_1_pauses_with_exit_6_and_a_raised_resume_completes(
-    db: str, env: dict[str, str]
+    db: str, env: dict[str, str], paused_by_budget: dict[str, Any]
 ) -> None:
-    doc = paused_by_budget(db, env)
-    # durable: a fresh process reads the pause back
+    doc = paused_by_budget
+    # durable: a fresh store reads the pause back, after the process that paused it ended
     assert (doc["status"], doc["pause_reason"], doc["max_tokens"]) == ("paused", "budget", 1)
     assert doc["pause_detail"].startswith(f"{doc['tokens_in'] + doc['tokens_out']} of 1 tokens")
     first = doc["tasks"][0]
@@ -51,12 +67,12 @@ def test_max_tokens_1_pauses_with_exit_6_and_a_raised_resume_completes(
     assert doc["events"][-1]["kind"] == "run_paused"
     [listed] = [r for r in list_json(db, env) if r["run_id"] == "trip"]
     assert (listed["status"], listed["pause_reason"]) == ("paused", "budget")
-    only = cli("--db", db, "list", "--status", "paused", env=env)
+    only = here("--db", db, "list", "--status", "paused", env=env)
     assert only.code == 0, only
     assert only.out.splitlines()[1].startswith("paused:budget trip ")
 
     # no higher budget: it pauses again at once, before any body
-    again = cli("--db", db, "resume", "trip", env=env)
+    again = here("--db", db, "resume", "trip", env=env)
     assert again.code == 6, again
     after = show_json(db, "trip", env)
     assert journal(after) == journal(doc)
@@ -64,7 +80,7 @@ def test_max_tokens_1_pauses_with_exit_6_and_a_raised_resume_completes(
     started = [e for e in after["events"] if e["kind"] == "task_started"]
     assert len(started) == 1
 
-    raised = cli("--db", db, "resume", "trip", "--max-tokens", "50000", env=env)
+    raised = here("--db", db, "resume", "trip", "--max-tokens", "50000", env=env)
     assert raised.code == 0, raised
     assert raised.out.splitlines()[-1] == "run trip completed"
     done = show_json(db, "trip", env)
@@ -82,8 +98,8 @@ def test_max_tokens_1_pauses_with_exit_6_and_a_raised_resume_completes(
     assert budget_set == [{"max_tokens": 50000, "max_cost_usd": None}]
 
 
+@pytest.mark.usefixtures("paused_by_budget")
 def test_a_detached_resume_takes_the_raised_budget_along(db: str, env: dict[str, str]) -> None:
-    paused_by_budget(db, env)
     started = cli("--db", db, "resume", "trip", "--detach", "--max-tokens", "50000", env=env)
     assert started.code == 0, started
     done = wait_for(
@@ -103,29 +119,29 @@ def test_an_unknown_price_counts_as_the_cost_budget_reached(db: str, env: dict[s
     assert "cost unknown" in doc["pause_detail"]
     # the first body ran whole (its price is only known to be unknown afterwards)
     assert [outcome for _, _, outcome in journal(doc)] == ["done"]
-    lifted = cli("--db", db, "resume", "c", "--max-cost", "none", env=env)
+    lifted = here("--db", db, "resume", "c", "--max-cost", "none", env=env)
     assert lifted.code == 0, lifted
     done = show_json(db, "c", env)
     assert (done["status"], done["max_cost_usd"]) == ("completed", None)
 
 
 @pytest.mark.parametrize(
-    ("flag", "value"),
+    ("flag", "value", "where"),
     [
-        ("--max-tokens", "0"),
-        ("--max-tokens", "-3"),
-        ("--max-tokens", "lots"),
-        ("--max-cost", "0"),
-        ("--max-cost", "-1"),
-        ("--max-cost", "nan"),
-        ("--max-cost", "cheap"),
+        ("--max-tokens", "0", "here"),
+        ("--max-tokens", "-3", "here"),
+        ("--max-tokens", "lots", "process"),  # real processes: no traceback from the interpreter
+        ("--max-cost", "0", "here"),
+        ("--max-cost", "-1", "here"),
+        ("--max-cost", "nan", "process"),
+        ("--max-cost", "cheap", "here"),
     ],
 )
 def test_a_bad_budget_is_one_line_and_exit_2(
-    db: str, env: dict[str, str], flag: str, value: str
+    db: str, env: dict[str, str], flag: str, value: str, where: str
 ) -> None:
-    bad = cli("--db", db, "run", GOAL, *LLM, flag, value, env=env)
+    bad = (cli if where == "process" else here)("--db", db, "run", GOAL, *LLM, flag, value, env=env)
     assert bad.code == 2, bad
     assert len(bad.err.splitlines()) == 1, bad.err
     assert "Traceback" not in bad.err
-    assert cli("--db", db, "list", "--json", env=env).out.strip() in ("[]", "")
+    assert here("--db", db, "list", "--json", env=env).out.strip() in ("[]", "")

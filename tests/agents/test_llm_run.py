@@ -1,13 +1,15 @@
 """The built-in ``llm`` agent on ``model=test``: a run planned, executed and reflected by
-pydantic-ai Agents completes through the real command, through resume_run on a memory store,
-and after a kill -9 at several checkpoints followed by a resume (offline throughout)."""
+pydantic-ai Agents completes through the real command (a real process: no warning, no
+traceback), through resume_run on a memory store, and after a kill -9 at several checkpoints
+(a real process, that kills itself) followed by a resume (offline throughout). The commands
+whose claim is what they print or write run in this process (agentkit.here)."""
 
 from __future__ import annotations
 
 import signal
 
 import pytest
-from agentkit import cli, outcome, show_json
+from agentkit import cli, here, outcome, show_json
 
 from nanoagent_core.memory_store import MemoryStore
 from nanoagent_core.models import RunState, RunStatus, TaskStatus
@@ -67,7 +69,7 @@ def clean_outcome(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]
     base = tmp_path_factory.mktemp("clean")
     env = clean_env(HOME=str(base), XDG_DATA_HOME=str(base / "xdg"))
     db = str(base / "runs.db")
-    done = cli("--db", db, "run", GOAL, *LLM, "--run-id", "clean", env=env)
+    done = here("--db", db, "run", GOAL, *LLM, "--run-id", "clean", env=env)
     assert done.code == 0, done
     return outcome(show_json(db, "clean", env))
 
@@ -84,7 +86,7 @@ def test_kill_9_mid_run_then_resume_completes(
     killed = cli("--db", db, "run", GOAL, *LLM, "--run-id", run_id, env=faulty)
     assert killed.code == -signal.SIGKILL, killed
     assert show_json(db, run_id, env)["status"] == "crashed"
-    resumed = cli("--db", db, "resume", run_id, env=env)
+    resumed = here("--db", db, "resume", run_id, env=env)
     assert resumed.code == 0, resumed
     doc = show_json(db, run_id, env)
     assert outcome(doc) == clean_outcome

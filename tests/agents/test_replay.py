@@ -1,8 +1,10 @@
 """Offline replay (issue 11 item 7): ``nanoagent replay RUN`` runs the goal again on models
 that answer from the recording and says whether the outcome is the same.
 
-Through the real command on real SQLite files (the ``llm`` agent on ``model=test``
-records), and in-process for a user's make_agent agent with a tool: a replay of an
+Through the command on real SQLite files (the ``llm`` agent on ``model=test`` records; one
+recording, made once, copied for each test; the commands run in this process, but the replay
+of a run recorded on a real model runs as a real process, in an environment without its
+key), and in-process for a user's make_agent agent with a tool: a replay of an
 unchanged agent equals its recording and spends nothing; a tampered journal, a changed
 option and a changed tool each give a difference line and exit 7; a demo run, an unknown
 run, an unfinished run and an unreadable journal are refused in one line.
@@ -16,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import pytest
-from agentkit import cli, list_json, outcome, show_json
+from agentkit import clean_env, cli, copy_db, here, list_json, outcome, show_json
 from pydantic_ai import Agent as PydanticAgent
 
 from nanoagent_core.agents import registry
@@ -33,10 +35,23 @@ LLM = ["--agent", "llm", "--option", "model=test"]
 LEDGER = ("requests", "tokens_in", "tokens_out", "cost_usd", "cost_complete")
 
 
-def record(db: str, env: dict[str, str], run_id: str = "trip") -> dict[str, Any]:
-    done = cli("--db", db, "run", GOAL, *LLM, "--run-id", run_id, env=env)
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, Any]]:
+    """A completed run ``trip`` of the llm agent (a database no test writes to) and its
+    ``show --json``."""
+    base = tmp_path_factory.mktemp("recording")
+    env = clean_env(HOME=str(base), XDG_DATA_HOME=str(base / "xdg"))
+    db = str(base / "runs.db")
+    done = here("--db", db, "run", GOAL, *LLM, "--run-id", "trip", env=env)
     assert done.code == 0, done
-    return show_json(db, run_id, env)
+    return db, show_json(db, "trip", env)
+
+
+@pytest.fixture
+def recorded(db: str, recording: tuple[str, dict[str, Any]]) -> dict[str, Any]:
+    """This test's ``db``: a copy of the recording, whose ``show --json`` this is."""
+    copy_db(recording[0], db)
+    return recording[1]
 
 
 def tamper(db: str, sql: str, *params: object) -> int:
@@ -45,9 +60,10 @@ def tamper(db: str, sql: str, *params: object) -> int:
         return connection.execute(sql, params).rowcount
 
 
-def test_a_replay_of_a_completed_llm_run_equals_it_and_spends_nothing(db: str, env: dict[str, str]):
-    recorded = record(db, env)
-    replayed = cli("--db", db, "replay", "trip", "--as", "again", env=env)
+def test_a_replay_of_a_completed_llm_run_equals_it_and_spends_nothing(
+    db: str, env: dict[str, str], recorded: dict[str, Any]
+):
+    replayed = here("--db", db, "replay", "trip", "--as", "again", env=env)
     assert replayed.code == 0, replayed
     assert replayed.err == ""
     assert replayed.out.splitlines() == [
@@ -68,17 +84,17 @@ def test_a_replay_of_a_completed_llm_run_equals_it_and_spends_nothing(db: str, e
     assert doc["events"][1]["data"] == {"replay_of": "trip"}
 
 
+@pytest.mark.usefixtures("recorded")
 def test_a_run_recorded_on_a_real_model_replays_without_its_sdk_or_key(
     db: str, env: dict[str, str]
 ):
-    """No model is built for a replay: a run of openai:gpt-4.1 replays with no key in the
-    environment (and ALLOW_MODEL_REQUESTS off), equal to its recording."""
-    record(db, env)
+    """No model is built for a replay: a run of openai:gpt-4.1 replays in a process started
+    with no key in its environment, equal to its recording."""
     options = json.dumps({"model": "openai:gpt-4.1"})
     assert tamper(db, "UPDATE runs SET agent_options = ? WHERE run_id = 'trip'", options) == 1
     assert "OPENAI_API_KEY" not in env
-    started = cli("--db", db, "run", GOAL, "--agent", "llm", "--option", "model=openai:gpt-4.1",
-                  env=env)  # fmt: skip
+    started = here("--db", db, "run", GOAL, "--agent", "llm", "--option", "model=openai:gpt-4.1",
+                   env=env)  # fmt: skip
     assert started.code == 2, started  # the real model cannot be used here
     replayed = cli("--db", db, "replay", "trip", "--as", "again", env=env)
     assert replayed.code == 0, replayed
@@ -86,9 +102,8 @@ def test_a_run_recorded_on_a_real_model_replays_without_its_sdk_or_key(
 
 
 def test_a_tampered_result_in_the_journal_is_one_difference_line_and_exit_7(
-    db: str, env: dict[str, str]
+    db: str, env: dict[str, str], recorded: dict[str, Any]
 ):
-    recorded = record(db, env)
     first = recorded["tasks"][0]
     changed = tamper(
         db,
@@ -97,7 +112,7 @@ def test_a_tampered_result_in_the_journal_is_one_difference_line_and_exit_7(
         first["id"],
     )
     assert changed == 1
-    replayed = cli("--db", db, "replay", "trip", "--as", "again", env=env)
+    replayed = here("--db", db, "replay", "trip", "--as", "again", env=env)
     assert replayed.code == EXIT_DIFFERENT == 7, replayed
     lines = replayed.out.splitlines()
     task_id = first["id"]
@@ -117,10 +132,11 @@ def test_a_tampered_result_in_the_journal_is_one_difference_line_and_exit_7(
     assert doc["status"] == "completed"
 
 
-def test_a_journal_that_now_says_failure_fails_the_replay(db: str, env: dict[str, str]):
+def test_a_journal_that_now_says_failure_fails_the_replay(
+    db: str, env: dict[str, str], recorded: dict[str, Any]
+):
     """The first task's recorded answer turned into a failure: the replay's task fails, its
     retries find no more recorded answers, and the run fails."""
-    recorded = record(db, env)
     first = recorded["tasks"][0]["id"]
     changed = tamper(
         db,
@@ -129,7 +145,7 @@ def test_a_journal_that_now_says_failure_fails_the_replay(db: str, env: dict[str
         first,
     )
     assert changed == 1
-    replayed = cli("--db", db, "replay", "trip", "--as", "again", env=env)
+    replayed = here("--db", db, "replay", "trip", "--as", "again", env=env)
     assert replayed.code == 7, replayed
     lines = replayed.out.splitlines()
     assert lines[0] == "differs: status: recorded completed, replayed failed"
@@ -142,9 +158,9 @@ def test_a_journal_that_now_says_failure_fails_the_replay(db: str, env: dict[str
 
 def test_a_demo_run_is_refused_in_one_line(db: str, env: dict[str, str]):
     quick = ["--option", "tasks=2", "--option", "followups=0", "--option", "delay=0"]
-    done = cli("--db", db, "run", "a demo goal", *quick, "--run-id", "plain", env=env)
+    done = here("--db", db, "run", "a demo goal", *quick, "--run-id", "plain", env=env)
     assert done.code == 0, done
-    refused = cli("--db", db, "replay", "plain", "--as", "again", env=env)
+    refused = here("--db", db, "replay", "plain", "--as", "again", env=env)
     assert refused.code == 2, refused
     assert refused.out == ""
     assert refused.err == (
@@ -152,14 +168,14 @@ def test_a_demo_run_is_refused_in_one_line(db: str, env: dict[str, str]):
         " pydantic-ai agents (llm, or yours built by make_agent) can be replayed\n"
     )
     assert [r["run_id"] for r in list_json(db, env)] == ["plain"]  # nothing stored
-    unknown = cli("--db", db, "replay", "nope", env=env)
+    unknown = here("--db", db, "replay", "nope", env=env)
     assert (unknown.code, unknown.err) == (3, "nanoagent: no run 'nope'\n")
 
 
+@pytest.mark.usefixtures("recorded")
 def test_an_unreadable_journal_is_refused_in_one_line(db: str, env: dict[str, str]):
-    record(db, env)
     assert tamper(db, "UPDATE attempts SET messages = '[{\"kind\": 1}]' WHERE run_id = 'trip'")
-    refused = cli("--db", db, "replay", "trip", "--as", "again", env=env)
+    refused = here("--db", db, "replay", "trip", "--as", "again", env=env)
     assert refused.code == 2, refused
     assert len(refused.err.splitlines()) == 1
     assert "the journal cannot be read" in refused.err

@@ -1,8 +1,9 @@
-"""The conversation journal and the usage ledger through the real command (offline: the
-``llm`` agent on ``model=test``): one journal entry per attempt whose outcome committed, with
+"""The conversation journal and the usage ledger through the command (offline: the ``llm``
+agent on ``model=test``): one journal entry per attempt whose outcome committed, with
 pydantic-ai's own messages; run totals equal to the sums over the journal, in ``list --json``
-and ``show --json``; and after a kill -9 (in a body, or after a commit) and a resume, no
-attempt journaled twice and none lost."""
+and ``show --json``; and after a kill -9 (in a body, or after a commit: a real process, that
+kills itself) and a resume, no attempt journaled twice and none lost. The commands whose
+claim is what they print or write run in this process (agentkit.here)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import signal
 from typing import Any
 
 import pytest
-from agentkit import cli, list_json, show_json
+from agentkit import cli, here, list_json, show_json
 from pydantic_ai.messages import ModelMessagesTypeAdapter, ModelRequest, ModelResponse
 
 from nanoagent_core.ledger import token_count
@@ -45,7 +46,7 @@ def check_ledger(doc: dict[str, Any]) -> None:
 
 
 def test_an_llm_run_journals_each_attempt_and_totals_its_usage(db: str, env: dict[str, str]):
-    done = cli("--db", db, "run", GOAL, *LLM, "--run-id", "trip", env=env)
+    done = here("--db", db, "run", GOAL, *LLM, "--run-id", "trip", env=env)
     assert done.code == 0, done
     doc = show_json(db, "trip", env)
     entries = journal(doc)
@@ -63,7 +64,7 @@ def test_an_llm_run_journals_each_attempt_and_totals_its_usage(db: str, env: dic
     assert doc["tokens_in"] > 0
     listed = next(r for r in list_json(db, env) if r["run_id"] == "trip")
     assert {k: listed[k] for k in LEDGER} == {k: doc[k] for k in LEDGER}
-    text = cli("--db", db, "list", env=env)
+    text = here("--db", db, "list", env=env)
     assert text.code == 0, text
     header, row = text.out.splitlines()[:2]
     assert header.split()[5] == "TOKENS"
@@ -73,7 +74,7 @@ def test_an_llm_run_journals_each_attempt_and_totals_its_usage(db: str, env: dic
 
 def test_a_demo_run_has_no_journal_and_zero_usage(db: str, env: dict[str, str]):
     quick = ["--option", "tasks=2", "--option", "followups=0", "--option", "delay=0"]
-    done = cli("--db", db, "run", "a demo goal", *quick, "--run-id", "plain", env=env)
+    done = here("--db", db, "run", "a demo goal", *quick, "--run-id", "plain", env=env)
     assert done.code == 0, done
     doc = show_json(db, "plain", env)
     assert journal(doc) == []
@@ -84,7 +85,7 @@ def test_a_demo_run_has_no_journal_and_zero_usage(db: str, env: dict[str, str]):
         "cost_usd": None,
         "cost_complete": True,
     }
-    text = cli("--db", db, "list", env=env)
+    text = here("--db", db, "list", env=env)
     assert text.out.splitlines()[1].split()[5] == "-"  # the TOKENS column
 
 
@@ -95,7 +96,7 @@ def clean_ledger(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     base = tmp_path_factory.mktemp("clean")
     env = clean_env(HOME=str(base), XDG_DATA_HOME=str(base / "xdg"))
     db = str(base / "runs.db")
-    done = cli("--db", db, "run", GOAL, *LLM, "--run-id", "clean", env=env)
+    done = here("--db", db, "run", GOAL, *LLM, "--run-id", "clean", env=env)
     assert done.code == 0, done
     return show_json(db, "clean", env)
 
@@ -114,7 +115,7 @@ def test_kill_9_then_resume_journals_no_attempt_twice_and_loses_none(
     assert killed.code == -signal.SIGKILL, killed
     before = show_json(db, run_id, env)
     check_ledger(before)
-    resumed = cli("--db", db, "resume", run_id, env=env)
+    resumed = here("--db", db, "resume", run_id, env=env)
     assert resumed.code == 0, resumed
     doc = show_json(db, run_id, env)
     assert doc["status"] == "completed"
