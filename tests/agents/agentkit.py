@@ -9,21 +9,19 @@ writes, not about the process. Waiting is a bounded poll on a condition, never a
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
-import logging
 import os
 import shutil
 import subprocess
 import sys
 import textwrap
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from cmdkit import run_here
 
 #: The ``nanoagent`` console script of the environment running the tests.
 NANOAGENT = str(Path(sys.executable).with_name("nanoagent"))
@@ -70,70 +68,13 @@ def cli(*args: str, env: Mapping[str, str], timeout: float = 90.0) -> Result:
     return Result(done.returncode, done.stdout, done.stderr)
 
 
-#: one command in this process at a time: it takes stdin/stdout/stderr and the environment
-_HERE_LOCK = threading.Lock()
-
-
-@contextlib.contextmanager
-def _as_a_process(env: Mapping[str, str], out: io.StringIO, err: io.StringIO) -> Iterator[None]:
-    """What a command started by :func:`cli` gets: exactly ``env`` as its environment, an
-    empty stdin, its own stdout and stderr; and the package logger as it was afterwards
-    (``run`` configures it: to stderr, not propagated)."""
-    logger = logging.getLogger("nanoagent_core")
-    saved = (list(logger.handlers), logger.level, logger.propagate)
-    environ = dict(os.environ)
-    os.environ.clear()
-    os.environ.update(env)
-    try:
-        with (
-            contextlib.redirect_stdout(out),
-            contextlib.redirect_stderr(err),
-            _stdin(io.StringIO("")),
-        ):
-            yield
-    finally:
-        os.environ.clear()
-        os.environ.update(environ)
-        logger.handlers[:], logger.level, logger.propagate = saved
-
-
-@contextlib.contextmanager
-def _stdin(stream: io.StringIO) -> Iterator[None]:
-    saved = sys.stdin
-    sys.stdin = stream
-    try:
-        yield
-    finally:
-        sys.stdin = saved
-
-
 def here(*args: str, env: Mapping[str, str]) -> Result:
-    """Run ``nanoagent ARGS`` in this process, as :func:`cli` runs it in a subprocess: the
-    console script's ``main(argv)`` with exactly ``env`` as the environment, an empty stdin,
-    stdout and stderr captured; argparse's exit (bad input) is its exit status. On a thread
-    of its own (no signal handlers: they belong to the main thread; callable from async
-    code, which it blocks as a subprocess call would)."""
+    """Run ``nanoagent ARGS`` in this process (cmdkit.run_here), as :func:`cli` runs it in a
+    subprocess: the console script's ``main(argv)`` with exactly ``env`` as the environment,
+    an empty stdin, stdout and stderr captured."""
     from nanoagent_core.cli import main
 
-    out, err = io.StringIO(), io.StringIO()
-    codes: list[int] = []
-    failures: list[BaseException] = []
-
-    def command() -> None:
-        try:
-            codes.append(main(list(args)))
-        except SystemExit as exc:  # argparse's exit: bad input, or --help
-            codes.append(0 if exc.code is None else exc.code if isinstance(exc.code, int) else 1)
-        except BaseException as exc:  # re-raised in the caller's thread
-            failures.append(exc)
-
-    with _HERE_LOCK, _as_a_process(env, out, err):
-        thread = threading.Thread(target=command, name=f"nanoagent {' '.join(args[:3])}")
-        thread.start()
-        thread.join()
-    if failures:
-        raise failures[0]
-    return Result(codes[0], out.getvalue(), err.getvalue())
+    return Result(*run_here(main, args, env))
 
 
 def show_json(db: str, run_id: str, env: Mapping[str, str]) -> dict[str, Any]:

@@ -1,5 +1,7 @@
 """Helpers of the PostgreSQL tests: the server's URL, per-test schemas, plain SQL, the
-``nanoagent`` command in a subprocess, and a TCP relay (child-process workers: prockit.py).
+``nanoagent`` command in a subprocess (or in this process: ``here``, for a claim about what
+it prints, its exit status or what it writes), and a TCP relay (child-process workers:
+prockit.py).
 
 A plain module (tests/ is not a package) on ``sys.path`` (pytest's ``pythonpath``), so any
 test directory can import it.
@@ -19,6 +21,7 @@ from typing import Any, LiteralString, cast
 
 import psycopg
 import pytest
+from cmdkit import run_here
 
 from nanoagent_core.models import RunState, validated
 from nanoagent_core.postgres import PostgresStore
@@ -124,6 +127,17 @@ def cli(
         env=child_env(host, env),
         check=False,
     )
+
+
+def here(
+    args: Sequence[str], *, host: str | None = None, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``nanoagent ARGS`` as :func:`cli` runs it, but in this process (cmdkit.run_here: the
+    console script's ``main(argv)``, with the environment ``cli`` would give the child)."""
+    from nanoagent_tui.cli import main
+
+    code, out, err = run_here(main, args, child_env(host, env))
+    return subprocess.CompletedProcess(list(args), code, out, err)
 
 
 def child_env(host: str | None, extra: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -13,7 +13,7 @@ import signal
 import sys
 from collections import Counter
 
-from pgkit import child_env, cli, wait_for
+from pgkit import child_env, here, wait_for
 
 from nanoagent_core.models import RunStatus
 from nanoagent_core.postgres import PostgresStore
@@ -23,7 +23,8 @@ BOUND = 120.0
 
 
 def enqueue(location: str, run_id: str, host: str, *options: str) -> None:
-    done = cli(
+    """``nanoagent run --enqueue`` (in this process: what it prints and writes)."""
+    done = here(
         ["run", "compare three queues", "--enqueue", "--run-id", run_id, "--db", location,
          *[arg for option in options for arg in ("--option", option)]],
         host=host,

@@ -1,7 +1,8 @@
 """Issue 9 item 4: a PostgreSQL password never shows: not in the dashboard header, not on
 ``run``'s first line, not in an error (``?password=`` in the query included), not in a
 traceback for a malformed address (one line, exit 2 instead), and not on a detached worker's
-command line (the location reaches it through its environment)."""
+command line (the location reaches it through its environment). The commands whose claim is
+what they print run in this process (pgkit.here); a few of each table as real processes."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import io
 from pathlib import Path
 
 import pytest
-from pgkit import cli, wait_for
+from pgkit import cli, here, wait_for
 from rich.console import Console
 
 from nanoagent_core.paths import display_location
@@ -52,6 +53,8 @@ COMMANDS = (
     ["tui"],
     [],
 )
+#: run as real processes too (no traceback from the interpreter); the rest in this process
+IN_A_PROCESS = (["run", "goal", "--detach"], [])
 
 
 @pytest.mark.parametrize("via_env", [False, True], ids=["--db", "NANOAGENT_DB"])
@@ -59,7 +62,8 @@ def test_a_malformed_address_is_one_line_and_exit_2(via_env: bool) -> None:
     url = f"postgresql://u:{SECRET}@[::1"
     for command in COMMANDS:
         args = command if via_env else [*command, "--db", url]
-        done = cli(args, env={"NANOAGENT_DB": url} if via_env else None)
+        runner = cli if command in IN_A_PROCESS else here
+        done = runner(args, env={"NANOAGENT_DB": url} if via_env else None)
         assert done.returncode == 2, (command, done)
         lines = done.stderr.splitlines()
         assert len(lines) == 1, (command, done.stderr)
@@ -70,7 +74,7 @@ def test_a_malformed_address_is_one_line_and_exit_2(via_env: bool) -> None:
 def test_a_password_in_the_query_string_stays_out_of_errors() -> None:
     url = f"postgresql://nobody@127.0.0.1:1/db?password={SECRET}"
     for command in (["list"], ["run", "goal"], ["show", "r1"]):
-        done = cli([*command, "--db", url])
+        done = (cli if command == ["run", "goal"] else here)([*command, "--db", url])
         assert done.returncode == 2, done
         assert len(done.stderr.splitlines()) == 1, done.stderr
         assert "cannot connect" in done.stderr
@@ -84,7 +88,7 @@ def with_password(location: str) -> str:
 
 def test_run_and_show_never_print_the_password(location: str) -> None:
     url = with_password(location)  # the test server trusts: the password is not checked
-    done = cli(["run", "goal", "--option", "tasks=1", "--option", "delay=0", "--db", url])
+    done = here(["run", "goal", "--option", "tasks=1", "--option", "delay=0", "--db", url])
     assert done.returncode == 0, done
     first = done.stdout.splitlines()[0]
     assert first.endswith(display_location(url)), first
@@ -107,7 +111,7 @@ async def test_a_detached_worker_gets_the_url_through_its_environment(
         assert SECRET.encode() not in argv, argv
         assert b"postgresql" not in argv, argv
     finally:
-        aborted = cli(["abort", run_id, "--db", location])
+        aborted = here(["abort", run_id, "--db", location])
         assert aborted.returncode == 0, aborted
 
     async def ended() -> bool:
