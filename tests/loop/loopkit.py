@@ -37,6 +37,7 @@ from nanoagent_core.cli import main as cli_main
 from nanoagent_core.models import RunState, Task
 from nanoagent_core.procinfo import process_start_time
 from nanoagent_core.sqlite import SQLiteStore
+from nanoagent_tui.cli import main as console_main
 
 T = TypeVar("T")
 
@@ -213,8 +214,9 @@ class Reaper:
 
 # -- the command in this process -------------------------------------------------------------
 
-#: Held while a command runs in this process: it swaps the process-wide stdout, stderr and
-#: environment, so in-process commands run one at a time.
+#: Held while a command runs in this process: it swaps the process-wide stdout, stderr,
+#: environment and working directory, so in-process commands run one at a time (never one
+#: that waits for another in-process command to act).
 _STDOUT_LOCK = threading.Lock()
 
 #: The fault injectors kill the process they run in: never this one.
@@ -253,17 +255,20 @@ def _exit_status(exc: SystemExit) -> int:
     return 1
 
 
-def cli_here(*args: str, env: Mapping[str, str] | None = None) -> Result:
+def cli_here(
+    *args: str, env: Mapping[str, str] | None = None, cwd: str | Path | None = None
+) -> Result:
     """``nanoagent ARGS`` run to its end in this process, in a thread of its own (so that it
     installs no signal handler in the test process): the same code as the
-    console script's headless commands (``nanoagent_core.cli.main``), with the environment
-    ``env`` (default: this one without NANOAGENT_* variables), and stdout and stderr captured.
+    console script (``nanoagent_tui.cli.main``), with the environment ``env`` (default: this
+    one without NANOAGENT_* variables), in the working directory ``cwd`` (default: this one),
+    and stdout and stderr captured.
     Blocking; from async code use :func:`acli_here`. Not for what is about the process itself
     (signals, detaching, start-up, a closed pipe): those stay real subprocesses."""
     environment = dict(clean_env() if env is None else env)
     faults = [key for key in environment if key.startswith(_FAULT_PREFIX)]
     assert not faults, f"a fault injector would kill the test process: {faults}"
-    return _in_a_thread(_cli_here, list(args), environment)
+    return _in_a_thread(_cli_here, list(args), environment, cwd)
 
 
 def _in_a_thread(fn: Callable[..., T], *args: Any) -> T:
@@ -292,19 +297,23 @@ def _in_a_thread(fn: Callable[..., T], *args: Any) -> T:
     return result[0]
 
 
-def _cli_here(argv: list[str], environment: Mapping[str, str]) -> Result:
+def _cli_here(argv: list[str], environment: Mapping[str, str], cwd: str | Path | None) -> Result:
     out, err = io.StringIO(), io.StringIO()
     logger = logging.getLogger("nanoagent_core")
     with _STDOUT_LOCK:
         saved_logger = (list(logger.handlers), logger.level, logger.propagate)
+        saved_cwd = os.getcwd()
         undo = _swap_environ(environment)
         try:
+            if cwd is not None:
+                os.chdir(cwd)
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
                 try:
-                    code = cli_main(argv)
+                    code = console_main(argv)
                 except SystemExit as exc:
                     code = _exit_status(exc)
         finally:
+            os.chdir(saved_cwd)
             _restore_environ(undo)
             handlers, level, propagate = saved_logger
             logger.handlers[:] = handlers
@@ -313,9 +322,11 @@ def _cli_here(argv: list[str], environment: Mapping[str, str]) -> Result:
     return Result(code, out.getvalue(), err.getvalue())
 
 
-async def acli_here(*args: str, env: Mapping[str, str] | None = None) -> Result:
+async def acli_here(
+    *args: str, env: Mapping[str, str] | None = None, cwd: str | Path | None = None
+) -> Result:
     """:func:`cli_here` without blocking the event loop."""
-    return await asyncio.to_thread(cli_here, *args, env=env)
+    return await asyncio.to_thread(cli_here, *args, env=env, cwd=cwd)
 
 
 # -- show --json -----------------------------------------------------------------------------
