@@ -298,7 +298,9 @@ def _in_a_thread(fn: Callable[..., T], *args: Any) -> T:
 
 
 def _cli_here(argv: list[str], environment: Mapping[str, str], cwd: str | Path | None) -> Result:
-    out, err = io.StringIO(), io.StringIO()
+    # encoded as a process's UTF-8 stdout and stderr encode (strictly: text a real stream
+    # could not write fails here too), decoded as acli decodes
+    out, err = _Captured(), _Captured()
     logger = logging.getLogger("nanoagent_core")
     with _STDOUT_LOCK:
         saved_logger = (list(logger.handlers), logger.level, logger.propagate)
@@ -319,7 +321,20 @@ def _cli_here(argv: list[str], environment: Mapping[str, str], cwd: str | Path |
             logger.handlers[:] = handlers
             logger.setLevel(level)
             logger.propagate = propagate
-    return Result(code, out.getvalue(), err.getvalue())
+    return Result(code, out.text(), err.text())
+
+
+class _Captured(io.TextIOWrapper):
+    """A text stream encoding to UTF-8 bytes in memory."""
+
+    def __init__(self) -> None:
+        super().__init__(io.BytesIO(), encoding="utf-8", errors="strict", write_through=True)
+
+    def text(self) -> str:
+        self.flush()
+        buffer = self.buffer
+        assert isinstance(buffer, io.BytesIO)
+        return buffer.getvalue().decode()
 
 
 async def acli_here(
