@@ -29,6 +29,7 @@ import heapq
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from typing import Protocol
 
 from nanoagent_core.agents.base import Agent, ExecutionResult
@@ -37,7 +38,7 @@ from nanoagent_core.asking import Asked, asked
 from nanoagent_core.budget import body_limits, exhausted, limits_for_body
 from nanoagent_core.clip import clip
 from nanoagent_core.errors import RunAbortedError
-from nanoagent_core.ledger import journal_entry, with_ledger
+from nanoagent_core.ledger import call_entry, journal_entry, with_ledger
 from nanoagent_core.models import (
     EventKind,
     PauseReason,
@@ -47,6 +48,7 @@ from nanoagent_core.models import (
     Task,
     TaskStatus,
 )
+from nanoagent_core.partcall import call_part, pause_for_call
 from nanoagent_core.pause import pause_step
 from nanoagent_core.protocols import (
     ApprovalReader,
@@ -173,20 +175,24 @@ class Loop:
     # -- phases ----------------------------------------------------------------------------
 
     async def _plan(self) -> Step:
-        goal = self._run.goal
-        try:
-            descriptions = await self._agent.planner.plan(goal)
-        except Exception as exc:
-            return self._fail(f"planner failed: {type(exc).__name__}: {exc}")
-        cleaned = [d.strip() for d in descriptions if d.strip()][:MAX_PLANNED_TASKS]
+        run = self._run
+        got = await call_part(run, lambda: self._agent.planner.plan(run.goal))
+        journal = partial(call_entry, "planner", run.iteration, got.transcript, seconds=got.seconds)
+        if got.pause is not None:
+            return pause_for_call(run, "planner", got.pause, journal(outcome="budget"))
+        if got.value is None:
+            step = self._fail(f"planner failed: {got.error}")
+            return replace(step, calls=journal(outcome="failed"))
+        cleaned = [d.strip() for d in got.value if d.strip()][:MAX_PLANNED_TASKS]
         if not cleaned:
-            return self._fail("unable to decompose goal: the planner returned no tasks")
+            step = self._fail("unable to decompose goal: the planner returned no tasks")
+            return replace(step, calls=journal(outcome="failed"))
         added = self._add_tasks(cleaned)
         planned = NewEvent(
             kind=EventKind.PLANNED,
             data={"tasks": [{"id": t.id, "description": _preview(t.description)} for t in added]},
         )
-        return self._advance(0, [planned])
+        return replace(self._advance(0, [planned]), calls=journal(outcome="done"))
 
     async def _execute(self) -> Step:
         run = self._run
@@ -310,16 +316,23 @@ class Loop:
         iteration = self._run.iteration
         done = list(self._done)
         pending = self._pending()
-        try:
-            reflection = await self._agent.reflector.reflect(self._run.goal, done, pending)
-        except Exception as exc:
-            return self._fail(f"reflector failed: {type(exc).__name__}: {exc}", iteration=iteration)
+        got = await call_part(
+            self._run, lambda: self._agent.reflector.reflect(self._run.goal, done, pending)
+        )
+        journal = partial(call_entry, "reflector", iteration, got.transcript, seconds=got.seconds)
+        if got.pause is not None:
+            return pause_for_call(self._run, "reflector", got.pause, journal(outcome="budget"))
+        reflection = got.value
+        if reflection is None:
+            step = self._fail(f"reflector failed: {got.error}", iteration=iteration)
+            return replace(step, calls=journal(outcome="failed"))
         data: dict[str, object] = {"iteration": iteration, "done": reflection.done}
         if reflection.gaps:
             data["gaps"] = [_preview(gap) for gap in list(reflection.gaps)[:20]]
+        calls = journal(outcome="done")
         if reflection.done:
             event = NewEvent(kind=EventKind.REFLECTED, data=data)
-            return self._finish(iteration, "reflection", [event])
+            return replace(self._finish(iteration, "reflection", [event]), calls=calls)
         wanted = [d.strip() for d in reflection.new_tasks if d.strip()][:MAX_NEW_TASKS]
         accepted = [d for d in wanted if not is_suspicious(d)]
         added = self._add_tasks(accepted)
@@ -338,7 +351,8 @@ class Loop:
             cancelled=cancelled,
             ignored=ignored,
         )
-        return self._advance(iteration, [NewEvent(kind=EventKind.REFLECTED, data=data)])
+        step = self._advance(iteration, [NewEvent(kind=EventKind.REFLECTED, data=data)])
+        return replace(step, calls=calls)
 
     def _budget_pause(self, spent: str) -> Step:
         """The step that pauses the run at this checkpoint: its budget is spent. A task whose

@@ -18,6 +18,7 @@ __all__ = [
     "ExecutionResult",
     "Executor",
     "ModelUsage",
+    "PartCallError",
     "Pause",
     "Planner",
     "Reflection",
@@ -59,6 +60,21 @@ class Transcript:
     usage: ModelUsage
 
 
+class PartCallError(Exception):
+    """What a model-backed planner or reflector raises when its call does not come to an
+    output: ``transcript`` is the conversation up to the error (the loop journals it with
+    the step that commits the outcome), ``pause`` is set when the call was cut short by the
+    run's budget (the run pauses there instead of failing, as for an executor's
+    ``ExecutionResult.pause``)."""
+
+    def __init__(
+        self, message: str, transcript: Transcript | None, pause: Pause | None = None
+    ) -> None:
+        super().__init__(message)
+        self.transcript = transcript
+        self.pause = pause
+
+
 @dataclass(frozen=True, slots=True)
 class ExecutionResult:
     success: bool
@@ -78,7 +94,7 @@ class Reflection:
     gaps: Sequence[str] = ()
     new_tasks: Sequence[str] = ()  #: descriptions; filtered by the suspicious-pattern check
     cancel_ids: Sequence[str] = ()  #: ids of pending tasks no longer relevant
-    transcript: Transcript | None = None  #: set by model-backed reflectors
+    transcript: Transcript | None = None  #: set by model-backed reflectors (journaled)
 
 
 class Planner(Protocol):

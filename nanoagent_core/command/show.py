@@ -14,7 +14,15 @@ from nanoagent_core.command.output import EXIT_CODES, EXIT_PIPE, Stdout, say
 from nanoagent_core.errors import ValidationError
 from nanoagent_core.follow import EXIT_CRASHED, event_line, follow_run
 from nanoagent_core.ledger import budget_text, cost_text
-from nanoagent_core.models import Attempt, Event, PauseReason, Task, check_run_id, utc_now
+from nanoagent_core.models import (
+    Attempt,
+    Event,
+    ModelCall,
+    PauseReason,
+    Task,
+    check_run_id,
+    utc_now,
+)
 from nanoagent_core.paths import worker_log_path
 from nanoagent_core.pause import pause_text
 from nanoagent_core.safetext import visible
@@ -49,14 +57,18 @@ def _task_json(task: Task) -> dict[str, Any]:
     }
 
 
+def _messages_json(text: str | None) -> Any:
+    try:
+        return None if text is None else json.loads(text)
+    except ValueError:
+        return text  # not JSON (a hand-edited row): given as stored
+
+
 def _attempt_json(attempt: Attempt) -> dict[str, Any]:
     """A journal entry in ``show --json``: the messages as pydantic-ai serialized them
     (``ModelMessagesTypeAdapter.validate_json(json.dumps(entry["messages"]))`` reads them
     back), None for an attempt with no conversation."""
-    try:
-        messages: Any = None if attempt.messages is None else json.loads(attempt.messages)
-    except ValueError:
-        messages = attempt.messages  # not JSON (a hand-edited row): given as stored
+    messages = _messages_json(attempt.messages)
     return {
         "attempt": attempt.attempt,
         "outcome": attempt.outcome,
@@ -67,6 +79,24 @@ def _attempt_json(attempt: Attempt) -> dict[str, Any]:
         "cost_usd": attempt.cost_usd,
         "seconds": attempt.seconds,
         "messages": messages,
+    }
+
+
+def _call_json(call: ModelCall) -> dict[str, Any]:
+    """A planner or reflector call in ``show --json`` (``calls``), as a task's journal entry
+    with its role, iteration and number at that iteration."""
+    return {
+        "role": call.role,
+        "iteration": call.iteration,
+        "call": call.call,
+        "outcome": call.outcome,
+        "model": call.model,
+        "requests": call.requests,
+        "tokens_in": call.tokens_in,
+        "tokens_out": call.tokens_out,
+        "cost_usd": call.cost_usd,
+        "seconds": call.seconds,
+        "messages": _messages_json(call.messages),
     }
 
 
@@ -82,6 +112,7 @@ async def run(location: str, args: argparse.Namespace) -> int:
     try:
         run, tasks, results = await store.get_run_detail(run_id)
         journal = await store.get_attempts(run_id)
+        calls = await store.get_calls(run_id)
         run, shown = await verdict(store, run)
         events: list[Event] = []
         while True:
@@ -99,6 +130,7 @@ async def run(location: str, args: argparse.Namespace) -> int:
             by_task.setdefault(attempt.task_id, []).append(_attempt_json(attempt))
         document = run_summary(run, shown) | {
             "tasks": [_task_json(task) | {"journal": by_task.get(task.id, [])} for task in tasks],
+            "calls": [_call_json(call) for call in calls],
             "results": results,
             "events": [_event_json(event) for event in events],
             "result": run.result,
