@@ -1,12 +1,12 @@
 """Budgets on the built-in ``llm`` agent (TestModel, offline), through the real command.
 
 ``run --max-tokens N``, N one more than the plan spends, pauses at the first body (cut by
-pydantic-ai's UsageLimits: not a failure) with exit 6; the pause is durable (every check below is a fresh process reading the
-database); ``resume`` without a higher budget pauses again at once, running nothing; ``resume
---max-tokens 50000`` completes it (in the foreground, and in a detached worker). A cost
-budget on a model without a price pauses conservatively after the plan (its call's price is
-unknown). (tests/agents/test_role_journal.py: a budget the plan itself goes over.) Bad budgets
-are one line, exit 2.
+pydantic-ai's UsageLimits: not a failure) with exit 6; the pause is durable (every check
+below is a fresh process reading the database); ``resume`` without a higher budget pauses
+again at once, running nothing; ``resume --max-tokens 50000`` completes it (in the
+foreground, and in a detached worker). A cost budget on a model without a price pauses
+conservatively after the plan (its call's price is unknown). Bad budgets are one line,
+exit 2. (tests/agents/test_role_journal.py: a budget the plan itself goes over.)
 """
 
 from __future__ import annotations

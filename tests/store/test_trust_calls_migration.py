@@ -8,6 +8,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
 from storekit import OWNER
 
 from nanoagent_core.models import ModelCall, Phase
@@ -104,12 +105,8 @@ async def test_a_version_6_database_is_refused_read_only_in_one_line(tmp_path: P
 
     old = tmp_path / "v6.db"
     version_6(old)
-    try:
+    with pytest.raises(DatabaseError, match="schema version 6 is older than 7; open it once"):
         await SQLiteStore.open(old, read_only=True)
-    except DatabaseError as exc:
-        assert "schema version 6 is older than 7; open it once read-write" in str(exc)
-    else:
-        raise AssertionError("a version-6 database opened read-only")
 
 
 async def test_deleting_a_run_deletes_its_calls(tmp_path: Path) -> None:
