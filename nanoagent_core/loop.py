@@ -29,7 +29,6 @@ import heapq
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
-from functools import partial
 from typing import Protocol
 
 from nanoagent_core.agents.base import Agent, ExecutionResult
@@ -38,7 +37,7 @@ from nanoagent_core.asking import Asked, asked
 from nanoagent_core.budget import body_limits, exhausted, limits_for_body
 from nanoagent_core.clip import clip
 from nanoagent_core.errors import RunAbortedError
-from nanoagent_core.ledger import call_entry, journal_entry, with_ledger
+from nanoagent_core.ledger import journal_entry, with_ledger
 from nanoagent_core.models import (
     EventKind,
     PauseReason,
@@ -48,7 +47,7 @@ from nanoagent_core.models import (
     Task,
     TaskStatus,
 )
-from nanoagent_core.partcall import call_part, pause_for_call
+from nanoagent_core.partcall import call_part
 from nanoagent_core.pause import pause_step
 from nanoagent_core.protocols import (
     ApprovalReader,
@@ -176,23 +175,19 @@ class Loop:
 
     async def _plan(self) -> Step:
         run = self._run
-        got = await call_part(run, lambda: self._agent.planner.plan(run.goal))
-        journal = partial(call_entry, "planner", run.iteration, got.transcript, seconds=got.seconds)
-        if got.pause is not None:
-            return pause_for_call(run, "planner", got.pause, journal(outcome="budget"))
+        got = await call_part(run, "planner", lambda: self._agent.planner.plan(run.goal))
         if got.value is None:
-            step = self._fail(f"planner failed: {got.error}")
-            return replace(step, calls=journal(outcome="failed"))
+            return got.ended(run, self._fail(f"planner failed: {got.error}"))
         cleaned = [d.strip() for d in got.value if d.strip()][:MAX_PLANNED_TASKS]
         if not cleaned:
-            step = self._fail("unable to decompose goal: the planner returned no tasks")
-            return replace(step, calls=journal(outcome="failed"))
+            failed = self._fail("unable to decompose goal: the planner returned no tasks")
+            return got.journaled(failed, "failed")
         added = self._add_tasks(cleaned)
         planned = NewEvent(
             kind=EventKind.PLANNED,
             data={"tasks": [{"id": t.id, "description": _preview(t.description)} for t in added]},
         )
-        return replace(self._advance(0, [planned]), calls=journal(outcome="done"))
+        return got.journaled(self._advance(0, [planned]))
 
     async def _execute(self) -> Step:
         run = self._run
@@ -316,23 +311,20 @@ class Loop:
         iteration = self._run.iteration
         done = list(self._done)
         pending = self._pending()
+        goal = self._run.goal
         got = await call_part(
-            self._run, lambda: self._agent.reflector.reflect(self._run.goal, done, pending)
+            self._run, "reflector", lambda: self._agent.reflector.reflect(goal, done, pending)
         )
-        journal = partial(call_entry, "reflector", iteration, got.transcript, seconds=got.seconds)
-        if got.pause is not None:
-            return pause_for_call(self._run, "reflector", got.pause, journal(outcome="budget"))
         reflection = got.value
         if reflection is None:
-            step = self._fail(f"reflector failed: {got.error}", iteration=iteration)
-            return replace(step, calls=journal(outcome="failed"))
+            failed = self._fail(f"reflector failed: {got.error}", iteration=iteration)
+            return got.ended(self._run, failed)
         data: dict[str, object] = {"iteration": iteration, "done": reflection.done}
         if reflection.gaps:
             data["gaps"] = [_preview(gap) for gap in list(reflection.gaps)[:20]]
-        calls = journal(outcome="done")
         if reflection.done:
             event = NewEvent(kind=EventKind.REFLECTED, data=data)
-            return replace(self._finish(iteration, "reflection", [event]), calls=calls)
+            return got.journaled(self._finish(iteration, "reflection", [event]))
         wanted = [d.strip() for d in reflection.new_tasks if d.strip()][:MAX_NEW_TASKS]
         accepted = [d for d in wanted if not is_suspicious(d)]
         added = self._add_tasks(accepted)
@@ -351,8 +343,9 @@ class Loop:
             cancelled=cancelled,
             ignored=ignored,
         )
-        step = self._advance(iteration, [NewEvent(kind=EventKind.REFLECTED, data=data)])
-        return replace(step, calls=calls)
+        return got.journaled(
+            self._advance(iteration, [NewEvent(kind=EventKind.REFLECTED, data=data)])
+        )
 
     def _budget_pause(self, spent: str) -> Step:
         """The step that pauses the run at this checkpoint: its budget is spent. A task whose

@@ -194,7 +194,8 @@ class RunState(BaseModel):
     result: str | None = None
     tasks_total: int = Field(default=0, ge=0)
     tasks_done: int = Field(default=0, ge=0)
-    #: The run's ledger totals over its journal's attempts (kept in the run row by difference).
+    #: The run's ledger totals over its journal (task attempts, planner and reflector calls),
+    #: kept in the run row by difference.
     requests: int = Field(default=0, ge=0)
     tokens_in: int = Field(default=0, ge=0)
     tokens_out: int = Field(default=0, ge=0)

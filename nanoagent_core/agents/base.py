@@ -48,8 +48,8 @@ class ModelUsage:
 @dataclass(frozen=True, slots=True)
 class Transcript:
     """The conversation of one call of a model-backed part (an executor attempt, a plan, a
-    reflection), as the part hands it back with its outcome; the loop journals an executor
-    attempt's (see models.Attempt).
+    reflection), as the part hands it back with its outcome; the loop journals it (an
+    executor attempt's as a models.Attempt, a plan's or reflection's as a models.ModelCall).
 
     ``messages_json`` is pydantic-ai's own serialization (``ModelMessagesTypeAdapter``), so it
     can be read back into messages without nanoagent knowing their shape. A call cut short by
