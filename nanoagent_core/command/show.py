@@ -149,6 +149,9 @@ async def run(location: str, args: argparse.Namespace) -> int:
     if run.requests or run.tokens_in or run.tokens_out:
         print(f"usage: {run.requests} requests, {run.tokens_in} tokens in,"
               f" {run.tokens_out} out, cost {cost_text(run)}")  # fmt: skip
+    if calls:  # the part of it the plan and the reflections spent
+        tokens = sum(c.tokens_in + c.tokens_out for c in calls)
+        print(f"  of which plan and reflections: {len(calls)} calls, {tokens} tokens")
     if run.max_tokens is not None or run.max_cost_usd is not None:
         print(f"budget: {budget_text(run)}")
     if shown is ShownStatus.PAUSED:
