@@ -130,11 +130,12 @@ async def run(location: str, args: argparse.Namespace) -> int:
             by_task.setdefault(attempt.task_id, []).append(_attempt_json(attempt))
         document = run_summary(run, shown) | {
             "tasks": [_task_json(task) | {"journal": by_task.get(task.id, [])} for task in tasks],
-            "calls": [_call_json(call) for call in calls],
             "results": results,
             "events": [_event_json(event) for event in events],
             "result": run.result,
             "error": run.error,
+            # the planner's and reflector's calls, as the tasks' journals (after the rest)
+            "calls": [_call_json(call) for call in calls],
         }
         json.dump(document, sys.stdout, indent=1)
         print()
