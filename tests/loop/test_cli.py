@@ -38,7 +38,7 @@ LIST_FIELDS = [
     "requests", "tokens_in", "tokens_out", "cost_usd", "cost_complete",
     "pause_reason", "pause_detail", "max_tokens", "max_cost_usd",
 ]  # fmt: skip
-SHOW_FIELDS = [*LIST_FIELDS, "tasks", "results", "events", "result", "error"]
+SHOW_FIELDS = [*LIST_FIELDS, "tasks", "results", "events", "result", "error", "calls"]
 TASK_FIELDS = {"id", "description", "status", "priority", "attempts", "result"}
 
 
