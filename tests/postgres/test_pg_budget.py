@@ -1,7 +1,8 @@
 """A budget pause on PostgreSQL through the real command (TestModel, offline): ``run
 --max-tokens 1`` (a real process) exits 6 with the run paused (budget), a fresh store lists
 it with ``--status paused`` once that process is gone, and ``resume --max-tokens 50000``
-completes it (these in this process: cmdkit.run_here)."""
+completes it (these in this process: cmdkit.run_here). The plan itself goes over a budget of
+1 token: its cut call is journaled (``calls``), then asked again."""
 
 from __future__ import annotations
 
@@ -66,6 +67,10 @@ async def test_a_budget_pause_and_a_raised_resume_on_postgres(location: str) -> 
     assert done.returncode == 0, done
     shown = json.loads((await ahere(*env_db, "show", "trip", "--json")).stdout)
     assert (shown["status"], shown["max_tokens"]) == ("completed", 50000)
+    calls = [(c["role"], c["call"], c["outcome"]) for c in shown["calls"]]
+    assert calls[:2] == [("planner", 1, "budget"), ("planner", 2, "done")]
+    assert {outcome for _, _, outcome in calls[2:]} == {"done"}
     outcomes = [e["outcome"] for t in shown["tasks"] for e in t["journal"]]
-    assert outcomes[0] == "budget"
-    assert set(outcomes[1:]) == {"done"}
+    assert set(outcomes) == {"done"}
+    journal = [e for t in shown["tasks"] for e in t["journal"]] + shown["calls"]
+    assert shown["tokens_in"] == sum(e["tokens_in"] for e in journal)
