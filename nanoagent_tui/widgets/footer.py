@@ -4,15 +4,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from textual.app import ComposeResult
 from textual.widgets import Footer
+from textual.widgets._footer import FooterKey  # pyright: ignore[reportPrivateUsage]
 
 
 class KeyFooter(Footer):
-    """Textual's ``Footer``, which rebuilds all its keys (each styled twice as it mounts)
-    whenever any binding might have changed: a change of focus, of the screen stack, or each
-    time a screen calls ``refresh_bindings`` (the runs list does after every poll that
-    changed a row). Here it is rebuilt only when the keys it would show differ from the
-    ones it shows: an idle or a busy dashboard no longer rebuilds an unchanged footer."""
+    """Textual's ``Footer``, which rebuilds all its keys whenever any binding might have
+    changed: a change of focus, of the screen stack, or each time a screen calls
+    ``refresh_bindings`` (the runs list does after every poll that changed a row and at
+    every cursor move). Here it is rebuilt only when the keys it would show differ from the
+    ones it shows, so an idle or a busy dashboard no longer rebuilds an unchanged footer.
+
+    And a key bound to the footer's style is built in it: Textual's keys start compact and
+    are told the footer's (not compact) once mounted, so each was styled twice more."""
 
     _shown: object = None
 
@@ -36,3 +41,10 @@ class KeyFooter(Footer):
             return
         self._shown = keys
         await super().recompose()
+
+    def compose(self) -> ComposeResult:
+        for widget in super().compose():
+            # every key but the command palette's is bound to the footer's compact
+            if isinstance(widget, FooterKey) and not widget.has_class("-command-palette"):
+                widget.set_reactive(FooterKey.compact, self.compact)
+            yield widget
