@@ -12,7 +12,10 @@ A plain module (tests/ is not a package): pytest puts this directory on ``sys.pa
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import io
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +43,7 @@ from nanoagent_core.procinfo import host_name, process_start_time
 from nanoagent_core.protocols import NewEvent, Step
 from nanoagent_core.sqlite import SQLiteStore
 from nanoagent_tui.app import DashboardApp
+from nanoagent_tui.cli import main as nanoagent_main
 from nanoagent_tui.live import Health
 from nanoagent_tui.screens.detail import DetailScreen
 from nanoagent_tui.screens.runs import RunsScreen
@@ -314,6 +318,38 @@ async def seed_live(path: Path, seeds: tuple[Seed, ...]) -> None:
             await seed_run(store, clock, seed)
     finally:
         await store.close()
+
+
+@dataclass(frozen=True)
+class Ran:
+    """What a ``nanoagent`` command did: its exit status and what it printed."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+_CLI_LOCK = threading.Lock()
+
+
+def nanoagent(*args: str) -> Ran:
+    """``nanoagent ARGS`` run in this process: the console script's own ``main`` (the same
+    code, without a second interpreter's start-up), stdout and stderr captured under a lock
+    (they are the process's). For a claim about what a command prints, exits with or writes;
+    a claim about the process itself keeps a real subprocess. Blocking: from async code use
+    :func:`anano`."""
+    out, err = io.StringIO(), io.StringIO()
+    with _CLI_LOCK, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = nanoagent_main(list(args))
+        except SystemExit as exc:  # argparse's --help and bad usage
+            code = exc.code if isinstance(exc.code, int) else 1
+    return Ran(code, out.getvalue(), err.getvalue())
+
+
+async def anano(*args: str) -> Ran:
+    """:func:`nanoagent` from async code: in a thread (a command runs its own event loop)."""
+    return await asyncio.to_thread(nanoagent, *args)
 
 
 def snapshot_app(location: str | Path) -> DashboardApp:
