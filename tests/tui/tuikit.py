@@ -13,8 +13,12 @@ A plain module (tests/ is not a package): pytest puts this directory on ``sys.pa
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import io
+import os
+import shutil
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -298,7 +302,7 @@ EVERY_STATUS = (
 )  # fmt: skip
 
 
-async def seed_database(path: Path, seeds: tuple[Seed, ...] = EVERY_STATUS) -> None:
+async def _seed(path: Path, seeds: tuple[Seed, ...]) -> None:
     clock = FakeClock()
     store = await SQLiteStore.open(path, clock=clock)
     try:
@@ -307,6 +311,44 @@ async def seed_database(path: Path, seeds: tuple[Seed, ...] = EVERY_STATUS) -> N
             clock.advance(7)
     finally:
         await store.close()
+
+
+#: Databases seeded in this process, by their seeds: the clock is fake, so seeding the same
+#: seeds again writes the same runs, steps and events.
+_SEEDED: dict[tuple[Seed, ...], Path] = {}
+
+
+def _seeded_dir() -> Path:
+    made = Path(tempfile.mkdtemp(prefix="nanoagent-tuikit-"))
+    atexit.register(shutil.rmtree, made, True)
+    return made
+
+
+_SEEDED_DIR: list[Path] = []
+
+
+async def seed_database(
+    path: Path, seeds: tuple[Seed, ...] = EVERY_STATUS, *, fresh: bool = False
+) -> None:
+    """``seeds`` written through the store into a new database at ``path``. Seeded once per
+    process and copied (into place at once: a dashboard watching ``path`` sees no database,
+    then the whole one), unless ``fresh`` (written where it is, step by step, for a test
+    that watches a database being made) or ``path`` exists already (more runs added)."""
+    if fresh or path.exists():
+        await _seed(path, seeds)
+        return
+    cached = _SEEDED.get(seeds)
+    if cached is None:
+        if not _SEEDED_DIR:
+            _SEEDED_DIR.append(_seeded_dir())
+        cached = _SEEDED_DIR[0] / f"{len(_SEEDED)}.db"
+        await _seed(cached, seeds)
+        leftovers = [p.name for p in cached.parent.glob(f"{cached.name}-*")]
+        assert not leftovers, f"the store left {leftovers} after closing"
+        _SEEDED[seeds] = cached
+    copying = path.with_name(f".{path.name}.copying")
+    shutil.copyfile(cached, copying)
+    os.replace(copying, path)
 
 
 async def seed_live(path: Path, seeds: tuple[Seed, ...]) -> None:
