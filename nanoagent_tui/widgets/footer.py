@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.widgets import Footer
 from textual.widgets._footer import FooterKey  # pyright: ignore[reportPrivateUsage]
 
@@ -22,16 +22,19 @@ class KeyFooter(Footer):
     _shown: object = None
 
     def _keys(self) -> tuple[Any, ...]:
-        """What ``compose`` would show: every binding shown, enabled or not, its tooltip
-        (the app's ``ENABLE_COMMAND_PALETTE`` is a class constant)."""
+        """What ``compose`` would show: every binding shown, enabled or not, its tooltip,
+        and the command palette's key (the app's ``ENABLE_COMMAND_PALETTE`` and
+        ``COMMAND_PALETTE_BINDING`` are class constants)."""
         if not self._bindings_ready:
             return ()
+        active = self.screen.active_bindings
         keys = tuple(
             (binding, enabled, tooltip)
-            for (_, binding, enabled, tooltip) in self.screen.active_bindings.values()
+            for (_, binding, enabled, tooltip) in active.values()
             if binding.show
         )
-        return (keys, self.show_command_palette)
+        palette = active.get(cast("App[object]", self.app).COMMAND_PALETTE_BINDING)
+        return (keys, self.show_command_palette, None if palette is None else palette[1:])
 
     async def recompose(self) -> None:
         if not self.is_attached or self._pruning:
