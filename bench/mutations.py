@@ -134,6 +134,19 @@ MUTATIONS: tuple[Mutation, ...] = (
           "    \"      OR 1 OR :owner_gone)"),),
         ("tests/store/test_store_contract.py",),
     ),
+    Mutation(
+        "planner and reflector calls not journaled",
+        (("nanoagent_core/partcall.py", "        return replace(step, calls=entry)\n",
+          "        return step\n"),),
+        ("tests/agents/test_role_journal.py",),
+    ),
+    Mutation(
+        "the plan and the reflections run without the run's remaining budget",
+        (("nanoagent_core/partcall.py", "        with limits_for_body(limits):\n",
+          "        with limits_for_body(None):\n"),),
+        ("tests/agents/test_role_journal.py::"
+         "test_a_budget_smaller_than_the_plan_pauses_there_and_a_raised_one_completes",),
+    ),
 )  # fmt: skip
 
 

@@ -1,20 +1,23 @@
-"""A run's budget: at most so many tokens (in + out) and so many USD over its journaled task
-bodies, kept in the run row (``max_tokens``, ``max_cost_usd``; None: no limit).
+"""A run's budget: at most so many tokens (in + out) and so many USD over its journaled model
+calls (task bodies, plans, reflections), kept in the run row (``max_tokens``,
+``max_cost_usd``; None: no limit).
 
 * Checked by the loop before each task body starts (and before each reflection and the plan):
   a run that has reached its budget stops at that checkpoint, ``paused`` with reason
   ``budget`` (:func:`exhausted` says how much was spent). ``resume RUN --max-tokens N``
   raises it (the worker sets it, fenced, right after its claim) and the run goes on.
-* Passed into a body as what remains (:func:`body_limits`, read by a model-backed executor
-  through :func:`current_limits` and given to pydantic-ai as ``UsageLimits``): a body that
-  goes over is cut short; its attempt is journaled as cut by the budget (not a failure), its
-  task stays pending and runs again, under a new attempt number, after the resume.
+* Passed into a body, a plan and a reflection as what remains (:func:`body_limits`, read by
+  a model-backed part through :func:`current_limits` and given to pydantic-ai as
+  ``UsageLimits``): a body that goes over is cut short; its attempt is journaled as cut by
+  the budget (not a failure), its task stays pending and runs again, under a new attempt
+  number, after the resume. A plan or reflection cut short pauses the run the same way (its
+  call journaled with outcome ``budget``) and is asked again on resume.
 * Unknown cost is treated conservatively: once an attempt made requests at a price nobody
   knows, a cost budget counts as reached (it cannot be checked), so a run never spends past
   a cost budget unseen. Resume with a token budget only (``--max-cost none``) to go on.
 
-The totals are the run's ledger (ledger.py): the executor's journaled attempts. Plans and
-reflections are not journaled yet, so their tokens are neither counted nor limited.
+The totals are the run's ledger (ledger.py): the executor's journaled attempts and the
+planner's and reflector's journaled calls.
 """
 
 from __future__ import annotations

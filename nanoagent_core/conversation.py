@@ -16,7 +16,7 @@ from typing import Any, cast
 
 from nanoagent_core.clip import clip
 from nanoagent_core.ledger import token_count
-from nanoagent_core.models import Attempt
+from nanoagent_core.models import Attempt, ModelCall
 from nanoagent_core.safetext import visible
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "Part",
     "Usage",
     "attempt_views",
+    "call_views",
     "conversation_parts",
     "usage_by_task",
     "usage_text",
@@ -69,7 +70,7 @@ class Usage:
         )
 
     @classmethod
-    def of(cls, attempt: Attempt) -> Usage:
+    def of(cls, attempt: Attempt | ModelCall) -> Usage:
         unknown = attempt.cost_usd is None and attempt.requests > 0
         return cls(
             1,
@@ -92,6 +93,8 @@ class AttemptView:
     usage: Usage
     seconds: float
     parts: tuple[Part, ...]
+    #: what the heading calls it ("planner, iteration 0, call 1"); None: "attempt N"
+    label: str | None = None
 
 
 def _text(value: object) -> str:
@@ -216,6 +219,23 @@ def attempt_views(attempts: Iterable[Attempt], task_id: str | None = None) -> li
         )
         for a in attempts
         if task_id is None or a.task_id == task_id
+    ]
+
+
+def call_views(calls: Iterable[ModelCall]) -> list[AttemptView]:
+    """The planner's and reflector's journaled calls, decoded, in the journal's order."""
+    return [
+        AttemptView(
+            task_id=c.role,
+            attempt=c.call,
+            outcome=c.outcome,
+            model=c.model,
+            usage=Usage.of(c),
+            seconds=c.seconds,
+            parts=tuple(conversation_parts(c.messages)),
+            label=f"{c.role}, iteration {c.iteration}, call {c.call}",
+        )
+        for c in calls
     ]
 
 

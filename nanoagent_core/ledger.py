@@ -3,11 +3,18 @@ dashboard's runs screen."""
 
 from __future__ import annotations
 
-from nanoagent_core.agents.base import ExecutionResult
-from nanoagent_core.models import Attempt, RunState, Task
+from nanoagent_core.agents.base import ExecutionResult, Transcript
+from nanoagent_core.models import Attempt, ModelCall, RunState, Task
 from nanoagent_core.store_rules import ledger_params
 
-__all__ = ["budget_text", "cost_text", "journal_entry", "token_count", "with_ledger"]
+__all__ = [
+    "budget_text",
+    "call_entry",
+    "cost_text",
+    "journal_entry",
+    "token_count",
+    "with_ledger",
+]
 
 
 def token_count(tokens: int) -> str:
@@ -66,9 +73,35 @@ def journal_entry(task: Task, outcome: ExecutionResult, seconds: float) -> tuple
     return (attempt,)
 
 
-def with_ledger(run: RunState, journal: tuple[Attempt, ...]) -> RunState:
-    """``run`` with its ledger totals as they will be once ``journal`` commits."""
-    moved = ledger_params(journal)
+def call_entry(
+    role: str, iteration: int, transcript: Transcript | None, outcome: str, seconds: float
+) -> tuple[ModelCall, ...]:
+    """The journal entry of a planner or reflector call whose outcome is about to commit
+    (``Step.calls``), or none for a part that is not model-backed (no transcript)."""
+    if transcript is None:
+        return ()
+    usage = transcript.usage
+    call = ModelCall(
+        role="planner" if role == "planner" else "reflector",
+        iteration=iteration,
+        outcome=outcome,
+        messages=transcript.messages_json,
+        model=usage.model,
+        requests=usage.requests,
+        tokens_in=usage.input_tokens,
+        tokens_out=usage.output_tokens,
+        cost_usd=usage.cost_usd,
+        seconds=seconds,
+    )
+    return (call,)
+
+
+def with_ledger(
+    run: RunState, journal: tuple[Attempt, ...], calls: tuple[ModelCall, ...] = ()
+) -> RunState:
+    """``run`` with its ledger totals as they will be once ``journal`` (and ``calls``)
+    commit."""
+    moved = ledger_params(journal, calls)
     cost = run.cost_usd if moved["cost"] is None else (run.cost_usd or 0.0) + moved["cost"]
     return run.model_copy(
         update={

@@ -47,6 +47,7 @@ from nanoagent_core.models import (
     Task,
     TaskStatus,
 )
+from nanoagent_core.partcall import call_part
 from nanoagent_core.pause import pause_step
 from nanoagent_core.protocols import (
     ApprovalReader,
@@ -173,20 +174,20 @@ class Loop:
     # -- phases ----------------------------------------------------------------------------
 
     async def _plan(self) -> Step:
-        goal = self._run.goal
-        try:
-            descriptions = await self._agent.planner.plan(goal)
-        except Exception as exc:
-            return self._fail(f"planner failed: {type(exc).__name__}: {exc}")
-        cleaned = [d.strip() for d in descriptions if d.strip()][:MAX_PLANNED_TASKS]
+        run = self._run
+        got = await call_part(run, "planner", lambda: self._agent.planner.plan(run.goal))
+        if got.value is None:
+            return got.ended(run, self._fail(f"planner failed: {got.error}"))
+        cleaned = [d.strip() for d in got.value if d.strip()][:MAX_PLANNED_TASKS]
         if not cleaned:
-            return self._fail("unable to decompose goal: the planner returned no tasks")
+            failed = self._fail("unable to decompose goal: the planner returned no tasks")
+            return got.journaled(failed, "failed")
         added = self._add_tasks(cleaned)
         planned = NewEvent(
             kind=EventKind.PLANNED,
             data={"tasks": [{"id": t.id, "description": _preview(t.description)} for t in added]},
         )
-        return self._advance(0, [planned])
+        return got.journaled(self._advance(0, [planned]))
 
     async def _execute(self) -> Step:
         run = self._run
@@ -310,16 +311,20 @@ class Loop:
         iteration = self._run.iteration
         done = list(self._done)
         pending = self._pending()
-        try:
-            reflection = await self._agent.reflector.reflect(self._run.goal, done, pending)
-        except Exception as exc:
-            return self._fail(f"reflector failed: {type(exc).__name__}: {exc}", iteration=iteration)
+        goal = self._run.goal
+        got = await call_part(
+            self._run, "reflector", lambda: self._agent.reflector.reflect(goal, done, pending)
+        )
+        reflection = got.value
+        if reflection is None:
+            failed = self._fail(f"reflector failed: {got.error}", iteration=iteration)
+            return got.ended(self._run, failed)
         data: dict[str, object] = {"iteration": iteration, "done": reflection.done}
         if reflection.gaps:
             data["gaps"] = [_preview(gap) for gap in list(reflection.gaps)[:20]]
         if reflection.done:
             event = NewEvent(kind=EventKind.REFLECTED, data=data)
-            return self._finish(iteration, "reflection", [event])
+            return got.journaled(self._finish(iteration, "reflection", [event]))
         wanted = [d.strip() for d in reflection.new_tasks if d.strip()][:MAX_NEW_TASKS]
         accepted = [d for d in wanted if not is_suspicious(d)]
         added = self._add_tasks(accepted)
@@ -338,7 +343,9 @@ class Loop:
             cancelled=cancelled,
             ignored=ignored,
         )
-        return self._advance(iteration, [NewEvent(kind=EventKind.REFLECTED, data=data)])
+        return got.journaled(
+            self._advance(iteration, [NewEvent(kind=EventKind.REFLECTED, data=data)])
+        )
 
     def _budget_pause(self, spent: str) -> Step:
         """The step that pauses the run at this checkpoint: its budget is spent. A task whose

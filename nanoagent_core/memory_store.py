@@ -16,9 +16,9 @@ from nanoagent_core.errors import (
     DatabaseError,
 )
 from nanoagent_core.memory_approvals import MemoryApprovals
+from nanoagent_core.memory_journal import MemoryJournal
 from nanoagent_core.memory_queue import MemoryQueue
 from nanoagent_core.models import (
-    Attempt,
     Event,
     EventKind,
     Owner,
@@ -41,7 +41,7 @@ def _json_copy(event: NewEvent) -> dict[str, Any]:
     return copied
 
 
-class MemoryStore(MemoryQueue, MemoryApprovals):
+class MemoryStore(MemoryQueue, MemoryApprovals, MemoryJournal):
     def __init__(self, *, clock: Callable[[], datetime] = utc_now) -> None:
         self._clock = clock
         self._runs: dict[str, RunState] = {}
@@ -50,8 +50,8 @@ class MemoryStore(MemoryQueue, MemoryApprovals):
         self._results: dict[str, dict[str, str]] = {}
         # Index i holds event id i + 1; None where a pruned run's event was (ids never move).
         self._events: list[Event | None] = []
-        # run id -> (task id, attempt) -> journal entry, in commit order
-        self._attempts: dict[str, dict[tuple[str, int], Attempt]] = {}
+        self._attempts = {}  # see MemoryJournal
+        self._calls = {}
         self._approvals = {}  # see MemoryApprovals
         self._version = 0
         self._closed = False
@@ -247,14 +247,6 @@ class MemoryStore(MemoryQueue, MemoryApprovals):
         run = await self.get_run(run_id)
         return run, await self.get_all_tasks(run_id), await self.get_all_results(run_id)
 
-    # -- JournalStore ----------------------------------------------------------------------
-
-    async def get_attempts(self, run_id: str) -> list[Attempt]:
-        self._check_open()
-        order = {task.id: task.seq for task in self._tasks.get(run_id, {}).values()}
-        entries = self._attempts.get(run_id, {}).values()
-        return sorted(entries, key=lambda a: (order.get(a.task_id, 0), a.attempt))
-
     # -- EventStore ------------------------------------------------------------------------
 
     async def append_event(self, run_id: str, event: NewEvent) -> Event:
@@ -398,12 +390,7 @@ class MemoryStore(MemoryQueue, MemoryApprovals):
         for task_id in [*step.results, *(a.task_id for a in step.attempts)]:
             if task_id not in known and all(task.id != task_id for task in step.tasks):
                 raise rules.missing_task(run_id, task_id)
-        ledger = rules.ledger_params(step.attempts)  # refuses a step repeating an attempt
-        journal = self._attempts.setdefault(run_id, {})
-        keys = [(a.task_id, a.attempt) for a in step.attempts]
-        for attempt, key in zip(step.attempts, keys, strict=True):
-            if key in journal:
-                raise rules.duplicate_attempt(run_id, attempt)
+        ledger = self._journal_check(run_id, step)  # refuses a step repeating an attempt
         now = self._clock()
         events = self._new_events(run_id, now, step.events)
         for task in step.tasks:
@@ -419,8 +406,8 @@ class MemoryStore(MemoryQueue, MemoryApprovals):
             "updated_at": now,
             **self._counts(run_id),
         }
-        if step.attempts:
-            journal.update(zip(keys, step.attempts, strict=True))
+        if step.attempts or step.calls:
+            self._journal_write(run_id, step)
             changes.update(
                 requests=run.requests + ledger["requests"],
                 tokens_in=run.tokens_in + ledger["tokens_in"],
@@ -491,6 +478,7 @@ class MemoryStore(MemoryQueue, MemoryApprovals):
             self._results.pop(run_id, None)
             self._done_counts.pop(run_id, None)
             self._approvals.pop(run_id, None)
+            self._journal_drop(run_id)
         # Event ids are list positions + 1 here: keep each survivor at its id.
         self._events = [
             None if event is None or event.run_id in gone else event for event in self._events

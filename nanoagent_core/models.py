@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import pydantic
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -20,6 +20,7 @@ __all__ = [
     "Attempt",
     "Event",
     "EventKind",
+    "ModelCall",
     "Owner",
     "PauseReason",
     "Phase",
@@ -193,7 +194,8 @@ class RunState(BaseModel):
     result: str | None = None
     tasks_total: int = Field(default=0, ge=0)
     tasks_done: int = Field(default=0, ge=0)
-    #: The run's ledger totals over its journal's attempts (kept in the run row by difference).
+    #: The run's ledger totals over its journal (task attempts, planner and reflector calls),
+    #: kept in the run row by difference.
     requests: int = Field(default=0, ge=0)
     tokens_in: int = Field(default=0, ge=0)
     tokens_out: int = Field(default=0, ge=0)
@@ -231,6 +233,33 @@ class Attempt(BaseModel):
     outcome: str
     #: pydantic-ai's own serialization (``ModelMessagesTypeAdapter``) as JSON text, or None
     messages: str | None = None
+    model: str | None = None
+    requests: int = Field(default=0, ge=0)
+    tokens_in: int = Field(default=0, ge=0)
+    tokens_out: int = Field(default=0, ge=0)
+    cost_usd: float | None = None  #: None: unknown (no price for the model), never a guess
+    seconds: float = Field(default=0.0, ge=0)
+
+
+class ModelCall(BaseModel):
+    """One journal entry of a planner or reflector call: its outcome with its conversation
+    and what it spent, committed in the step that commits the call's outcome (the plan, the
+    reflection, the pause it was cut short by, or the failure of the run), as an Attempt.
+
+    ``call`` numbers the calls of one role at one iteration (1, 2, ...: a plan cut short by
+    the budget is called again on resume); the store gives the number when the step commits
+    (the value a step carries is ignored), so an entry is written once, with its step.
+    """
+
+    model_config = _FROZEN
+
+    role: Literal["planner", "reflector"]
+    iteration: int = Field(ge=0)
+    call: int = Field(default=0, ge=0)
+    #: "done" (its output was used), "failed" (the step fails the run), or the reason of
+    #: the pause that cut it short ("budget")
+    outcome: str
+    messages: str | None = None  #: as Attempt.messages
     model: str | None = None
     requests: int = Field(default=0, ge=0)
     tokens_in: int = Field(default=0, ge=0)

@@ -26,6 +26,7 @@ from nanoagent_core.models import (
     MAX_PAUSE_DETAIL_CHARS,
     Attempt,
     EventKind,
+    ModelCall,
     PauseReason,
     Phase,
     RunStatus,
@@ -82,6 +83,7 @@ def pause_step(
     current_task_id: str | None,
     tasks: Iterable[Task] = (),
     attempts: Iterable[Attempt] = (),
+    calls: Iterable[ModelCall] = (),
     events: Iterable[NewEvent] = (),
 ) -> Step:
     """The step that pauses a run at this position (with whatever else it commits: task
@@ -93,6 +95,7 @@ def pause_step(
         current_task_id=current_task_id,
         tasks=tuple(tasks),
         attempts=tuple(attempts),
+        calls=tuple(calls),
         events=(
             *events,
             paused_event(reason, line, phase=phase, iteration=iteration, task_id=current_task_id),

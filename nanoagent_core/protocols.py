@@ -34,6 +34,7 @@ from nanoagent_core.models import (
     MAX_PAUSE_DETAIL_CHARS,
     Attempt,
     Event,
+    ModelCall,
     Owner,
     PauseReason,
     Phase,
@@ -82,7 +83,8 @@ class Step(BaseModel):
     the run's context; the position (phase, iteration, current task) is always written;
     ``status`` other than None and RUNNING ends the run and releases the owner.
     ``attempts`` are journal entries (one per attempt: a new (task, attempt) pair; the run's
-    ledger totals grow by theirs in the same transaction).
+    ledger totals grow by theirs in the same transaction); ``calls`` are the planner's and
+    reflector's journal entries, numbered by the store, counted in the ledger the same way.
     ``approval`` is a request to record (approvals.py; a pending one of the same id is left as
     it is) in the step that pauses the run; the run's other pending requests expire.
 
@@ -103,6 +105,7 @@ class Step(BaseModel):
     result: str | None = None
     error: str | None = None
     attempts: tuple[Attempt, ...] = ()
+    calls: tuple[ModelCall, ...] = ()
     pause_reason: PauseReason | None = None
     pause_detail: str | None = Field(default=None, max_length=MAX_PAUSE_DETAIL_CHARS)
     approval: ApprovalRequest | None = None
@@ -359,6 +362,10 @@ class PruneStore(Protocol):
 class JournalStore(Protocol):
     async def get_attempts(self, run_id: str) -> list[Attempt]:
         """The run's journal: attempts by task insertion order, then attempt number."""
+        ...
+
+    async def get_calls(self, run_id: str) -> list[ModelCall]:
+        """The run's planner and reflector calls, by iteration, then role, then number."""
         ...
 
 

@@ -1,12 +1,15 @@
 """Offline replay: run a recorded run's goal again (same agent, same options) on models that
 answer from its recording, spending no tokens, and say whether the outcome is the same.
 
-For debugging an agent after a code change: the executor's model responses come from the
-conversation journal (one journaled attempt per execution of a task, one response per
-request, in order), and your code (prompts, tools, output handling, the loop) runs again
-on them. The planner's and reflector's calls are not journaled: they are answered with
-their recorded outcome (the planned tasks from the ``planned`` event and the tasks table;
-each reflection's done, gaps, added tasks and cancelled ids from its ``reflected`` event).
+For debugging an agent after a code change: every model response comes from the
+conversation journal, and your code (prompts, tools, output handling, the loop) runs again
+on them. The executor's: one journaled attempt per execution of a task, one response per
+request, in order. The planner's and reflector's: the call whose outcome the run used at
+that iteration (or, where none was, its last call: the one that failed the run), the
+plan first, then the reflections in iteration order. A run recorded before planner and
+reflector calls were journaled (schema version 7) gets their recorded outcome instead (the
+planned tasks from the ``planned`` event and the tasks table; each reflection's done, gaps,
+added tasks and cancelled ids from its ``reflected`` event).
 
 The replay is a new run in the same database (its first event after ``run_created`` is a
 note ``replay_of``). Only runs of agents built by ``make_agent`` (``llm`` and your own) that
@@ -24,7 +27,7 @@ from nanoagent_core.actions import new_run
 from nanoagent_core.clip import clip
 from nanoagent_core.defaults import DEFAULT_HEARTBEAT
 from nanoagent_core.errors import ValidationError
-from nanoagent_core.models import Event, EventKind, RunState, Task
+from nanoagent_core.models import Event, EventKind, ModelCall, RunState, Task
 from nanoagent_core.protocols import EventStore, JournalStore, NewEvent, SnapshotStore, Step
 from nanoagent_core.safetext import visible
 from nanoagent_core.status import check_readable
@@ -63,6 +66,10 @@ class Recording:
     plan: tuple[str, ...] | None  #: the planned task descriptions; None: no plan recorded
     reflections: tuple[dict[str, Any], ...]  #: each reflection's output, in order
     attempts: Mapping[str, tuple[tuple[int, str], ...]]  #: task id -> (attempt, messages)
+    #: the plan's journaled conversation (None: not journaled, ``plan`` answers)
+    plan_messages: str | None = None
+    #: each reflection's journaled conversation (None: not journaled, ``reflections`` answer)
+    reflection_messages: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -172,7 +179,8 @@ async def read_recording(store: ReplayStore, run_id: str) -> Recording:
     if not run.status.finished:
         raise ValidationError(f"{who} is {run.status.value}: only a finished run can be replayed")
     journal = [a for a in await store.get_attempts(run_id) if a.messages is not None]
-    if not journal:
+    calls = _answering_calls(await store.get_calls(run_id))
+    if not journal and not calls:
         raise ValidationError(
             f"{who} (agent {visible(run.agent)!r}) has no conversation journal: only runs of "
             "pydantic-ai agents (llm, or yours built by make_agent) can be replayed"
@@ -200,6 +208,8 @@ async def read_recording(store: ReplayStore, run_id: str) -> Recording:
     for entry in journal:
         assert entry.messages is not None
         attempts.setdefault(entry.task_id, []).append((entry.attempt, entry.messages))
+    planned = [c.messages for c in calls if c.role == "planner" and c.messages is not None]
+    reflected = [c.messages for c in calls if c.role == "reflector" and c.messages is not None]
     return Recording(
         run=run,
         tasks=tuple(tasks),
@@ -207,7 +217,21 @@ async def read_recording(store: ReplayStore, run_id: str) -> Recording:
         plan=plan,
         reflections=tuple(reflections),
         attempts={k: tuple(v) for k, v in attempts.items()},
+        plan_messages=planned[0] if planned else None,
+        reflection_messages=tuple(reflected) if reflected else None,
     )
+
+
+def _answering_calls(calls: Sequence[ModelCall]) -> list[ModelCall]:
+    """Per role and iteration, the call whose outcome the run used ("done"), else the last
+    (a call cut short by the budget was asked again; one that failed the run was the end)."""
+    chosen: dict[tuple[str, int], ModelCall] = {}
+    for call in calls:  # by iteration, role, number
+        key = (call.role, call.iteration)
+        held = chosen.get(key)
+        if held is None or held.outcome != "done":
+            chosen[key] = call
+    return list(chosen.values())
 
 
 async def replay_run(
@@ -236,7 +260,11 @@ async def replay_run(
 
         raise ValidationError(f"replay: {MISSING_EXTRA} ({exc})") from None
     source = ReplaySource(
-        plan=recording.plan, reflections=recording.reflections, attempts=recording.attempts
+        plan=recording.plan,
+        reflections=recording.reflections,
+        attempts=recording.attempts,
+        plan_messages=recording.plan_messages,
+        reflection_messages=recording.reflection_messages,
     )
     old = recording.run
     pai_models.ALLOW_MODEL_REQUESTS = False  # from here on, this process reaches no real model

@@ -18,6 +18,7 @@ from nanoagent_core.approvals import ApprovalRequest, Decision
 from nanoagent_core.models import (
     Attempt,
     Event,
+    ModelCall,
     Owner,
     PauseReason,
     Phase,
@@ -33,6 +34,7 @@ __all__ = [
     "TimeReader",
     "approval_from_row",
     "attempt_from_row",
+    "call_from_row",
     "decoder",
     "event_from_row",
     "run_from_row",
@@ -211,6 +213,25 @@ def task_from_row(row: Row) -> Task:
 
 
 @decoder
+def call_from_row(row: Row) -> ModelCall:
+    """A planner or reflector journal row (columns as CALL_COLUMNS of the SQL stores)."""
+    (role, iteration, call, outcome, messages, model, requests, tokens_in, tokens_out,
+     cost_usd, seconds) = row  # fmt: skip
+    return ModelCall.model_construct(
+        role=_str(role),
+        iteration=_int(iteration),
+        call=_int(call),
+        outcome=_str(outcome),
+        messages=None if messages is None else _str(messages),
+        model=None if model is None else _str(model),
+        requests=_int(requests),
+        tokens_in=_int(tokens_in),
+        tokens_out=_int(tokens_out),
+        cost_usd=_cost(cost_usd),
+        seconds=float(seconds),
+    )
+
+
 def attempt_from_row(row: Row) -> Attempt:
     (task_id, attempt, outcome, messages, model, requests, tokens_in, tokens_out, cost_usd,
      seconds) = row  # fmt: skip

@@ -22,7 +22,7 @@ from nanoagent_core.errors import (
     RunNotFoundError,
     ValidationError,
 )
-from nanoagent_core.models import Attempt, EventKind, Owner, RunState, RunStatus
+from nanoagent_core.models import Attempt, EventKind, ModelCall, Owner, RunState, RunStatus
 from nanoagent_core.protocols import NewEvent, Step
 
 __all__ = [
@@ -35,6 +35,7 @@ __all__ = [
     "budget_failed_event",
     "budget_params",
     "budget_spent",
+    "call_params",
     "check_budget",
     "claim_refusal",
     "claimed_event",
@@ -200,7 +201,7 @@ def step_params(run_id: str, step: Step, epoch: int) -> dict[str, Any]:
         # written with a status only (as result and error): None for every status but paused
         "pause_reason": None if step.pause_reason is None else step.pause_reason.value,
         "pause_detail": step.pause_detail,
-        **ledger_params(step.attempts),
+        **ledger_params(step.attempts, step.calls),
     }
 
 
@@ -237,25 +238,27 @@ NO_LEDGER: dict[str, Any] = {
 }
 
 
-def ledger_params(attempts: Sequence[Attempt]) -> dict[str, Any]:
-    """How a step's journal entries move the run's ledger totals (by difference, as the task
-    counters move): requests and tokens add up; ``cost`` is the sum of the known costs (None
-    when none is known: the run's stays as it is); ``cost_unknown`` counts the attempts that
-    made requests at an unknown price. ValidationError for a step that journals one
-    (task, attempt) twice, before anything is written."""
+def ledger_params(attempts: Sequence[Attempt], calls: Sequence[ModelCall] = ()) -> dict[str, Any]:
+    """How a step's journal entries (task attempts, planner and reflector calls) move the
+    run's ledger totals (by difference, as the task counters move): requests and tokens add
+    up; ``cost`` is the sum of the known costs (None when none is known: the run's stays as
+    it is); ``cost_unknown`` counts the entries that made requests at an unknown price.
+    ValidationError for a step that journals one (task, attempt) twice, before anything is
+    written."""
     seen: set[tuple[str, int]] = set()
     for attempt in attempts:
         key = (attempt.task_id, attempt.attempt)
         if key in seen:
             raise duplicate_attempt("this step", attempt)
         seen.add(key)
-    known = [a.cost_usd for a in attempts if a.cost_usd is not None]
+    entries: list[Attempt | ModelCall] = [*attempts, *calls]
+    known = [a.cost_usd for a in entries if a.cost_usd is not None]
     return {
-        "requests": sum(a.requests for a in attempts),
-        "tokens_in": sum(a.tokens_in for a in attempts),
-        "tokens_out": sum(a.tokens_out for a in attempts),
+        "requests": sum(a.requests for a in entries),
+        "tokens_in": sum(a.tokens_in for a in entries),
+        "tokens_out": sum(a.tokens_out for a in entries),
         "cost": sum(known) if known else None,
-        "cost_unknown": sum(a.cost_usd is None and a.requests > 0 for a in attempts),
+        "cost_unknown": sum(a.cost_usd is None and a.requests > 0 for a in entries),
     }
 
 
@@ -273,6 +276,23 @@ def attempt_params(run_id: str, attempt: Attempt) -> dict[str, Any]:
         "tokens_out": attempt.tokens_out,
         "cost_usd": attempt.cost_usd,
         "seconds": attempt.seconds,
+    }
+
+
+def call_params(run_id: str, call: ModelCall) -> dict[str, Any]:
+    """The columns of a planner or reflector journal row (its number given by the store)."""
+    return {
+        "run_id": run_id,
+        "role": call.role,
+        "iteration": call.iteration,
+        "outcome": call.outcome,
+        "messages": call.messages,
+        "model": call.model,
+        "requests": call.requests,
+        "tokens_in": call.tokens_in,
+        "tokens_out": call.tokens_out,
+        "cost_usd": call.cost_usd,
+        "seconds": call.seconds,
     }
 
 

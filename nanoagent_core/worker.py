@@ -22,13 +22,13 @@ import logging
 import math
 import os
 import signal
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping, Sequence
 from enum import Enum
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from nanoagent_core import store_rules as rules
-from nanoagent_core.agents.base import Agent, ExecutionResult
+from nanoagent_core.agents.base import Agent, ExecutionResult, Reflection
 from nanoagent_core.agents.registry import load_agent
 from nanoagent_core.budget import Budget
 from nanoagent_core.defaults import DEFAULT_HEARTBEAT, FAULT_KILL_AFTER_COMMIT, lease_seconds
@@ -51,6 +51,7 @@ from nanoagent_core.status import check_not_held, check_readable
 __all__ = [
     "DEFAULT_HEARTBEAT",
     "FAULT_KILL_AFTER_COMMIT",
+    "FAULT_KILL_IN_CALL",
     "WorkerStore",
     "drive",
     "fault_in_body",
@@ -72,6 +73,12 @@ FAULT_KILL_IN_BODY = "NANOAGENT_FAULT_KILL_IN_BODY"
 #: and read ``PATH`` until a writer closes it (a test looks at the run in between, or kills
 #: the worker there).
 FAULT_HOLD_BEFORE_CLAIM = "NANOAGENT_FAULT_HOLD_BEFORE_CLAIM"
+#: Test fault injector, never set in normal use: ``NANOAGENT_FAULT_KILL_IN_CALL=ROLE:k``
+#: (ROLE ``planner`` or ``reflector``) makes the worker SIGKILL itself while the k-th call of
+#: that role it started is running (the call has begun, its outcome is not committed).
+FAULT_KILL_IN_CALL = "NANOAGENT_FAULT_KILL_IN_CALL"
+
+T = TypeVar("T")
 
 _log = logging.getLogger(__name__)
 
@@ -192,8 +199,42 @@ async def _hold_before_claim() -> None:
     await asyncio.to_thread(Path(gate).read_bytes)  # blocks until the test opens and closes it
 
 
+def _fault_in_call(agent: Agent, raw: str) -> Agent:
+    """Test fault injector (see FAULT_KILL_IN_CALL)."""
+    role, _, k = raw.partition(":")
+    after, started = int(k), 0
+
+    async def killing(call: Awaitable[T]) -> T:
+        nonlocal started
+        started += 1
+        running = asyncio.ensure_future(call)
+        if started >= after:
+            await asyncio.sleep(0)  # the call runs up to its first await
+            os.kill(os.getpid(), signal.SIGKILL)
+        return await running
+
+    planner, reflector = agent.planner, agent.reflector
+
+    class KillingPlanner:
+        async def plan(self, goal: str) -> Sequence[str]:
+            return await killing(planner.plan(goal))
+
+    class KillingReflector:
+        async def reflect(
+            self, goal: str, done: Sequence[Task], pending: Sequence[Task]
+        ) -> Reflection:
+            return await killing(reflector.reflect(goal, done, pending))
+
+    if role == "planner":
+        return dataclasses.replace(agent, planner=KillingPlanner())
+    return dataclasses.replace(agent, reflector=KillingReflector())
+
+
 def fault_in_body(agent: Agent) -> Agent:
-    """Test fault injector (see FAULT_KILL_IN_BODY)."""
+    """Test fault injector (see FAULT_KILL_IN_BODY and FAULT_KILL_IN_CALL)."""
+    in_call = os.environ.get(FAULT_KILL_IN_CALL)
+    if in_call:
+        agent = _fault_in_call(agent, in_call)
     raw = os.environ.get(FAULT_KILL_IN_BODY)
     if not raw:
         return agent

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from nanoagent_core.models import Attempt, RunState, Task
+from nanoagent_core.models import Attempt, ModelCall, RunState, Task
 from nanoagent_core.protocols import Viewer
 from nanoagent_core.stores import open_viewer
 
-__all__ = ["JOURNAL_BUSY_TIMEOUT", "JournalOpener", "fingerprint", "read_journal"]
+__all__ = ["JOURNAL_BUSY_TIMEOUT", "JournalOpener", "fingerprint", "read_calls", "read_journal"]
 
 #: How long a journal read waits for a busy SQLite file (it runs in a worker: the screen
 #: stays responsive meanwhile).
@@ -34,6 +34,17 @@ async def read_journal(
     store = await (opener or _open)(location)
     try:
         return await store.get_attempts(run_id)
+    finally:
+        await store.close()
+
+
+async def read_calls(
+    location: str, run_id: str, opener: JournalOpener | None = None
+) -> list[ModelCall]:
+    """The run's planner and reflector calls (DatabaseError when it cannot be read now)."""
+    store = await (opener or _open)(location)
+    try:
+        return await store.get_calls(run_id)
     finally:
         await store.close()
 

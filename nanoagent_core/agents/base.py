@@ -18,6 +18,7 @@ __all__ = [
     "ExecutionResult",
     "Executor",
     "ModelUsage",
+    "PartCallError",
     "Pause",
     "Planner",
     "Reflection",
@@ -47,8 +48,8 @@ class ModelUsage:
 @dataclass(frozen=True, slots=True)
 class Transcript:
     """The conversation of one call of a model-backed part (an executor attempt, a plan, a
-    reflection), as the part hands it back with its outcome; the loop journals an executor
-    attempt's (see models.Attempt).
+    reflection), as the part hands it back with its outcome; the loop journals it (an
+    executor attempt's as a models.Attempt, a plan's or reflection's as a models.ModelCall).
 
     ``messages_json`` is pydantic-ai's own serialization (``ModelMessagesTypeAdapter``), so it
     can be read back into messages without nanoagent knowing their shape. A call cut short by
@@ -57,6 +58,21 @@ class Transcript:
 
     messages_json: str
     usage: ModelUsage
+
+
+class PartCallError(Exception):
+    """What a model-backed planner or reflector raises when its call does not come to an
+    output: ``transcript`` is the conversation up to the error (the loop journals it with
+    the step that commits the outcome), ``pause`` is set when the call was cut short by the
+    run's budget (the run pauses there instead of failing, as for an executor's
+    ``ExecutionResult.pause``)."""
+
+    def __init__(
+        self, message: str, transcript: Transcript | None, pause: Pause | None = None
+    ) -> None:
+        super().__init__(message)
+        self.transcript = transcript
+        self.pause = pause
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +94,7 @@ class Reflection:
     gaps: Sequence[str] = ()
     new_tasks: Sequence[str] = ()  #: descriptions; filtered by the suspicious-pattern check
     cancel_ids: Sequence[str] = ()  #: ids of pending tasks no longer relevant
-    transcript: Transcript | None = None  #: set by model-backed reflectors
+    transcript: Transcript | None = None  #: set by model-backed reflectors (journaled)
 
 
 class Planner(Protocol):

@@ -48,7 +48,14 @@ from pydantic_ai.messages import ModelMessage, ModelMessagesTypeAdapter, ModelRe
 from pydantic_ai.models import Model, infer_model
 from pydantic_ai.models.test import TestModel
 
-from nanoagent_core.agents.base import Agent, ExecutionResult, ModelUsage, Reflection, Transcript
+from nanoagent_core.agents.base import (
+    Agent,
+    ExecutionResult,
+    ModelUsage,
+    PartCallError,
+    Reflection,
+    Transcript,
+)
 from nanoagent_core.agents.options import refuse_secret_options
 from nanoagent_core.agents.pydantic_approvals import Continuation, continuation, need_for
 from nanoagent_core.approvals import current_requests
@@ -260,13 +267,17 @@ def _transcript(messages: Sequence[ModelMessage], usage: RunUsage | None) -> Tra
     return Transcript(messages_json=text, usage=_usage_of(messages, usage))
 
 
-class CallFailedError(Exception):
-    """A model call raised; ``transcript`` holds the conversation up to the error."""
+class CallFailedError(PartCallError):
+    """A model call raised; ``transcript`` holds the conversation up to the error, ``pause``
+    is set when the run's budget cut it short."""
 
     def __init__(self, cause: Exception, transcript: Transcript) -> None:
-        super().__init__(f"{type(cause).__name__}: {cause}")
         self.cause = cause
-        self.transcript = transcript
+        pause = None
+        if self.budget_cut:
+            pause = Pause(PauseReason.BUDGET, "the call was cut short by the budget")
+        super().__init__(f"{type(cause).__name__}: {cause}", transcript, pause)
+        self.transcript: Transcript = transcript
 
     @property
     def budget_cut(self) -> bool:
@@ -392,7 +403,9 @@ class _Planner:
             steps = ("Gather what is known about", "Draft a plan for", "Review the plan for")
             return {"tasks": [f"{step} {subject}" for step in steps]}
 
-        output, transcript = await self._role.call(prompt, PlanOutput, test_args)
+        output, transcript = await self._role.call(
+            prompt, PlanOutput, test_args, limits=current_limits()
+        )
         planned = PlannedTasks(output.tasks)
         planned.transcript = transcript
         return planned
@@ -465,7 +478,9 @@ class _Reflector:
                 }
             return {"done": True}
 
-        output, transcript = await self._role.call("\n".join(lines), ReflectionOutput, test_args)
+        output, transcript = await self._role.call(
+            "\n".join(lines), ReflectionOutput, test_args, limits=current_limits()
+        )
         return Reflection(
             done=output.done,
             gaps=tuple(output.gaps),

@@ -3,9 +3,10 @@ recorded, spending no tokens (see nanoagent_core/replay.py).
 
 Needs the optional extra ``llm``. The executor's calls get the recorded model responses of
 the task's journaled attempts, one attempt per call in the order they ran, one response per
-request; the planner's and reflector's calls are not journaled, so they get their recorded
-outcome (the planned tasks, each reflection's done / new tasks / cancelled ids) as the
-answer of one request.
+request; the planner's and reflector's calls likewise get their journaled conversations
+(the plan; the n-th reflection the n-th journaled one). A run recorded before those were
+journaled gets their recorded outcome (the planned tasks, each reflection's done / new
+tasks / cancelled ids) as the answer of one request.
 """
 
 from __future__ import annotations
@@ -94,9 +95,21 @@ class ReplaySource:
         plan: Sequence[str] | None,
         reflections: Sequence[Mapping[str, Any]],
         attempts: Mapping[str, Sequence[tuple[int, str]]],
+        plan_messages: str | None = None,
+        reflection_messages: Sequence[str] | None = None,
     ) -> None:
         self._plan = None if plan is None else list(plan)
         self._reflections = list(reflections)
+        # read now, as the attempts: a journal that cannot be read is refused up front
+        self._planned = None
+        if plan_messages is not None:
+            self._planned = recorded_responses(plan_messages, "the plan")
+        self._reflected_responses = None
+        if reflection_messages is not None:
+            self._reflected_responses = [
+                recorded_responses(text, f"reflection {n}")
+                for n, text in enumerate(reflection_messages, 1)
+            ]
         # read now: a journal that cannot be read is refused before anything runs
         self._attempts = {
             task_id: [
@@ -114,10 +127,15 @@ class ReplaySource:
 
     def model_for(self, role: str, task: Task | None) -> Model:
         if role == "planner":
+            if self._planned is not None:
+                return _answers(self._planned, "the plan")
             return _output(None if self._plan is None else {"tasks": self._plan}, "the plan")
         if role == "reflector":
             n = self._reflected
             self._reflected += 1
+            if self._reflected_responses is not None:
+                journaled = self._reflected_responses
+                return _answers(journaled[n] if n < len(journaled) else [], f"reflection {n + 1}")
             args = self._reflections[n] if n < len(self._reflections) else None
             return _output(args, f"reflection {n + 1}")
         if task is None:

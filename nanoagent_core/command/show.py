@@ -14,7 +14,15 @@ from nanoagent_core.command.output import EXIT_CODES, EXIT_PIPE, Stdout, say
 from nanoagent_core.errors import ValidationError
 from nanoagent_core.follow import EXIT_CRASHED, event_line, follow_run
 from nanoagent_core.ledger import budget_text, cost_text
-from nanoagent_core.models import Attempt, Event, PauseReason, Task, check_run_id, utc_now
+from nanoagent_core.models import (
+    Attempt,
+    Event,
+    ModelCall,
+    PauseReason,
+    Task,
+    check_run_id,
+    utc_now,
+)
 from nanoagent_core.paths import worker_log_path
 from nanoagent_core.pause import pause_text
 from nanoagent_core.safetext import visible
@@ -49,14 +57,18 @@ def _task_json(task: Task) -> dict[str, Any]:
     }
 
 
+def _messages_json(text: str | None) -> Any:
+    try:
+        return None if text is None else json.loads(text)
+    except ValueError:
+        return text  # not JSON (a hand-edited row): given as stored
+
+
 def _attempt_json(attempt: Attempt) -> dict[str, Any]:
     """A journal entry in ``show --json``: the messages as pydantic-ai serialized them
     (``ModelMessagesTypeAdapter.validate_json(json.dumps(entry["messages"]))`` reads them
     back), None for an attempt with no conversation."""
-    try:
-        messages: Any = None if attempt.messages is None else json.loads(attempt.messages)
-    except ValueError:
-        messages = attempt.messages  # not JSON (a hand-edited row): given as stored
+    messages = _messages_json(attempt.messages)
     return {
         "attempt": attempt.attempt,
         "outcome": attempt.outcome,
@@ -67,6 +79,24 @@ def _attempt_json(attempt: Attempt) -> dict[str, Any]:
         "cost_usd": attempt.cost_usd,
         "seconds": attempt.seconds,
         "messages": messages,
+    }
+
+
+def _call_json(call: ModelCall) -> dict[str, Any]:
+    """A planner or reflector call in ``show --json`` (``calls``), as a task's journal entry
+    with its role, iteration and number at that iteration."""
+    return {
+        "role": call.role,
+        "iteration": call.iteration,
+        "call": call.call,
+        "outcome": call.outcome,
+        "model": call.model,
+        "requests": call.requests,
+        "tokens_in": call.tokens_in,
+        "tokens_out": call.tokens_out,
+        "cost_usd": call.cost_usd,
+        "seconds": call.seconds,
+        "messages": _messages_json(call.messages),
     }
 
 
@@ -82,6 +112,7 @@ async def run(location: str, args: argparse.Namespace) -> int:
     try:
         run, tasks, results = await store.get_run_detail(run_id)
         journal = await store.get_attempts(run_id)
+        calls = await store.get_calls(run_id)
         run, shown = await verdict(store, run)
         events: list[Event] = []
         while True:
@@ -103,6 +134,8 @@ async def run(location: str, args: argparse.Namespace) -> int:
             "events": [_event_json(event) for event in events],
             "result": run.result,
             "error": run.error,
+            # the planner's and reflector's calls, as the tasks' journals (after the rest)
+            "calls": [_call_json(call) for call in calls],
         }
         json.dump(document, sys.stdout, indent=1)
         print()
@@ -117,6 +150,9 @@ async def run(location: str, args: argparse.Namespace) -> int:
     if run.requests or run.tokens_in or run.tokens_out:
         print(f"usage: {run.requests} requests, {run.tokens_in} tokens in,"
               f" {run.tokens_out} out, cost {cost_text(run)}")  # fmt: skip
+    if calls:  # the part of it the plan and the reflections spent
+        tokens = sum(c.tokens_in + c.tokens_out for c in calls)
+        print(f"  of which plan and reflections: {len(calls)} calls, {tokens} tokens")
     if run.max_tokens is not None or run.max_cost_usd is not None:
         print(f"budget: {budget_text(run)}")
     if shown is ShownStatus.PAUSED:

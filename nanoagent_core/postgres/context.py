@@ -8,8 +8,8 @@ from typing import Any
 
 from nanoagent_core import store_rules as rules
 from nanoagent_core.errors import DatabaseError
-from nanoagent_core.models import Attempt, Event, RunState, Task, check_run_id
-from nanoagent_core.postgres import ops, sql
+from nanoagent_core.models import Attempt, Event, ModelCall, RunState, Task, check_run_id
+from nanoagent_core.postgres import ops, sql, sql_calls
 from nanoagent_core.postgres.connection import Txn, encoded, nothing
 from nanoagent_core.postgres.ops import Refusals
 from nanoagent_core.protocols import NewEvent
@@ -68,6 +68,13 @@ class Context(Refusals):
         async def read(t: Txn) -> list[Attempt]:
             rows = await self._all(t, sql.SELECT_ATTEMPTS, {"run_id": run_id})
             return [ops.attempt_from_row(row) for row in rows]
+
+        return await self._read(read)
+
+    async def get_calls(self, run_id: str) -> list[ModelCall]:
+        async def read(t: Txn) -> list[ModelCall]:
+            rows = await self._all(t, sql_calls.SELECT_CALLS, {"run_id": run_id})
+            return [ops.call_from_row(row) for row in rows]
 
         return await self._read(read)
 

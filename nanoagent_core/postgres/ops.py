@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from nanoagent_core import rows
 from nanoagent_core import store_rules as rules
 from nanoagent_core.errors import NanoagentError
-from nanoagent_core.models import Attempt, Event, RunState, Task
-from nanoagent_core.postgres import sql
+from nanoagent_core.models import Attempt, Event, ModelCall, RunState, Task
+from nanoagent_core.postgres import sql, sql_calls
 from nanoagent_core.postgres.connection import Engine, Stmt, Txn
 
 __all__ = [
@@ -19,6 +19,8 @@ __all__ = [
     "attempt_from_row",
     "attempt_statement",
     "aware",
+    "call_from_row",
+    "call_statement",
     "event_from_row",
     "run_from_row",
     "task_from_row",
@@ -34,6 +36,7 @@ def aware(value: datetime | None) -> datetime | None:
 
 task_from_row = rows.task_from_row
 attempt_from_row = rows.attempt_from_row
+call_from_row = rows.call_from_row
 
 
 def run_from_row(row: Row) -> RunState:
@@ -55,6 +58,11 @@ def task_statements(run_id: str, tasks: Iterable[Task]) -> list[Stmt]:
 def attempt_statement(run_id: str, attempts: Iterable[Attempt]) -> Stmt:
     """The journal rows of a step."""
     return (sql.INSERT_ATTEMPT, [rules.attempt_params(run_id, a) for a in attempts])
+
+
+def call_statement(run_id: str, calls: Iterable[ModelCall]) -> Stmt:
+    """The planner's and reflector's journal rows of a step (numbered as inserted)."""
+    return (sql_calls.INSERT_CALL, [rules.call_params(run_id, c) for c in calls])
 
 
 class Refusals(Engine):

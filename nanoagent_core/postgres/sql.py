@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 
-from nanoagent_core.postgres import sql_approvals
+from nanoagent_core.postgres import sql_approvals, sql_calls
 from nanoagent_core.sqltext import fill
 
 #: ``schema_info.application`` of a nanoagent schema.
@@ -216,6 +216,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # 6: approval requests (sql_approvals.py)
     sql_approvals.MIGRATION,
+    # 7: the planner's and reflector's journal (sql_calls.py)
+    sql_calls.MIGRATION,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -383,6 +383,8 @@ class PostgresStore(PostgresQueue, Watched, Context, Pruning, ApprovalMethods):
             )
         if step.attempts:
             statements.append(ops.attempt_statement(run_id, step.attempts))
+        if step.calls:
+            statements.append(ops.call_statement(run_id, step.calls))
         if step.approval is not None:
             statements += record_statements(step.approval)
         statements.append((sql.FINISH_STEP, params))

@@ -11,9 +11,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from nanoagent_core import store_rules as rules
-from nanoagent_core.models import Attempt, Event, RunState, Task, check_run_id
+from nanoagent_core.models import Attempt, Event, ModelCall, RunState, Task, check_run_id
 from nanoagent_core.protocols import NewEvent
-from nanoagent_core.sqlite import ops, sql
+from nanoagent_core.sqlite import ops, sql, sql_calls
 
 __all__ = ["SQLiteContext"]
 
@@ -136,6 +136,13 @@ class SQLiteContext:
         def read(conn: sqlite3.Connection) -> list[Attempt]:
             rows = conn.execute(sql.SELECT_ATTEMPTS, (run_id,))
             return [ops.attempt_from_row(row) for row in rows]
+
+        return await self._read(read)
+
+    async def get_calls(self, run_id: str) -> list[ModelCall]:
+        def read(conn: sqlite3.Connection) -> list[ModelCall]:
+            rows = conn.execute(sql_calls.SELECT_CALLS, (run_id,))
+            return [ops.call_from_row(row) for row in rows]
 
         return await self._read(read)
 

@@ -11,10 +11,10 @@ from typing import Any, NamedTuple
 from nanoagent_core import rows
 from nanoagent_core import store_rules as rules
 from nanoagent_core.errors import NanoagentError
-from nanoagent_core.models import Attempt, Event, RunState, RunStatus, Task
+from nanoagent_core.models import Attempt, Event, ModelCall, RunState, RunStatus, Task
 from nanoagent_core.protocols import NewEvent
 from nanoagent_core.runrow import quick_run_from_row
-from nanoagent_core.sqlite import sql
+from nanoagent_core.sqlite import sql, sql_calls
 
 Row = rows.Row
 
@@ -31,6 +31,7 @@ DamagedRowError = rows.DamagedRowError
 decoder = rows.decoder
 task_from_row = rows.task_from_row
 attempt_from_row = rows.attempt_from_row
+call_from_row = rows.call_from_row
 
 
 def run_from_row(row: Row) -> RunState:
@@ -139,3 +140,9 @@ def insert_attempts(conn: sqlite3.Connection, run_id: str, attempts: Sequence[At
             if conn.execute(sql.ATTEMPT_EXISTS, key).fetchone() is not None:
                 raise rules.duplicate_attempt(run_id, attempt) from None
             raise
+
+
+def insert_calls(conn: sqlite3.Connection, run_id: str, calls: Sequence[ModelCall]) -> None:
+    """The planner's and reflector's journal rows, numbered as they are inserted."""
+    for call in calls:
+        conn.execute(sql_calls.INSERT_CALL, rules.call_params(run_id, call))

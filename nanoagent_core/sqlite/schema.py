@@ -209,7 +209,7 @@ def _migrate(conn: sqlite3.Connection, where: str) -> None:
 def _integrity_probe(conn: sqlite3.Connection, where: str) -> None:
     """Touch every table once so a damaged file is refused at open, not mid-run."""
     try:
-        for table in ("runs", "tasks", "results", "events", "attempts"):
+        for table in ("runs", "tasks", "results", "events", "attempts", "model_calls"):
             conn.execute(f"SELECT count(*) FROM (SELECT 1 FROM {table} LIMIT 1)").fetchone()
     except sqlite3.DatabaseError as exc:
         raise NotANanoagentDatabaseError(f"{where}: damaged database ({_line(exc)})") from None

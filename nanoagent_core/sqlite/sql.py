@@ -7,6 +7,8 @@ Times are stored as REAL seconds since the Unix epoch (UTC); JSON as TEXT.
 
 from __future__ import annotations
 
+from nanoagent_core.sqlite import sql_calls
+
 #: ``PRAGMA application_id`` of a nanoagent database ("nano").
 APPLICATION_ID = 0x6E616E6F
 
@@ -230,6 +232,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ) STRICT
         """,
     ),
+    # 7: the planner's and reflector's journal (sql_calls.py)
+    sql_calls.MIGRATION,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -452,6 +452,8 @@ class SQLiteStore(SQLiteQueue, ApprovalMethods, SQLiteContext):
                 conn.executemany(sql.UPSERT_RESULT, results)
             if attempts:
                 ops.insert_attempts(conn, run_id, attempts)
+            if step.calls:
+                ops.insert_calls(conn, run_id, step.calls)
             if approval is not None:
                 record_txn(conn, approval, now)
             if events:

@@ -1,6 +1,8 @@
 """The conversation of one task: its journaled attempts, each with what was said (prompts,
 instructions, the model's text, tool calls with their arguments and returns) and what it
 spent. Opened from the detail screen with ``enter`` on a task; live while the run goes on.
+Without a task: the run's plan and reflections (the planner's and reflector's journaled
+calls), opened with ``p``.
 
 The parts come decoded from the core (nanoagent_core.conversation), their text made
 visible there already; here every text goes in as ``Text`` (never markup), wrapped to the
@@ -20,11 +22,18 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from nanoagent_core.conversation import AttemptView, Part, Usage, attempt_views, usage_text
+from nanoagent_core.conversation import (
+    AttemptView,
+    Part,
+    Usage,
+    attempt_views,
+    call_views,
+    usage_text,
+)
 from nanoagent_core.errors import NanoagentError
-from nanoagent_core.models import Attempt, Task
+from nanoagent_core.models import Attempt, ModelCall, Task
 from nanoagent_core.safetext import visible
-from nanoagent_tui.journal import JournalOpener, fingerprint, read_journal
+from nanoagent_tui.journal import JournalOpener, fingerprint, read_calls, read_journal
 from nanoagent_tui.live import Update
 from nanoagent_tui.screens.base import LiveScreen
 from nanoagent_tui.widgets.footer import KeyFooter
@@ -55,7 +64,7 @@ def _part(part: Part) -> RenderableType:
 def _heading(view: AttemptView) -> Text:
     style = "bold green" if view.outcome == "done" else "bold red"
     heading = Text()
-    heading.append(f"attempt {view.attempt}", style="bold")
+    heading.append(view.label or f"attempt {view.attempt}", style="bold")
     heading.append(f"  {visible(view.outcome)}", style=style)
     if view.model:
         heading.append(f"  model {visible(view.model)}", style="cyan")
@@ -63,12 +72,14 @@ def _heading(view: AttemptView) -> Text:
     return heading
 
 
-def conversation_text(views: list[AttemptView]) -> RenderableType:
-    """Every attempt, oldest first: a heading, then its parts in order."""
+def conversation_text(views: list[AttemptView], *, calls: bool = False) -> RenderableType:
+    """Every attempt (or call), oldest first: a heading, then its parts in order."""
     if not views:
+        what = "plan or reflection" if calls else "conversation"
+        whose = "run" if calls else "task"
         return Text(
-            "No conversation journaled for this task (its agent is not model-backed, or no "
-            "attempt's outcome has committed yet).",
+            f"No {what} journaled for this {whose} (its agent is not model-backed, or no "
+            "call's outcome has committed yet).",
             style="bright_black",
         )
     blocks: list[RenderableType] = []
@@ -83,7 +94,8 @@ def conversation_text(views: list[AttemptView]) -> RenderableType:
 
 
 class ConversationScreen(LiveScreen):
-    """One task's conversation, read through the Viewer Protocol."""
+    """One task's conversation (``task`` None: the run's plan and reflections), read through
+    the Viewer Protocol."""
 
     CSS_PATH = Path(__file__).with_name("conversation.tcss")
 
@@ -98,7 +110,7 @@ class ConversationScreen(LiveScreen):
     def __init__(
         self,
         run_id: str,
-        task: Task,
+        task: Task | None,
         *,
         seen: tuple[object, ...] | None = None,
         opener: JournalOpener | None = None,
@@ -109,6 +121,7 @@ class ConversationScreen(LiveScreen):
         self.run_id = run_id
         self.task_info = task
         self.attempts: list[Attempt] | None = None  #: the journal as last read (None: not yet)
+        self.calls: list[ModelCall] | None = None  #: the plan and reflections, as last read
         self._opener = opener
         self._seen = seen
 
@@ -137,7 +150,8 @@ class ConversationScreen(LiveScreen):
         detail = update.detail
         if detail is None or update.watched != self.run_id:
             return
-        task = next((t for t in detail.tasks if t.id == self.task_info.id), None)
+        shown = self.task_info
+        task = next((t for t in detail.tasks if shown and t.id == shown.id), None)
         if task is not None:
             self.task_info = task
         seen = fingerprint(detail.run, detail.tasks)
@@ -150,21 +164,33 @@ class ConversationScreen(LiveScreen):
 
     @work(group="journal", exclusive=True, exit_on_error=False)
     async def _load(self) -> None:
+        task = self.task_info
         try:
-            attempts = await read_journal(self.dash.location, self.run_id, self._opener)
+            if task is None:
+                self.calls = await read_calls(self.dash.location, self.run_id, self._opener)
+                views = call_views(self.calls)
+            else:
+                self.attempts = await read_journal(self.dash.location, self.run_id, self._opener)
+                views = attempt_views(self.attempts, task.id)
         except NanoagentError as exc:
             self.query_one("#parts", Static).update(
                 Text(f"The journal cannot be read now: {visible(str(exc))}", style="bold red")
             )
             return
-        self.attempts = attempts
-        views = attempt_views(attempts, self.task_info.id)
         self.query_one("#task", Static).update(self._task_line(views))
-        self.query_one("#parts", Static).update(conversation_text(views))
+        self.query_one("#parts", Static).update(conversation_text(views, calls=task is None))
 
     def _task_line(self, views: list[AttemptView] | None) -> Text:
         task = self.task_info
         line = Text()
+        if task is None:
+            line.append("the plan and reflections", style="bold")
+            if views is not None:
+                total = sum((v.usage for v in views), Usage())
+                plural = "s" if len(views) != 1 else ""
+                line.append(f"\n{len(views)} journaled call{plural} · {usage_text(total)}",
+                            style="bright_black")  # fmt: skip
+            return line
         line.append("task ", style="bright_black")
         line.append(visible(task.id), style="cyan")
         line.append(f"  {visible(task.status.value)}", style="bold")

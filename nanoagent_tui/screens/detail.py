@@ -18,7 +18,7 @@ from nanoagent_core.models import Event, EventKind, RunState
 from nanoagent_core.safetext import visible
 from nanoagent_core.status import ShownStatus
 from nanoagent_tui.formatting import in_flight, task_row
-from nanoagent_tui.journal import fingerprint, read_journal
+from nanoagent_tui.journal import fingerprint, read_calls, read_journal
 from nanoagent_tui.live import Detail, Update
 from nanoagent_tui.screens.approval import ApprovalPanel, DenyScreen
 from nanoagent_tui.screens.base import ACTION_BINDINGS, LiveScreen
@@ -33,7 +33,7 @@ from nanoagent_tui.screens.detail_parts import (
     phase_strip,
     task_result,
 )
-from nanoagent_tui.screens.usage_parts import tasks_title, with_task_usage
+from nanoagent_tui.screens.usage_parts import calls_subtitle, tasks_title, with_task_usage
 from nanoagent_tui.widgets.footer import KeyFooter
 from nanoagent_tui.widgets.keyed_table import KeyedTable
 from nanoagent_tui.widgets.run_columns import task_columns
@@ -75,6 +75,8 @@ class DetailScreen(LiveScreen):
         Binding("right_square_bracket", "step_run(1)", "Next run", id="next_run"),
         Binding("y", "approve", "Approve", id="approve", tooltip="Approve the pending request"),
         Binding("d", "deny", "Deny", id="deny", tooltip="Deny the pending request (asks why)"),
+        # not in the footer: the tasks box says so where a run has a plan to show
+        Binding("p", "plan", "Plan", id="plan", show=False),
     ]
 
     def __init__(self, run_id: str) -> None:
@@ -92,6 +94,7 @@ class DetailScreen(LiveScreen):
         self._needle = ""  #: what the log is searched for
         self._wrapped_at = 0  #: the log width its lines were wrapped for
         self.usage: dict[str, Usage] = {}  #: each task's ledger, from the journal
+        self.calls_usage: Usage | None = None  #: the plan's and reflections', from the journal
         self._journal_seen: tuple[object, ...] | None = None
         #: what the footer was last told resume and abort allow (app.check_action)
         self._allowed: tuple[bool | None, ...] = ()
@@ -293,10 +296,13 @@ class DetailScreen(LiveScreen):
     async def _load_usage(self) -> None:
         try:
             attempts = await read_journal(self.dash.location, self.run_id)
+            calls = await read_calls(self.dash.location, self.run_id)
         except NanoagentError:
             self._journal_seen = None  # read again at the next change
             return
         self.usage = usage_by_task(attempts)
+        self.calls_usage = sum((Usage.of(c) for c in calls), Usage())
+        self.query_one("#middle").border_subtitle = calls_subtitle(self.calls_usage)
         self._result_key = None
         self._show_result(self.query_one("#tasks", KeyedTable).cursor_key)
 
@@ -316,6 +322,12 @@ class DetailScreen(LiveScreen):
     @on(DataTable.RowHighlighted, "#tasks")
     def _task_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._show_result(event.row_key.value)
+
+    def action_plan(self) -> None:
+        """The run's plan and reflections: the planner's and reflector's conversations."""
+        detail = self.detail
+        seen = None if detail is None else fingerprint(detail.run, detail.tasks)
+        self.dash.push_screen(ConversationScreen(self.run_id, None, seen=seen))
 
     @on(DataTable.RowSelected, "#tasks")
     def _task_selected(self, event: DataTable.RowSelected) -> None:

@@ -10,7 +10,7 @@ from rich.text import Text
 from nanoagent_core.conversation import Usage, usage_text
 from nanoagent_core.models import RunState
 
-__all__ = ["run_usage", "tasks_title", "with_task_usage"]
+__all__ = ["calls_subtitle", "run_usage", "tasks_title", "with_task_usage"]
 
 
 def run_usage(run: RunState) -> Usage:
@@ -38,3 +38,11 @@ def with_task_usage(result: RenderableType, usage: Usage | None) -> RenderableTy
         return result
     line = Text(f"{usage_text(usage)} · enter: conversation", style="bright_black")
     return Group(line, Text(""), result)
+
+
+def calls_subtitle(usage: Usage | None) -> str:
+    """What the plan and reflections spent (part of the run's total), under the tasks box;
+    ``p`` opens their conversation. Empty when none is journaled."""
+    if usage is None or not usage.attempts:
+        return ""
+    return f"plan and reflections · {usage_text(usage)} · p: conversation"

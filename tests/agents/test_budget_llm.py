@@ -1,11 +1,12 @@
 """Budgets on the built-in ``llm`` agent (TestModel, offline), through the real command.
 
-``run --max-tokens 1`` pauses at the first body (cut by pydantic-ai's UsageLimits: not a
-failure) with exit 6; the pause is durable (every check below is a fresh process reading the
-database); ``resume`` without a higher budget pauses again at once, running nothing; ``resume
---max-tokens 50000`` completes it (in the foreground, and in a detached worker). A cost
-budget on a model without a price pauses conservatively after the first body. Bad budgets
-are one line, exit 2.
+``run --max-tokens N``, N one more than the plan spends, pauses at the first body (cut by
+pydantic-ai's UsageLimits: not a failure) with exit 6; the pause is durable (every check
+below is a fresh process reading the database); ``resume`` without a higher budget pauses
+again at once, running nothing; ``resume --max-tokens 50000`` completes it (in the
+foreground, and in a detached worker). A cost budget on a model without a price pauses
+conservatively after the plan (its call's price is unknown). Bad budgets are one line,
+exit 2. (tests/agents/test_role_journal.py: a budget the plan itself goes over.)
 """
 
 from __future__ import annotations
@@ -27,8 +28,17 @@ def journal(doc: dict[str, Any]) -> list[tuple[str, int, str]]:
     ]
 
 
+def plan_tokens(db: str, env: dict[str, str]) -> int:
+    """What the plan of GOAL spends (TestModel: the same every time), from a probe run."""
+    probe = cli("--db", db, "run", GOAL, *LLM, "--run-id", "probe", env=env)
+    assert probe.code == 0, probe
+    [plan] = [c for c in show_json(db, "probe", env)["calls"] if c["role"] == "planner"]
+    return plan["tokens_in"] + plan["tokens_out"]
+
+
 def paused_by_budget(db: str, env: dict[str, str]) -> dict[str, Any]:
-    done = cli("--db", db, "run", GOAL, *LLM, "--max-tokens", "1", "--run-id", "trip", env=env)
+    limit = str(plan_tokens(db, env) + 1)  # the plan fits; the first body gets 1 token
+    done = cli("--db", db, "run", GOAL, *LLM, "--max-tokens", limit, "--run-id", "trip", env=env)
     assert done.code == 6, done
     assert done.err == "", done.err
     assert done.out.splitlines()[-1].startswith("run trip paused: budget: ")
@@ -40,8 +50,11 @@ def test_max_tokens_1_pauses_with_exit_6_and_a_raised_resume_completes(
 ) -> None:
     doc = paused_by_budget(db, env)
     # durable: a fresh process reads the pause back
-    assert (doc["status"], doc["pause_reason"], doc["max_tokens"]) == ("paused", "budget", 1)
-    assert doc["pause_detail"].startswith(f"{doc['tokens_in'] + doc['tokens_out']} of 1 tokens")
+    limit = doc["max_tokens"]
+    assert (doc["status"], doc["pause_reason"]) == ("paused", "budget")
+    spent = doc["tokens_in"] + doc["tokens_out"]
+    assert doc["pause_detail"].startswith(f"{spent:,} of {limit:,} tokens")
+    assert [(c["role"], c["outcome"]) for c in doc["calls"]] == [("planner", "done")]
     first = doc["tasks"][0]
     # the cut attempt is journaled (its tokens counted), not failed; its task stays pending
     assert journal(doc) == [(first["id"], 1, "budget")]
@@ -101,8 +114,12 @@ def test_an_unknown_price_counts_as_the_cost_budget_reached(db: str, env: dict[s
     doc = show_json(db, "c", env)
     assert (doc["status"], doc["pause_reason"], doc["max_cost_usd"]) == ("paused", "budget", 0.5)
     assert "cost unknown" in doc["pause_detail"]
-    # the first body ran whole (its price is only known to be unknown afterwards)
-    assert [outcome for _, _, outcome in journal(doc)] == ["done"]
+    # the plan ran whole (its price is only known to be unknown afterwards); no body ran
+    assert [(c["role"], c["outcome"], c["cost_usd"]) for c in doc["calls"]] == [
+        ("planner", "done", None)
+    ]
+    assert journal(doc) == []
+    assert doc["cost_complete"] is False
     lifted = cli("--db", db, "resume", "c", "--max-cost", "none", env=env)
     assert lifted.code == 0, lifted
     done = show_json(db, "c", env)

@@ -1,6 +1,7 @@
 """The conversation journal and the usage ledger through the real command (offline: the
 ``llm`` agent on ``model=test``): one journal entry per attempt whose outcome committed, with
-pydantic-ai's own messages; run totals equal to the sums over the journal, in ``list --json``
+pydantic-ai's own messages; run totals equal to the sums over the journal (the attempts,
+and the planner's and reflector's calls), in ``list --json``
 and ``show --json``; and after a kill -9 (in a body, or after a commit) and a resume, no
 attempt journaled twice and none lost."""
 
@@ -35,7 +36,10 @@ def check_ledger(doc: dict[str, Any]) -> None:
         assert all(1 <= n <= t["attempts"] for n in numbers), t
         # the last attempt of a done task is journaled (its outcome committed)
         assert t["status"] != "done" or numbers[-1] == t["attempts"], t
-    entries = [e for _, e in journal(doc)]
+    calls = doc["calls"]  # the planner's and reflector's, counted in the totals too
+    keys = [(c["role"], c["iteration"], c["call"]) for c in calls]
+    assert len(keys) == len(set(keys))  # none twice
+    entries = [e for _, e in journal(doc)] + calls
     assert doc["requests"] == sum(e["requests"] for e in entries)
     assert doc["tokens_in"] == sum(e["tokens_in"] for e in entries)
     assert doc["tokens_out"] == sum(e["tokens_out"] for e in entries)
@@ -133,3 +137,6 @@ def test_kill_9_then_resume_journals_no_attempt_twice_and_loses_none(
     # the same usage as an uninterrupted run: nothing counted twice, nothing lost
     assert len(journal(doc)) == len(journal(clean_ledger))
     assert doc["requests"] == clean_ledger["requests"]
+    assert [(c["role"], c["iteration"], c["outcome"]) for c in doc["calls"]] == [
+        (c["role"], c["iteration"], c["outcome"]) for c in clean_ledger["calls"]
+    ]

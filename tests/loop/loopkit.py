@@ -3,7 +3,10 @@
 A plain module (tests/ is not a package): pytest puts this directory on ``sys.path``.
 
 * The ``nanoagent`` command is run as the real console script of this environment, in real
-  subprocesses, with an environment cleaned of ``NANOAGENT_*`` variables.
+  subprocesses, with an environment cleaned of ``NANOAGENT_*`` variables (:func:`cli`,
+  :func:`acli`, :func:`start_cli`) wherever the claim is about the process; where it is only
+  about what the command prints, its exit status or what it writes, the same argv runs in this
+  process (:func:`cli_here`, :func:`acli_here`: no second interpreter's start-up).
 * Waiting is always a bounded poll on a condition (:func:`wait_until`), never a bare sleep.
 * :func:`check_journal` holds the "no task whose outcome committed ran twice" invariants,
   checked against the demo agent's ``log`` journal (one ``run_id:task_id:attempt`` line per
@@ -16,6 +19,7 @@ import asyncio
 import contextlib
 import io
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -33,6 +37,7 @@ from nanoagent_core.cli import main as cli_main
 from nanoagent_core.models import RunState, Task
 from nanoagent_core.procinfo import process_start_time
 from nanoagent_core.sqlite import SQLiteStore
+from nanoagent_tui.cli import main as console_main
 
 T = TypeVar("T")
 
@@ -207,15 +212,149 @@ class Reaper:
         self._pids.clear()
 
 
-# -- show --json -----------------------------------------------------------------------------
+# -- the command in this process -------------------------------------------------------------
 
+#: Held while a command runs in this process: it swaps the process-wide stdout, stderr,
+#: environment and working directory, so in-process commands run one at a time (never one
+#: that waits for another in-process command to act).
 _STDOUT_LOCK = threading.Lock()
+
+#: The fault injectors kill the process they run in: never this one.
+_FAULT_PREFIX = "NANOAGENT_FAULT_"
+
+
+def _swap_environ(target: Mapping[str, str]) -> dict[str, str | None]:
+    """Make os.environ equal ``target``, touching only the variables that differ; returns
+    what undoes it (variable -> old value, None: was unset)."""
+    undo: dict[str, str | None] = {}
+    for key in [k for k in os.environ if k not in target]:
+        undo[key] = os.environ.pop(key)
+    for key, value in target.items():
+        if os.environ.get(key) != value:
+            undo[key] = os.environ.get(key)
+            os.environ[key] = value
+    return undo
+
+
+def _restore_environ(undo: Mapping[str, str | None]) -> None:
+    for key, value in undo.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+def _exit_status(exc: SystemExit) -> int:
+    """The status the interpreter would exit with for ``exc`` (argparse's exit 2 and the
+    like; a message is printed to stderr, as the interpreter does, and gives 1)."""
+    if exc.code is None:
+        return 0
+    if isinstance(exc.code, int):
+        return exc.code
+    print(exc.code, file=sys.stderr)
+    return 1
+
+
+def cli_here(
+    *args: str, env: Mapping[str, str] | None = None, cwd: str | Path | None = None
+) -> Result:
+    """``nanoagent ARGS`` run to its end in this process, in a thread of its own (so that it
+    installs no signal handler in the test process): the same code as the
+    console script (``nanoagent_tui.cli.main``), with the environment ``env`` (default: this
+    one without NANOAGENT_* variables), in the working directory ``cwd`` (default: this one),
+    and stdout and stderr captured.
+    Blocking; from async code use :func:`acli_here`. Not for what is about the process itself
+    (signals, detaching, start-up, a closed pipe): those stay real subprocesses."""
+    environment = dict(clean_env() if env is None else env)
+    faults = [key for key in environment if key.startswith(_FAULT_PREFIX)]
+    assert not faults, f"a fault injector would kill the test process: {faults}"
+    return _in_a_thread(_cli_here, list(args), environment, cwd)
+
+
+def _in_a_thread(fn: Callable[..., T], *args: Any) -> T:
+    """``fn(*args)`` in a thread without an event loop that is not the main thread (where a
+    command would install signal handlers): this one if it is such a thread, else a new one,
+    waited for (blocking)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        if threading.current_thread() is not threading.main_thread():
+            return fn(*args)
+    result: list[T] = []
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            result.append(fn(*args))
+        except BaseException as exc:  # handed to the caller's thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=target, name="nanoagent-here")
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+    return result[0]
+
+
+def _cli_here(argv: list[str], environment: Mapping[str, str], cwd: str | Path | None) -> Result:
+    # encoded as a process's UTF-8 stdout and stderr encode (strictly: text a real stream
+    # could not write fails here too), decoded as acli decodes
+    out, err = _Captured(), _Captured()
+    logger = logging.getLogger("nanoagent_core")
+    with _STDOUT_LOCK:
+        saved_logger = (list(logger.handlers), logger.level, logger.propagate)
+        saved_cwd = os.getcwd()
+        undo = _swap_environ(environment)
+        try:
+            if cwd is not None:
+                os.chdir(cwd)
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                try:
+                    code = console_main(argv)
+                except SystemExit as exc:
+                    code = _exit_status(exc)
+        finally:
+            os.chdir(saved_cwd)
+            _restore_environ(undo)
+            handlers, level, propagate = saved_logger
+            logger.handlers[:] = handlers
+            logger.setLevel(level)
+            logger.propagate = propagate
+    return Result(code, out.text(), err.text())
+
+
+class _Captured(io.TextIOWrapper):
+    """A text stream encoding to UTF-8 bytes in memory."""
+
+    def __init__(self) -> None:
+        super().__init__(io.BytesIO(), encoding="utf-8", errors="strict", write_through=True)
+
+    def text(self) -> str:
+        self.flush()
+        buffer = self.buffer
+        assert isinstance(buffer, io.BytesIO)
+        return buffer.getvalue().decode()
+
+
+async def acli_here(
+    *args: str, env: Mapping[str, str] | None = None, cwd: str | Path | None = None
+) -> Result:
+    """:func:`cli_here` without blocking the event loop."""
+    return await asyncio.to_thread(cli_here, *args, env=env, cwd=cwd)
+
+
+# -- show --json -----------------------------------------------------------------------------
 
 
 def show_json(db: str | Path, run_id: str) -> JSONDoc:
     """``nanoagent show RUN_ID --json``, run in this process (the same code as the command,
     without a second interpreter's start-up). Blocking; from async code use
     :func:`ashow_json`."""
+    return _in_a_thread(_show_json, db, run_id)
+
+
+def _show_json(db: str | Path, run_id: str) -> JSONDoc:
     buffer = io.StringIO()
     with _STDOUT_LOCK, contextlib.redirect_stdout(buffer):
         code = cli_main(["show", run_id, "--json", "--db", str(db)])

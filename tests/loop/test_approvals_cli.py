@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 
 import pytest
-from loopkit import Reaper, acli, option_args, read_run, wait_pid_gone, wait_until
+from loopkit import Reaper, acli, acli_here, option_args, read_run, wait_pid_gone, wait_until
 
 from nanoagent_core.approvals import Decision
 from nanoagent_core.models import PauseReason, RunState, RunStatus
@@ -58,7 +58,7 @@ def journal(log: Path) -> tuple[list[str], list[tuple[str, str]]]:
 
 
 async def paused_run(db: str, log: Path, env: dict[str, str], run_id: str = "r1") -> RunState:
-    ran = await acli("run", "Send the weekly report", "--db", db, "--run-id", run_id,
+    ran = await acli_here("run", "Send the weekly report", "--db", db, "--run-id", run_id,
                      *options(log), env=env)  # fmt: skip
     assert ran.code == 6, ran  # paused: the exit status of a run that waits
     assert "approval_requested" in ran.out
@@ -96,7 +96,7 @@ async def test_a_kill_between_the_approval_and_the_action_reruns_it_under_the_sa
         reaper.track(run.owner.pid)
         await wait_pid_gone(run.owner.pid, timeout=60)
 
-    resumed = await acli("resume", "r1", "--db", db, env=env)
+    resumed = await acli_here("resume", "r1", "--db", db, env=env)
     assert resumed.code == 0, resumed
     final = await read_run(db, "r1")
     assert final.status is RunStatus.COMPLETED
@@ -134,15 +134,15 @@ async def test_deny_then_approving_twice_or_a_stale_request_is_refused(
     assert results[request.task_id] == "step 1: send_summary was denied (not today)"
     assert final.error is None
 
-    again = await acli("approve", "r1", "--db", db, env=env)
+    again = await acli_here("approve", "r1", "--db", db, env=env)
     assert again.code == 7, again
     assert again.err.strip() == "nanoagent: run 'r1' has no approval request waiting for a decision"
-    stale = await acli("approve", "r1", "--request", request.id, "--db", db, env=env)
+    stale = await acli_here("approve", "r1", "--request", request.id, "--db", db, env=env)
     assert stale.code == 7, stale
     assert "is no longer pending (denied)" in stale.err
-    unknown = await acli("approve", "r1", "--request", "ap-nothing", "--db", db, env=env)
+    unknown = await acli_here("approve", "r1", "--request", "ap-nothing", "--db", db, env=env)
     assert unknown.code == 3, unknown
-    nobody = await acli("approve", "r9", "--db", db, env=env)
+    nobody = await acli_here("approve", "r9", "--db", db, env=env)
     assert nobody.code == 3, nobody
     (stored,) = await approvals_of(db, "r1")
     assert (stored.decision, stored.reason) == (Decision.DENIED, "not today")

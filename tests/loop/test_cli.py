@@ -4,7 +4,6 @@ traceback, nothing written), exit codes of unknown runs, ``--detach``, the field
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sqlite3
@@ -16,8 +15,9 @@ from loopkit import (
     Reaper,
     Result,
     acli,
+    acli_here,
     ashow_json,
-    cli,
+    cli_here,
     gather_all,
     option_args,
     read_run,
@@ -38,7 +38,7 @@ LIST_FIELDS = [
     "requests", "tokens_in", "tokens_out", "cost_usd", "cost_complete",
     "pause_reason", "pause_detail", "max_tokens", "max_cost_usd",
 ]  # fmt: skip
-SHOW_FIELDS = [*LIST_FIELDS, "tasks", "results", "events", "result", "error"]
+SHOW_FIELDS = [*LIST_FIELDS, "tasks", "results", "events", "result", "error", "calls"]
 TASK_FIELDS = {"id", "description", "status", "priority", "attempts", "result"}
 
 
@@ -111,16 +111,22 @@ def bad_input_cases(tmp_path: Path) -> tuple[list[Case], dict[str, Path]]:
     return cases, {"fresh": Path(fresh), "text": text, "outside": Path(outside)}
 
 
+#: Cases also run through the console script in a process of its own (the rest run the same
+#: argv in this process): argparse's refusal, a refusal by the command, one by a store, and
+#: one from the environment the process starts with.
+IN_A_PROCESS = {"unknown flag", "empty goal", "text file (list)", "NANOAGENT_DB outside"}
+
+
 async def test_bad_input_exits_2_with_one_line_and_writes_nothing(
     tmp_path: Path, env: dict[str, str]
 ) -> None:
     cases, paths = bad_input_cases(tmp_path)
+    assert {case.name for case in cases} >= IN_A_PROCESS
     text_before = paths["text"].read_bytes()
-    gate = asyncio.Semaphore(4)
 
     async def attempt(case: Case) -> Result:
-        async with gate:
-            return await acli(*case.args, env={**env, **case.env})
+        run = acli if case.name in IN_A_PROCESS else acli_here
+        return await run(*case.args, env={**env, **case.env})
 
     results = await gather_all(*(attempt(case) for case in cases))
     problems: list[str] = []
@@ -146,21 +152,22 @@ async def test_bad_input_exits_2_with_one_line_and_writes_nothing(
 
 async def test_unknown_runs_exit_3(db: str, env: dict[str, str]) -> None:
     missing = str(Path(db).with_name("missing.db"))
-    done = await acli("run", "g", "--run-id", "there", "--db", db, *option_args(QUICK), env=env)
+    done = await acli_here("run", "g", "--run-id", "there", "--db", db, *option_args(QUICK),
+                           env=env)  # fmt: skip
     assert done.code == 0, done
     results = await gather_all(
-        acli("show", "nosuch", "--db", db, env=env),
-        acli("resume", "nosuch", "--db", db, env=env),
-        acli("abort", "nosuch", "--db", db, env=env),
-        acli("resume", "nosuch", "--db", missing, env=env),
-        acli("show", "nosuch", "--json", "--db", missing, env=env),
+        acli("show", "nosuch", "--db", db, env=env),  # the exit status of the process too
+        acli_here("resume", "nosuch", "--db", db, env=env),
+        acli_here("abort", "nosuch", "--db", db, env=env),
+        acli_here("resume", "nosuch", "--db", missing, env=env),
+        acli_here("show", "nosuch", "--json", "--db", missing, env=env),
     )
     for result in results:
         assert result.code == 3, result
         assert len(result.err.splitlines()) == 1, result
         assert "nosuch" in result.err
     assert not Path(missing).exists()
-    again = await acli("resume", "there", "--db", db, env=env)
+    again = await acli_here("resume", "there", "--db", db, env=env)
     assert again.code == 0, again  # a completed run: resume returns at once
     assert "completed already" in again.out
 
@@ -201,13 +208,13 @@ async def test_detach_prints_the_run_id_and_the_run_completes_in_the_background(
 async def test_list_and_show_json_fields(db: str, env: dict[str, str], tmp_path: Path) -> None:
     crash = {**env, FAULT_KILL_AFTER_COMMIT: "2"}
     done, crashed = await gather_all(
-        acli("run", "finish me", "--run-id", "done", "--db", db, *option_args(QUICK), env=env),
+        acli_here("run", "finish me", "--run-id", "done", "--db", db, *option_args(QUICK), env=env),
         acli("run", "crash me", "--run-id", "crashed", "--db", db, *option_args(QUICK), env=crash),
     )
     assert done.code == 0, done
     assert crashed.code == -9, crashed
 
-    listed = await acli("list", "--json", "--db", db, env=env)
+    listed = await acli_here("list", "--json", "--db", db, env=env)
     rows = json.loads(listed.out)
     assert listed.code == 0
     assert isinstance(rows, list)
@@ -225,12 +232,12 @@ async def test_list_and_show_json_fields(db: str, env: dict[str, str], tmp_path:
     assert isinstance(crashed_row["worker_pid"], int)
     assert (crashed_row["tasks_total"], crashed_row["tasks_done"]) == (2, 1)
 
-    only_crashed = await acli("list", "--json", "--status", "crashed", "--db", db, env=env)
+    only_crashed = await acli_here("list", "--json", "--status", "crashed", "--db", db, env=env)
     assert [row["run_id"] for row in json.loads(only_crashed.out)] == ["crashed"]
-    only_running = await acli("list", "--json", "--status", "running", "--db", db, env=env)
+    only_running = await acli_here("list", "--json", "--status", "running", "--db", db, env=env)
     assert json.loads(only_running.out) == []
 
-    shown = await acli("show", "done", "--json", "--db", db, env=env)
+    shown = await acli_here("show", "done", "--json", "--db", db, env=env)
     doc = json.loads(shown.out)
     assert list(doc) == SHOW_FIELDS
     assert {k: doc[k] for k in LIST_FIELDS} == next(r for r in rows if r["run_id"] == "done")
@@ -278,7 +285,9 @@ async def test_database_location_through_the_command(tmp_path: Path, env: dict[s
     }
 
     async def start(run_id: str, flags: list[str], extra: dict[str, str]) -> Result:
-        return await acli(
+        # where the location comes from the environment, the process starts with it
+        run = acli_here if flags else acli
+        return await run(
             "run", "where", "--run-id", run_id, *flags, *option_args(QUICK), env={**env, **extra}
         )
 
@@ -292,7 +301,7 @@ async def test_database_location_through_the_command(tmp_path: Path, env: dict[s
     }
     for run_id, path in expected.items():
         assert path.exists(), run_id
-        listing = cli("list", "--json", "--db", str(path), env=env)
+        listing = cli_here("list", "--json", "--db", str(path), env=env)
         assert [row["run_id"] for row in json.loads(listing.out)] == [run_id]
 
 
@@ -304,6 +313,6 @@ def test_allowed_dir_admits_paths_inside_it(
     allowed.mkdir()
     target = allowed / "runs.db" if where == "inside" else allowed / "a" / "b" / "runs.db"
     guarded = {**env, "NANOAGENT_ALLOWED_DIR": str(allowed)}
-    result = cli("run", "g", "--db", str(target), *option_args(QUICK), env=guarded)
+    result = cli_here("run", "g", "--db", str(target), *option_args(QUICK), env=guarded)
     assert result.code == 0, result
     assert target.exists()

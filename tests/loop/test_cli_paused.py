@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from loopkit import acli, read_run
+from loopkit import acli_here, read_run
 
 from nanoagent_core.models import PauseReason, Phase, RunState, RunStatus
 from nanoagent_core.pause import pause_step
@@ -46,16 +46,16 @@ async def seed(db: str) -> None:
 
 async def test_list_shows_paused_runs_with_their_reason(db: str, env: dict[str, str]) -> None:
     await seed(db)
-    lines = await acli("--db", db, "list", env=env)
+    lines = await acli_here("--db", db, "list", env=env)
     assert lines.code == 0, lines.err
     [held] = [line for line in lines.out.splitlines() if " held " in line]
     assert held.startswith("paused:budget ")
-    only = await acli("--db", db, "list", "--status", "paused", env=env)
+    only = await acli_here("--db", db, "list", "--status", "paused", env=env)
     assert only.code == 0, only.err
     rows = only.out.splitlines()[1:]
     assert len(rows) == 1
     assert "held" in rows[0]
-    doc = await acli("--db", db, "list", "--status", "paused", "--json", env=env)
+    doc = await acli_here("--db", db, "list", "--status", "paused", "--json", env=env)
     assert doc.code == 0, doc.err
     [summary] = json.loads(doc.out)
     assert {k: summary[k] for k in ("run_id", "status", "pause_reason", "pause_detail")} == {
@@ -65,20 +65,20 @@ async def test_list_shows_paused_runs_with_their_reason(db: str, env: dict[str, 
         "pause_detail": "12 of 10 tokens spent",
     }
     assert summary["max_tokens"] == 10
-    every = json.loads((await acli("--db", db, "list", "--json", env=env)).out)
+    every = json.loads((await acli_here("--db", db, "list", "--json", env=env)).out)
     assert {s["run_id"]: s["pause_reason"] for s in every} == {"held": "budget", "other": None}
 
 
 async def test_show_says_why_and_how_to_continue(db: str, env: dict[str, str]) -> None:
     await seed(db)
-    shown = await acli("--db", db, "show", "held", env=env)
+    shown = await acli_here("--db", db, "show", "held", env=env)
     assert shown.code == 0, shown.err
     assert "run held  paused  reflecting" in shown.out
     assert "paused: budget: 12 of 10 tokens spent; 'nanoagent resume held --max-tokens N'" in (
         shown.out
     )
     assert "budget: 0 of 10 tokens" in shown.out
-    doc = json.loads((await acli("--db", db, "show", "held", "--json", env=env)).out)
+    doc = json.loads((await acli_here("--db", db, "show", "held", "--json", env=env)).out)
     assert (doc["status"], doc["pause_reason"], doc["error"]) == ("paused", "budget", None)
     assert doc["events"][-1]["kind"] == "run_paused"
     assert doc["events"][-1]["data"]["reason"] == "budget"
@@ -86,7 +86,7 @@ async def test_show_says_why_and_how_to_continue(db: str, env: dict[str, str]) -
 
 async def test_follow_of_a_paused_run_ends_with_exit_6(db: str, env: dict[str, str]) -> None:
     await seed(db)
-    followed = await acli("--db", db, "show", "held", "--follow", env=env)
+    followed = await acli_here("--db", db, "show", "held", "--follow", env=env)
     assert followed.code == 6, followed.err
     lines = followed.out.splitlines()
     assert "run_paused" in lines[-2]
@@ -96,7 +96,7 @@ async def test_follow_of_a_paused_run_ends_with_exit_6(db: str, env: dict[str, s
 
 async def test_abort_aborts_a_paused_run_at_once(db: str, env: dict[str, str]) -> None:
     await seed(db)
-    aborted = await acli("--db", db, "abort", "held", env=env)
+    aborted = await acli_here("--db", db, "abort", "held", env=env)
     assert aborted.code == 0, aborted.err
     run = await read_run(db, "held")
     assert (run.status, run.pause_reason) == (RunStatus.ABORTED, None)

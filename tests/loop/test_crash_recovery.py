@@ -18,22 +18,27 @@ import random
 import signal
 import time
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from loopkit import (
     JSONDoc,
     acli,
+    acli_here,
     ashow_json,
     assert_same_final,
     attempts_by_task,
     check_journal,
+    clean_env,
+    cli_here,
     commit_count,
     gather_all,
     kill_child,
     option_args,
     read_journal,
+    show_json,
     start_cli,
 )
 
@@ -68,24 +73,55 @@ def run_args(
     ]
 
 
-async def clean_run(
-    db: str,
-    run_id: str,
-    options: Mapping[str, str],
-    max_iterations: int,
-    log: Path,
-    env: dict[str, str],
-) -> JSONDoc:
-    result = await acli(*run_args(db, run_id, options, max_iterations, log), env=env)
-    assert result.code == 0, result
-    doc = await ashow_json(db, run_id)
+def check_clean(doc: JSONDoc, log: Path) -> None:
+    """The premises of a clean run: it completed, and (it never crashed) started each
+    attempt's body once, and nothing else."""
     assert doc["status"] == "completed"
-    check_journal(doc, read_journal(log, run_id), "clean run")
-    # a run that never crashed started each attempt's body once, and nothing else
-    assert sorted(read_journal(log, run_id)) == sorted(
+    starts = read_journal(log, doc["run_id"])
+    check_journal(doc, starts, "clean run")
+    assert sorted(starts) == sorted(
         (task["id"], attempt) for task in doc["tasks"] for attempt in range(1, task["attempts"] + 1)
     )
-    return doc
+
+
+@dataclass(frozen=True)
+class Clean:
+    """An uninterrupted run of a config, and its body starts: what every trial of that
+    config is compared with (the same whichever database the trial runs in)."""
+
+    doc: JSONDoc
+    bodies: list[tuple[str, int]]
+
+
+@pytest.fixture(scope="module")
+def clean_runs(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Clean]:
+    """The clean run of each config, made once per module (in this process: what it proves
+    is the run's outcome, not anything about a process) and only read by the tests."""
+    made: dict[str, Clean] = {}
+
+    def clean(config: str) -> Clean:
+        if config not in made:
+            options, max_iterations = CONFIGS[config]
+            where = tmp_path_factory.mktemp(f"clean-{config}")
+            db, log = str(where / "runs.db"), where / "clean.log"
+            home = where / "home"
+            home.mkdir()
+            env = clean_env(HOME=str(home), XDG_DATA_HOME=str(where / "xdg"))
+            result = cli_here(*run_args(db, "clean", options, max_iterations, log), env=env)
+            assert result.code == 0, result
+            doc = show_json(db, "clean")
+            check_clean(doc, log)
+            made[config] = Clean(doc, read_journal(log, "clean"))
+        return made[config]
+
+    return clean
+
+
+async def resume(db: str, run_id: str, env: dict[str, str], *, process: bool) -> None:
+    """``nanoagent resume RUN_ID``: in a process of its own when ``process``, else the same
+    command in this process."""
+    resumed = await (acli if process else acli_here)("resume", run_id, "--db", db, env=env)
+    assert resumed.code == 0, (run_id, resumed)
 
 
 # -- (a) every checkpoint position -------------------------------------------------------------
@@ -93,10 +129,10 @@ async def clean_run(
 
 @pytest.mark.parametrize("config", sorted(CONFIGS))
 async def test_kill_after_every_commit_then_resume_matches_a_clean_run(
-    db: str, tmp_path: Path, env: dict[str, str], config: str
+    db: str, tmp_path: Path, env: dict[str, str], config: str, clean_runs: Callable[[str], Clean]
 ) -> None:
     options, max_iterations = CONFIGS[config]
-    clean = await clean_run(db, "clean", options, max_iterations, tmp_path / "clean.log", env)
+    clean = clean_runs(config).doc
     positions = commit_count(clean)
     assert positions >= 6
 
@@ -110,8 +146,8 @@ async def test_kill_after_every_commit_then_resume_matches_a_clean_run(
         assert commit_count(crashed) == k, k
         assert crashed["status"] == ("completed" if k == positions else "crashed"), k
 
-        resumed = await acli("resume", run_id, "--db", db, env=env)
-        assert resumed.code == 0, (k, resumed)
+        # the first resume in a process of its own, as after a real crash; the rest here
+        await resume(db, run_id, env, process=k == 1)
         doc = await ashow_json(db, run_id)
         assert_same_final(doc, clean, f"killed after commit {k}", crashed=crashed)
         check_journal(doc, read_journal(log, run_id), f"killed after commit {k}")
@@ -132,15 +168,14 @@ async def test_kill_after_every_commit_then_resume_matches_a_clean_run(
 
 @pytest.mark.parametrize("config", sorted(CONFIGS))
 async def test_kill_in_every_body_then_resume_runs_it_again_under_the_next_attempt(
-    db: str, tmp_path: Path, env: dict[str, str], config: str
+    db: str, tmp_path: Path, env: dict[str, str], config: str, clean_runs: Callable[[str], Clean]
 ) -> None:
     """SIGKILL while the k-th body runs (its start is journalled, its outcome not committed),
     for every body of a clean run; the resumed worker must start that task again under the
     next attempt number, so with the next idempotency key (``run:task:n+1``), before any
     other body, and end like the clean run with exactly one more attempt on that task."""
     options, max_iterations = CONFIGS[config]
-    clean = await clean_run(db, "clean", options, max_iterations, tmp_path / "clean.log", env)
-    bodies = read_journal(tmp_path / "clean.log", "clean")
+    clean, bodies = clean_runs(config).doc, clean_runs(config).bodies
     assert len(bodies) >= 4
 
     async def trial(k: int) -> None:
@@ -158,8 +193,7 @@ async def test_kill_in_every_body_then_resume_runs_it_again_under_the_next_attem
         in_flight = next(t for t in crashed["tasks"] if t["id"] == task_id)
         assert (in_flight["status"], in_flight["attempts"]) == ("pending", attempt), k
 
-        resumed = await acli("resume", run_id, "--db", db, env=env)
-        assert resumed.code == 0, (k, resumed)
+        await resume(db, run_id, env, process=k == 1)
         doc = await ashow_json(db, run_id)
         keys = [line for line in log.read_text().splitlines() if line.startswith(f"{run_id}:")]
         # the first body after the resume: the same task, the next attempt, the next key
@@ -197,15 +231,18 @@ async def random_kills(
     """Run ``kills`` trials, each a SIGKILL at a random instant of a run, and check each: a
     kill that landed mid-run must resume to the clean run's end, exact attempts included."""
     rng = random.Random(seed)
-    # the window of instants: from the run being stored to the end of a clean run's process
-    timed = await start_cli(*run_args(db, "timed", RANDOM_OPTIONS, 50, tmp_path / "t.log"), env=env)
+    # the clean run, whose process also gives the window of instants: from the run being
+    # stored to the end of the process
+    clean_log = tmp_path / "clean.log"
+    timed = await start_cli(*run_args(db, "clean", RANDOM_OPTIONS, 50, clean_log), env=env)
     assert timed.stdout is not None
     await asyncio.wait_for(timed.stdout.readline(), 30)
     began = time.monotonic()
     await timed.communicate()
     window = time.monotonic() - began
     assert timed.returncode == 0
-    clean = await clean_run(db, "clean", RANDOM_OPTIONS, 50, tmp_path / "clean.log", env)
+    clean = await ashow_json(db, "clean")
+    check_clean(clean, clean_log)
     landed: Counter[int] = Counter()  # mid-run kills: crash position (commits made) -> trials
     late = 0  # kills that landed after the run had completed (process still exiting)
     missed = 0  # the process had exited before the kill
@@ -233,9 +270,8 @@ async def random_kills(
         else:
             assert crashed["status"] == "crashed", (run_id, crashed["status"])
             landed[commit_count(crashed)] += 1
-        if n % 4 == 0:  # some through the command, most in this process (cheaper)
-            resumed = await acli("resume", run_id, "--db", db, env=env)
-            assert resumed.code == 0, (run_id, resumed)
+        if n % 4 == 0:  # some through the command (in this process), most by the API
+            await resume(db, run_id, env, process=False)
         else:
             final = await resume_run(store, run_id, handle_signals=False)
             assert final.status.value == "completed", (run_id, final.error)

@@ -15,7 +15,7 @@ import signal
 from collections.abc import Iterator
 
 import pytest
-from loopkit import Reaper, acli, option_args, start_cli
+from loopkit import Reaper, acli, acli_here, option_args, start_cli
 from pgkit import drop_schema, new_schema_name, usable_server, with_schema
 
 from nanoagent_core.follow import EXIT_CRASHED, event_line
@@ -93,6 +93,15 @@ class Follower:
         return self.proc.returncode, err.decode()
 
 
+async def follow_here(
+    location: str, run_id: str, env: dict[str, str]
+) -> tuple[int, str, list[str]]:
+    """``show RUN --follow`` run to its end in this process (for a follower only looked at
+    once it has ended): exit status, stderr and its lines."""
+    result = await acli_here("show", run_id, "--follow", "--db", location, env=env)
+    return result.code, result.err, result.out.splitlines()
+
+
 async def start_detached(location: str, run_id: str, options: dict[str, str], env: dict[str, str],
                          reaper: Reaper) -> int:  # fmt: skip
     """Start a run in a detached worker and return the worker's pid. ``run --detach`` returns
@@ -126,13 +135,12 @@ async def test_follow_prints_each_event_once_and_ends_with_the_completed_run(
 ) -> None:
     await start_detached(location, "quick", QUICK, env, reaper)
     await start_detached(location, "other", QUICK, env, reaper)  # its events interleave
-    follower = await Follower.start(location, "quick", env)
-    code, err = await follower.finish()
+    code, err, lines = await follow_here(location, "quick", env)
     assert (code, err) == (0, "")
-    assert follower.lines[-1] == "run quick completed"
-    await assert_lines_are_the_events(location, "quick", follower.lines)
-    assert "run_completed" in follower.lines[-2]
-    assert not any(" other " in line for line in follower.lines)
+    assert lines[-1] == "run quick completed"
+    await assert_lines_are_the_events(location, "quick", lines)
+    assert "run_completed" in lines[-2]
+    assert not any(" other " in line for line in lines)
 
 
 async def test_follow_is_live_and_ends_with_an_abort(
@@ -142,7 +150,7 @@ async def test_follow_is_live_and_ends_with_an_abort(
     follower = await Follower.start(location, "slow", env)
     await follower.until("task_started")  # printed while the run is still running
     assert (await stored_run(location, "slow")).status is RunStatus.RUNNING
-    aborted = await acli("abort", "slow", "--db", location, env=env)
+    aborted = await acli_here("abort", "slow", "--db", location, env=env)
     assert aborted.code == 0, aborted
     code, err = await follower.finish()
     assert (code, err) == (5, "")
@@ -181,22 +189,21 @@ async def test_follow_reports_a_sigkilled_worker_as_crashed(
 async def test_follow_on_a_finished_run_prints_it_all_and_exits(
     location: str, env: dict[str, str]
 ) -> None:
-    done = await acli("run", "done already", "--run-id", "done", "--db", location,
-                      *option_args(QUICK), env=env)  # fmt: skip
+    done = await acli_here("run", "done already", "--run-id", "done", "--db", location,
+                           *option_args(QUICK), env=env)  # fmt: skip
     assert done.code == 0, done
-    follower = await Follower.start(location, "done", env)
-    code, err = await follower.finish()
+    code, err, lines = await follow_here(location, "done", env)
     assert (code, err) == (0, "")
-    await assert_lines_are_the_events(location, "done", follower.lines)
-    assert follower.lines[-1] == "run done completed"
+    await assert_lines_are_the_events(location, "done", lines)
+    assert lines[-1] == "run done completed"
 
 
 async def test_follow_bad_input(db: str, env: dict[str, str]) -> None:
-    unknown = await acli("show", "nobody", "--follow", "--db", db, env=env)
+    unknown = await acli_here("show", "nobody", "--follow", "--db", db, env=env)
     assert unknown.code == 3, unknown
     assert len(unknown.err_lines) == 1
     assert unknown.out == ""
-    both = await acli("show", "nobody", "--follow", "--json", "--db", db, env=env)
+    both = await acli_here("show", "nobody", "--follow", "--json", "--db", db, env=env)
     assert both.code == 2, both
     assert len(both.err_lines) == 1
     assert "--follow" in both.err
@@ -204,12 +211,12 @@ async def test_follow_bad_input(db: str, env: dict[str, str]) -> None:
 
 async def test_follow_shows_control_characters_escaped(db: str, env: dict[str, str]) -> None:
     goal = "evil \x1b[2J\x1b]0;title\x07 goal \u202e"
-    done = await acli("run", goal, "--run-id", "evil", "--db", db, *option_args(QUICK), env=env)
+    done = await acli_here("run", goal, "--run-id", "evil", "--db", db, *option_args(QUICK),
+                           env=env)  # fmt: skip
     assert done.code == 0, done
-    follower = await Follower.start(db, "evil", env)
-    code, _ = await follower.finish()
+    code, _, lines = await follow_here(db, "evil", env)
     assert code == 0
-    text = "\n".join(follower.lines)
+    text = "\n".join(lines)
     assert "\x1b" not in text
     assert "\x07" not in text
     assert "\u202e" not in text

@@ -18,7 +18,7 @@ import os
 import signal
 from pathlib import Path
 
-from loopkit import acli, clean_env, kill_child, start_cli, wait_until
+from loopkit import acli_here, clean_env, kill_child, start_cli, wait_until
 
 from nanoagent_core.worker import FAULT_HOLD_BEFORE_CLAIM
 
@@ -42,7 +42,7 @@ async def _held_run(tmp_path: Path, run_id: str) -> tuple[asyncio.subprocess.Pro
 
 
 async def _listed(db: str, run_id: str) -> dict[str, object]:
-    done = await acli("list", "--json", "--db", db)
+    done = await acli_here("list", "--json", "--db", db)
     assert done.code == 0, done.err
     (run,) = [r for r in json.loads(done.out) if r["run_id"] == run_id]
     return run
@@ -77,6 +77,6 @@ async def test_a_foreground_run_killed_before_its_claim_shows_crashed_at_once(
     await proc.wait()
     # no lease to wait out on this host: its recorded worker (pid + start time) is gone
     assert (await _listed(db, "doomed"))["status"] == "crashed"
-    resumed = await acli("resume", "doomed", "--db", db)
+    resumed = await acli_here("resume", "doomed", "--db", db)
     assert resumed.code == 0, resumed.err
     assert (await _listed(db, "doomed"))["status"] == "completed"

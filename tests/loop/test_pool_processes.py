@@ -13,7 +13,7 @@ import signal
 from pathlib import Path
 
 from loopkit import (
-    acli,
+    acli_here,
     ashow_json,
     check_journal,
     kill_child,
@@ -30,7 +30,7 @@ BOUND = 120.0
 
 
 async def enqueue(db: str, env: dict[str, str], run_id: str, *options: str) -> None:
-    done = await acli(
+    done = await acli_here(
         "run", "write a field guide", "--enqueue", "--run-id", run_id, "--db", db,
         *[arg for option in options for arg in ("--option", option)], env=env,
     )  # fmt: skip
@@ -69,7 +69,7 @@ async def test_one_pool_worker_drives_many_queued_runs_to_completion(
     ids = [f"pool-{n}" for n in range(8)]
     for run_id in ids:
         await enqueue(db, env, run_id, "tasks=3", "delay=0.05", "followups=1", f"log={journal}")
-    listed = await acli("list", "--status", "queued", "--json", "--db", db, env=env)
+    listed = await acli_here("list", "--status", "queued", "--json", "--db", db, env=env)
     assert sorted(run["run_id"] for run in json.loads(listed.out)) == ids
 
     proc = await worker(db, env, "--concurrency", "5", "--until-idle")
@@ -193,7 +193,7 @@ async def test_abort_stops_one_run_of_a_pool_and_the_others_go_on(
         timeout=BOUND,
         what="the pool driving both runs",
     )
-    aborted = await acli("abort", "stopped", "--db", db, env=env)
+    aborted = await acli_here("abort", "stopped", "--db", db, env=env)
     assert aborted.code == 0, aborted
     code, out, err = await finish(proc)
     assert code == 0, err

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from hypothesis import example, given
 from hypothesis import strategies as st
-from loopkit import cli, option_args
+from loopkit import cli, cli_here, option_args
 
 from nanoagent_core.eventtext import describe_event
 from nanoagent_core.models import (
@@ -164,7 +164,7 @@ def test_run_prints_its_event_lines_escaped(tmp_path: Path) -> None:
     assert done.code == 0, done.err
     _assert_safe(done.out)
     assert "\\x1b]0;X\\x07" in done.out  # shown, escaped
-    shown = json.loads(cli("show", "r1", "--db", db, "--json").out)
+    shown = json.loads(cli_here("show", "r1", "--db", db, "--json").out)
     assert shown["goal"] == f"{TITLE} {ODD}"  # stored and read back exactly
 
 
@@ -172,12 +172,12 @@ async def test_list_and_show_escape_text_and_keep_json_exact(tmp_path: Path) -> 
     db = tmp_path / "runs.db"
     await _seed_hostile(db)
 
-    listing = cli("list", "--db", str(db))
+    listing = cli_here("list", "--db", str(db))
     assert listing.code == 0, listing.err
     _assert_safe(listing.out)
     assert "\\x1b]0;X\\x07" in listing.out
 
-    show = cli("show", "evil", "--db", str(db))
+    show = cli_here("show", "evil", "--db", str(db))
     assert show.code == 0, show.err
     _assert_safe(show.out)
     for piece in ("goal: title \\x1b]0;X", "\\u202eevil", "\\x9b31m"):
@@ -185,14 +185,16 @@ async def test_list_and_show_escape_text_and_keep_json_exact(tmp_path: Path) -> 
     assert "partial c1 \\x9b31m" in show.out
     assert MARKUP in show.out  # markup shown as written
 
-    held = cli("show", "held", "--db", str(db))
+    held = cli_here("show", "held", "--db", str(db))
     _assert_safe(held.out)
     assert f"on host{visible(TITLE)}" in held.out
 
-    documents = {d["run_id"]: d for d in json.loads(cli("list", "--db", str(db), "--json").out)}
+    documents = {
+        d["run_id"]: d for d in json.loads(cli_here("list", "--db", str(db), "--json").out)
+    }
     assert documents["evil"]["goal"] == f"{TITLE} {ODD} {MARKUP}"
     assert documents["held"]["worker_host"] == f"host{TITLE}"
-    document = json.loads(cli("show", "evil", "--db", str(db), "--json").out)
+    document = json.loads(cli_here("show", "evil", "--db", str(db), "--json").out)
     assert document["error"] == f"failed: {TITLE}"
     assert document["result"] == f"partial {ODD}"
     tasks = {task["id"]: task for task in document["tasks"]}

@@ -16,7 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from loopkit import acli, kill_child, read_run, start_cli, wait_pid_gone, wait_until
+from loopkit import acli_here, kill_child, read_run, start_cli, wait_pid_gone, wait_until
 
 from nanoagent_core.actions import new_run
 from nanoagent_core.errors import DatabaseBusyError
@@ -161,20 +161,20 @@ async def test_live_worker_past_its_lease_is_held_for_list_and_resume(
         tick, lambda _: utc_now() > lease + timedelta(seconds=0.01), timeout=10, what="lease over"
     )
     assert held_by_live_worker(run)
-    listed = await acli("list", "--json", "--db", db, env=env)
+    listed = await acli_here("list", "--json", "--db", db, env=env)
     assert listed.code == 0, listed
     assert json.loads(listed.out)[0]["status"] == "running"
-    resumed = await acli("resume", "slow", "--db", db, env=env)
+    resumed = await acli_here("resume", "slow", "--db", db, env=env)
     assert resumed.code == 4, resumed
     assert "held by a live worker" in resumed.err
-    shown = await acli("show", "slow", "--db", db, env=env)
+    shown = await acli_here("show", "slow", "--db", db, env=env)
     assert "waiting: no heartbeat committed" in shown.out.splitlines()[3], shown
     # frozen, it makes no progress: its (expired) lease decides, for both
     os.kill(child.pid, signal.SIGSTOP)
     await wait_until(tick, lambda _: not held_by_live_worker(run), timeout=10, what="stopped state")
-    listed = await acli("list", "--json", "--db", db, env=env)
+    listed = await acli_here("list", "--json", "--db", db, env=env)
     assert json.loads(listed.out)[0]["status"] == "crashed"
-    abort = await acli("abort", "slow", "--db", db, env=env)
+    abort = await acli_here("abort", "slow", "--db", db, env=env)
     assert abort.code == 0, abort
     assert (await read_run(db, "slow")).status is RunStatus.ABORTED
 
@@ -277,7 +277,7 @@ async def test_abort_pending_when_worker_was_killed_is_recorded_on_resume(
             await asyncio.sleep(0.01)
         else:
             pytest.fail("could not freeze the worker outside a transaction")
-        asked = await acli("abort", "doomed", "--db", db, env=env)
+        asked = await acli_here("abort", "doomed", "--db", db, env=env)
         assert asked.code == 0, asked
         assert "abort requested" in asked.out
         kill_child(worker, signal.SIGKILL)
@@ -287,11 +287,11 @@ async def test_abort_pending_when_worker_was_killed_is_recorded_on_resume(
         if worker.returncode is None:
             kill_child(worker, signal.SIGKILL)
             await worker.wait()
-    listed = json.loads((await acli("list", "--json", "--db", db, env=env)).out)
+    listed = json.loads((await acli_here("list", "--json", "--db", db, env=env)).out)
     assert [(r["status"], r["abort_requested"]) for r in listed] == [("crashed", True)]
-    resumed = await acli("resume", "doomed", "--db", db, env=env)
+    resumed = await acli_here("resume", "doomed", "--db", db, env=env)
     assert resumed.code == 0, resumed
-    shown = json.loads((await acli("show", "doomed", "--json", "--db", db, env=env)).out)
+    shown = json.loads((await acli_here("show", "doomed", "--json", "--db", db, env=env)).out)
     kinds = [event["kind"] for event in shown["events"]]
     aborted = [e for e in shown["events"] if e["kind"] == "run_aborted"]
     assert len(aborted) == 1, kinds
@@ -320,8 +320,8 @@ async def test_tiny_heartbeat_list_and_resume_agree_on_a_live_worker(
             probe, lambda r: r is not None and r.owner is not None, timeout=30, what="claimed"
         )
         for _ in range(3):  # its lease (3 ms) is over most of the time: the pid decides
-            listed = json.loads((await acli("list", "--json", "--db", db, env=env)).out)
-            resumed = await acli("resume", "tiny", "--db", db, env=env)
+            listed = json.loads((await acli_here("list", "--json", "--db", db, env=env)).out)
+            resumed = await acli_here("resume", "tiny", "--db", db, env=env)
             assert worker.returncode is None  # still alive: both must say it holds the run
             assert listed[0]["status"] == "running", listed
             assert resumed.code == 4, resumed
@@ -329,5 +329,5 @@ async def test_tiny_heartbeat_list_and_resume_agree_on_a_live_worker(
         kill_child(worker, signal.SIGKILL)
         await worker.wait()
     await wait_pid_gone(worker.pid, timeout=30)
-    listed = json.loads((await acli("list", "--json", "--db", db, env=env)).out)
+    listed = json.loads((await acli_here("list", "--json", "--db", db, env=env)).out)
     assert listed[0]["status"] == "crashed"

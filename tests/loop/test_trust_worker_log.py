@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from loopkit import Reaper, acli, ashow_json, wait_pid_gone, wait_until
+from loopkit import Reaper, acli, acli_here, ashow_json, wait_pid_gone, wait_until
 
 from nanoagent_core import launch
 from nanoagent_core.defaults import WORKER_LOG_LIMIT
@@ -82,7 +82,7 @@ async def test_a_heartbeat_that_cannot_renew_is_logged_in_the_worker_log(
         assert f"run {run_id}:" in line
         assert "DatabaseBusyError" in line
         assert stat.S_IMODE(log.stat().st_mode) == 0o600
-        shown = await acli("show", run_id, "--db", db, env=env)
+        shown = await acli_here("show", run_id, "--db", db, env=env)
         assert f"worker log: {log}" in shown.out
     finally:
         os.kill(pid, signal.SIGKILL)

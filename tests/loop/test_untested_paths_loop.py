@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import pytest
-from loopkit import Reaper, ScriptedAgent, acli, ashow_json, read_run, wait_until
+from loopkit import Reaper, ScriptedAgent, acli, acli_here, ashow_json, read_run, wait_until
 
 from nanoagent_core.actions import abort_run
 from nanoagent_core.demo import demo_runs
@@ -54,7 +54,7 @@ async def test_demo_starts_its_runs_and_leaves_one_crashed(
         run = await settled(run_id)
         if run.owner is not None:
             reaper.track(run.owner.pid)
-    listing = await acli("list", "--json", "--db", db, env=env)
+    listing = await acli_here("list", "--json", "--db", db, env=env)
     shown = {row["run_id"]: row["status"] for row in json.loads(listing.out)}
     crashed = [run_id for run_id in ids if "-migrate-" in run_id]
     assert [shown[run_id] for run_id in crashed] == ["crashed"], shown
@@ -103,7 +103,7 @@ async def test_list_as_text_shows_every_run_and_the_derived_status(
     db: str, env: dict[str, str]
 ) -> None:
     await seeded(db)
-    listed = await acli("list", "--db", db, env=env)
+    listed = await acli_here("list", "--db", db, env=env)
     assert listed.code == 0, listed
     header, *rows = listed.out.splitlines()
     assert header.split() == ["STATUS", "RUN", "PHASE", "TASKS", "ITER", "TOKENS", "WORKER", "GOAL"]
@@ -114,7 +114,7 @@ async def test_list_as_text_shows_every_run_and_the_derived_status(
         "crashed": "crashed",
         "waiting": "running",
     }
-    empty = await acli("list", "--db", str(Path(db).with_name("none.db")), env=env)
+    empty = await acli_here("list", "--db", str(Path(db).with_name("none.db")), env=env)
     assert empty.code == 0
     assert empty.out.startswith("no runs yet")
 
@@ -126,11 +126,11 @@ async def test_list_limit_applies_after_a_derived_status_filter(
     shown, after the split, not the rows read."""
     await seeded(db)
     for status, expected in (("crashed", ["crashed"]), ("running", ["waiting"])):
-        listed = await acli("list", "--json", "--status", status, "--limit", "1", "--db", db,
+        listed = await acli_here("list", "--json", "--status", status, "--limit", "1", "--db", db,
                             env=env)  # fmt: skip
         assert listed.code == 0, listed
         assert [row["run_id"] for row in json.loads(listed.out)] == expected, status
-    two = await acli("list", "--json", "--limit", "2", "--db", db, env=env)
+    two = await acli_here("list", "--json", "--limit", "2", "--db", db, env=env)
     assert len(json.loads(two.out)) == 2
 
 
@@ -138,16 +138,16 @@ async def test_show_as_text_gives_the_result_the_error_and_the_worker(
     db: str, env: dict[str, str]
 ) -> None:
     await seeded(db)
-    done = await acli("show", "done", "--db", db, env=env)
+    done = await acli_here("show", "done", "--db", db, env=env)
     assert done.code == 0, done
     lines = done.out.splitlines()
     assert lines[0].startswith("run done  completed")
     assert f"goal: {GOAL} done" in lines
     assert ["pending", "t-done", "p5", "a0", "the", "one", "task"] in [x.split() for x in lines]
     assert lines[-1] == "all good"
-    failed = await acli("show", "failed", "--db", db, env=env)
+    failed = await acli_here("show", "failed", "--db", db, env=env)
     assert "error: it broke" in failed.out.splitlines()
-    crashed = await acli("show", "crashed", "--db", db, env=env)
+    crashed = await acli_here("show", "crashed", "--db", db, env=env)
     assert f"worker: pid {2**22 + 7} on " in crashed.out
 
 
@@ -158,14 +158,16 @@ async def test_resume_new_on_a_run_someone_took_up_is_refused_quietly(
     db: str, env: dict[str, str]
 ) -> None:
     await seeded(db)
-    refused = await acli("resume", "--new", "crashed", "--db", db, env=env)
+    refused = await acli_here("resume", "--new", "crashed", "--db", db, env=env)
     assert (refused.code, refused.out, refused.err) == (4, "", "")
     assert (await read_run(db, "crashed")).epoch == 1  # untouched
 
 
 async def test_durable_run_completes(db: str, env: dict[str, str]) -> None:
     options = ["--option", "tasks=2", "--option", "delay=0", "--option", "followups=0"]
-    ran = await acli("run", GOAL, "--durable", "--db", db, "--run-id", "sure", *options, env=env)
+    ran = await acli_here(
+        "run", GOAL, "--durable", "--db", db, "--run-id", "sure", *options, env=env
+    )
     assert ran.code == 0, ran
     assert (await read_run(db, "sure")).status is RunStatus.COMPLETED
 

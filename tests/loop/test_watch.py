@@ -1,10 +1,13 @@
 """``nanoagent watch`` against real workers, on SQLite and PostgreSQL.
 
 A watch subprocess runs ``--exec`` of a tiny shell script that appends the environment it
-receives to a file. Runs fail through an installed agent plugin that always fails, crash by a
-SIGKILL of their detached worker, or complete. The test waits on the script's file (never on
-time), restarts the watch in between, and checks that each transition into crashed or failed
-reached the script exactly once and nothing else did.
+receives to a file. Runs fail (the demo agent's ``fail_always``) or complete through the
+command run in this process, or crash: a ``nanoagent run`` process SIGKILLs itself right after
+its first commit, leaving the run stored running with its worker gone. The test waits on the
+script's file (never on time), restarts the watch in between, and checks that each transition
+into crashed or failed reached the script exactly once and nothing else did. The watches stay
+real processes: they install signal handlers, are stopped by SIGTERM or SIGINT and run their
+commands with stdout on their stderr.
 """
 
 from __future__ import annotations
@@ -17,36 +20,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from loopkit import NANOAGENT, Reaper, acli, kill_child, option_args, start_cli, wait_until
+from loopkit import NANOAGENT, acli, acli_here, kill_child, option_args, start_cli, wait_until
 from pgkit import drop_schema, new_schema_name, usable_server, with_schema
 
 from nanoagent_core.models import RunState
 from nanoagent_core.procinfo import owner_alive
 from nanoagent_core.stores import open_store
+from nanoagent_core.worker import FAULT_KILL_AFTER_COMMIT
 
-#: Task bodies that outlast any test: the run stays live until its worker is killed.
-SLOW = {"tasks": "1", "followups": "0", "delay": "600"}
 QUICK = {"tasks": "1", "followups": "0", "delay": "0"}
-
-PLUGIN = """
-from nanoagent_core.agents.base import Agent, ExecutionResult, Reflection
-
-
-class _Plugin:
-    async def plan(self, goal):
-        return ["the only step"]
-
-    async def execute(self, task, results, key):
-        return ExecutionResult(False, "the plugin always fails")
-
-    async def reflect(self, goal, done, pending):
-        return Reflection(done=not pending)
-
-
-def make(options):
-    plugin = _Plugin()
-    return Agent(name="failing", planner=plugin, executor=plugin, reflector=plugin)
-"""
+#: Every attempt of the only task fails: the run fails after three attempts.
+FAILING = {**QUICK, "fail_always": "1"}
 
 #: Appends what it receives; a goal with ``hang`` then hangs, one with ``bad`` exits 3.
 HOOK = """#!/bin/sh
@@ -74,17 +58,9 @@ def location(request: pytest.FixtureRequest, db: str) -> Iterator[str]:
 
 @pytest.fixture
 def wenv(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
-    """The commands' environment, with the failing agent installed and the hook's output file."""
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "failing_agent.py").write_text(PLUGIN)
-    info = site / "failing_agent-1.0.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: failing-agent\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text("[nanoagent.agents]\nfailing = failing_agent:make\n")
+    """The commands' environment, with the hook's output file."""
     return {
         **env,
-        "PYTHONPATH": str(site),
         "XDG_STATE_HOME": str(tmp_path / "state"),
         "HOOK_OUT": str(tmp_path / "hook.out"),
     }
@@ -126,30 +102,26 @@ async def stored_run(location: str, run_id: str) -> RunState:
 
 
 async def fail_run(location: str, run_id: str, goal: str, wenv: dict[str, str]) -> None:
-    result = await acli("run", goal, "--agent", "failing", "--run-id", run_id, "--db", location,
-                        env=wenv)  # fmt: skip
+    result = await acli_here("run", goal, "--run-id", run_id, "--db", location,
+                             *option_args(FAILING), env=wenv)  # fmt: skip
     assert result.code == 1, result  # three failed attempts in a row: the run failed
 
 
 async def complete_run(location: str, run_id: str, wenv: dict[str, str]) -> None:
-    result = await acli("run", "finishes", "--run-id", run_id, "--db", location,
-                        *option_args(QUICK), env=wenv)  # fmt: skip
+    result = await acli_here("run", "finishes", "--run-id", run_id, "--db", location,
+                             *option_args(QUICK), env=wenv)  # fmt: skip
     assert result.code == 0, result
 
 
-async def crash_run(location: str, run_id: str, wenv: dict[str, str], reaper: Reaper) -> None:
-    """A detached worker that holds the run, then SIGKILLed: stored running, worker gone."""
-    started = await acli("run", f"{run_id} goal", "--detach", "--run-id", run_id,
-                         "--db", location, *option_args(SLOW), env=wenv)  # fmt: skip
-    assert started.code == 0, started
-
-    async def probe() -> RunState:
-        return await stored_run(location, run_id)
-
-    run = await wait_until(probe, lambda r: r.owner is not None, timeout=60, what="claimed")
-    assert run.owner is not None
-    reaper.track(run.owner.pid)
-    os.kill(run.owner.pid, signal.SIGKILL)
+async def crash_run(location: str, run_id: str, wenv: dict[str, str]) -> None:
+    """A ``nanoagent run`` that SIGKILLs itself right after its first commit (the plan): the
+    run stays stored running, its worker gone."""
+    faulty = {**wenv, FAULT_KILL_AFTER_COMMIT: "1"}
+    killed = await acli("run", f"{run_id} goal", "--run-id", run_id, "--db", location,
+                        *option_args(QUICK), env=faulty)  # fmt: skip
+    assert killed.code == -signal.SIGKILL, killed
+    run = await stored_run(location, run_id)
+    assert (run.status.value, run.owner is not None) == ("running", True), run
 
 
 class Watch:
@@ -195,12 +167,12 @@ def printed(lines: list[str]) -> Counter[tuple[str, str]]:
 
 
 async def test_each_transition_reaches_the_command_exactly_once_across_restarts(
-    location: str, wenv: dict[str, str], hook: Path, tmp_path: Path, reaper: Reaper
+    location: str, wenv: dict[str, str], hook: Path, tmp_path: Path
 ) -> None:
     state = tmp_path / "watch-state.json"
     # before the first start: neither is reported (a first start reports nothing old)
     await fail_run(location, "old-failed", "failed before", wenv)
-    await crash_run(location, "old-crash", wenv, reaper)
+    await crash_run(location, "old-crash", wenv)
 
     async def old_crash_gone() -> bool:
         run = await stored_run(location, "old-crash")
@@ -213,7 +185,7 @@ async def test_each_transition_reaches_the_command_exactly_once_across_restarts(
     assert state.stat().st_mode & 0o777 == 0o600
     await complete_run(location, "done", wenv)  # not watched
     await fail_run(location, "fail1", "goal with \x1b[31m escape", wenv)
-    await crash_run(location, "crash1", wenv, reaper)
+    await crash_run(location, "crash1", wenv)
     expected = Counter({("fail1", "failed"): 1, ("crash1", "crashed"): 1})
     lines = await wait_hook(wenv, expected, "fail1 and crash1 reported")
     code, out1, err = await first.stop()
@@ -222,9 +194,9 @@ async def test_each_transition_reaches_the_command_exactly_once_across_restarts(
     # while the watch is down: a failure, a run that fails twice (resumed in between), a crash
     await fail_run(location, "fail2", "fails while down", wenv)
     await fail_run(location, "twice", "fails twice while down", wenv)
-    resumed = await acli("resume", "twice", "--db", location, env=wenv)
+    resumed = await acli_here("resume", "twice", "--db", location, env=wenv)
     assert resumed.code == 1, resumed
-    await crash_run(location, "crash2", wenv, reaper)
+    await crash_run(location, "crash2", wenv)
 
     second = await Watch.start(location, state, wenv, "--exec", str(hook))
     expected += Counter({("fail2", "failed"): 1, ("twice", "failed"): 2, ("crash2", "crashed"): 1})
@@ -241,7 +213,7 @@ async def test_each_transition_reaches_the_command_exactly_once_across_restarts(
     assert printed(out1 + out2) == expected
     by_run = {line[0]: line for line in lines}
     assert by_run["fail1"][2].startswith("task ")  # the reason: the run's error
-    assert "the plugin always fails" in by_run["fail1"][2]
+    assert "simulated failure on every attempt" in by_run["fail1"][2]
     assert by_run["fail1"][3] == "goal with \\x1b[31m escape"  # control characters visible
     assert "\x1b" not in "".join(out1 + out2)
     assert any("\\x1b[31m" in line for line in out1)
@@ -250,14 +222,14 @@ async def test_each_transition_reaches_the_command_exactly_once_across_restarts(
 
 
 async def test_all_reports_what_is_already_there_on_a_first_start(
-    location: str, wenv: dict[str, str], hook: Path, tmp_path: Path, reaper: Reaper
+    location: str, wenv: dict[str, str], hook: Path, tmp_path: Path
 ) -> None:
     await fail_run(location, "old-failed", "failed before", wenv)
     await complete_run(location, "done", wenv)
     state = tmp_path / "s.json"
     watch = await Watch.start(location, state, wenv, "--all", "--status", "failed",
                               "--exec", str(hook))  # fmt: skip
-    await crash_run(location, "crash1", wenv, reaper)  # not watched: --status failed
+    await crash_run(location, "crash1", wenv)  # not watched: --status failed
     await fail_run(location, "fail1", "fails", wenv)
     expected = Counter({("old-failed", "failed"): 1, ("fail1", "failed"): 1})
     lines = await wait_hook(wenv, expected, "old-failed and fail1")

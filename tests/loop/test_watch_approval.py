@@ -8,7 +8,7 @@ import asyncio
 import signal
 from pathlib import Path
 
-from loopkit import acli, kill_child, option_args, start_cli, wait_until
+from loopkit import acli, acli_here, kill_child, option_args, start_cli, wait_until
 
 #: Appends the environment it receives, one line per call.
 HOOK = """#!/bin/sh
@@ -54,11 +54,11 @@ async def test_watch_exec_gets_the_approval_pause_once(
     wenv = {**env, "HOOK_OUT": str(out), "XDG_STATE_HOME": str(tmp_path / "state")}
     state = tmp_path / "watch.json"
     # the database exists before the watch starts
-    first = await acli("run", "First", "--db", db, "--run-id", "first",
+    first = await acli_here("run", "First", "--db", db, "--run-id", "first",
                        *option_args({**OPTIONS, "approve": ""}), env=wenv)  # fmt: skip
     assert first.code == 0, first
     watch = await start_watch(db, state, hook, wenv)
-    ran = await acli("run", "Waits for a person", "--db", db, "--run-id", "waits",
+    ran = await acli_here("run", "Waits for a person", "--db", db, "--run-id", "waits",
                      *option_args(OPTIONS), env=wenv)  # fmt: skip
     assert ran.code == 6, ran
 
@@ -76,10 +76,10 @@ async def test_watch_exec_gets_the_approval_pause_once(
     # decided and finished while the watch is down, then a restart: nothing more to report
     approved = await acli("approve", "waits", "--db", db, env=wenv)
     assert approved.code == 0, approved
-    shown = await acli("show", "waits", "--follow", "--db", db, env=wenv, timeout=120)
+    shown = await acli_here("show", "waits", "--follow", "--db", db, env=wenv)
     assert shown.code == 0, shown  # completed
     watch = await start_watch(db, state, hook, wenv)
-    again = await acli("run", "Waits again", "--db", db, "--run-id", "again",
+    again = await acli_here("run", "Waits again", "--db", db, "--run-id", "again",
                        *option_args(OPTIONS), env=wenv)  # fmt: skip
     assert again.code == 6, again
     got = await wait_until(probe, lambda got: len(got) >= 2, timeout=90, what="the second pause")

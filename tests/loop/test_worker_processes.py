@@ -18,6 +18,7 @@ import pytest
 from loopkit import (
     Reaper,
     acli,
+    acli_here,
     ashow_json,
     check_journal,
     gather_all,
@@ -101,7 +102,7 @@ async def test_abort_of_a_running_run_stops_the_body_in_flight(
     assert run.owner is not None
     reaper.track(run.owner.pid)
 
-    requested = await acli("abort", "busy", "--db", db, env=env)
+    requested = await acli_here("abort", "busy", "--db", db, env=env)
     assert requested.code == 0, requested
     assert "abort requested" in requested.out
 
@@ -146,7 +147,7 @@ async def test_aborted_foreground_run_exits_5_and_resume_completes_it(
     try:
         frozen = await read_run(db, "fg")
         assert (frozen.status, frozen.phase) == (RunStatus.RUNNING, Phase.EXECUTING), frozen
-        requested = await acli("abort", "fg", "--db", db, env=env)
+        requested = await acli_here("abort", "fg", "--db", db, env=env)
         assert requested.code == 0, requested
     finally:
         os.kill(proc.pid, signal.SIGCONT)
@@ -154,7 +155,7 @@ async def test_aborted_foreground_run_exits_5_and_resume_completes_it(
     assert proc.returncode == 5, out
     assert out.decode().splitlines()[-1].startswith("run fg aborted")
 
-    resumed = await acli("resume", "fg", "--db", db, env=env)
+    resumed = await acli_here("resume", "fg", "--db", db, env=env)
     assert resumed.code == 0, resumed
     doc = await ashow_json(db, "fg")
     assert doc["status"] == "completed"
@@ -173,7 +174,7 @@ async def test_abort_of_a_dead_run_is_immediate(
     os.kill(run.owner.pid, signal.SIGKILL)
     await wait_pid_gone(run.owner.pid, timeout=5)
 
-    result = await acli("abort", "dead", "--db", db, env=env)
+    result = await acli_here("abort", "dead", "--db", db, env=env)
     after = await read_run(db, "dead")  # read once, right away: no waiting
     assert result.code == 0, result
     assert result.out.strip() == "run dead aborted"
@@ -185,11 +186,10 @@ async def test_abort_of_a_dead_run_is_immediate(
 
 
 async def test_abort_of_a_finished_or_unknown_run_is_refused(db: str, env: dict[str, str]) -> None:
-    done = await acli(*run_cmd(db, "done", {"tasks": "1", "delay": "0"}), env=env)
+    done = await acli_here(*run_cmd(db, "done", {"tasks": "1", "delay": "0"}), env=env)
     assert done.code == 0, done
-    refused, unknown = await gather_all(
-        acli("abort", "done", "--db", db, env=env), acli("abort", "nosuch", "--db", db, env=env)
-    )
+    refused = await acli_here("abort", "done", "--db", db, env=env)
+    unknown = await acli_here("abort", "nosuch", "--db", db, env=env)
     assert refused.code == 2
     assert "already finished" in one_line_error(refused.err)
     assert unknown.code == 3
@@ -199,8 +199,8 @@ async def test_abort_of_a_finished_or_unknown_run_is_refused(db: str, env: dict[
     store = await SQLiteStore.open(db)
     try:
         await store.create_run(RunState(run_id="gone", goal=GOAL, max_iterations=5))
-        first = await acli("abort", "gone", "--db", db, env=env)
-        again = await acli("abort", "gone", "--db", db, env=env)
+        first = await acli_here("abort", "gone", "--db", db, env=env)
+        again = await acli_here("abort", "gone", "--db", db, env=env)
     finally:
         await store.close()
     assert first.code == 0, first
@@ -252,10 +252,8 @@ async def test_resume_is_refused_while_a_live_worker_holds_the_run(
     run = await in_flight(db, "held")
     assert run.owner is not None
     reaper.track(run.owner.pid)
-    busy, busy_detached = await gather_all(
-        acli("resume", "held", "--db", db, env=env),
-        acli("resume", "held", "--detach", "--db", db, env=env),
-    )
+    busy = await acli_here("resume", "held", "--db", db, env=env)
+    busy_detached = await acli_here("resume", "held", "--detach", "--db", db, env=env)
     assert (busy.code, busy_detached.code) == (4, 4), (busy, busy_detached)
     assert f"pid {run.owner.pid}" in one_line_error(busy.err)
     one_line_error(busy_detached.err)
@@ -360,7 +358,7 @@ async def test_signal_gives_interrupted_and_resume_completes(
     in_flight_task = next(t for t in doc["tasks"] if t["id"] == run.current_task_id)
     assert (in_flight_task["status"], in_flight_task["attempts"]) == ("pending", 1)
 
-    resumed = await acli("resume", "sig", "--db", db, env=env)
+    resumed = await acli_here("resume", "sig", "--db", db, env=env)
     assert resumed.code == 0, resumed
     doc = await ashow_json(db, "sig")
     assert doc["status"] == "completed"
@@ -422,9 +420,9 @@ async def test_installed_agent_runs_and_one_no_longer_installed_is_a_clear_error
     assert before.error is not None
     assert "the plugin always fails" in before.error
 
-    # the same database where the agent is not installed
+    # the same database where the agent is not installed (as in this process)
     for args in (("resume", "plug"), ("resume", "plug", "--detach")):
-        result = await acli(*args, "--db", db, env=env)
+        result = await acli_here(*args, "--db", db, env=env)
         assert result.code == 2, result
         assert "unknown agent 'failing'" in one_line_error(result.err)
     after = await read_run(db, "plug")
@@ -540,7 +538,7 @@ async def test_sigkilled_worker_shows_as_crashed(
     finally:
         await store.close()
 
-    crashed = await acli("list", "--json", "--status", "crashed", "--db", db, env=env)
+    crashed = await acli_here("list", "--json", "--status", "crashed", "--db", db, env=env)
     assert sorted(row["run_id"] for row in json.loads(crashed.out)) == ids
     print(
         f"\ncrash detection: median {statistics.median(measured) * 1000:.1f} ms, max"

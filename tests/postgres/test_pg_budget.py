@@ -1,6 +1,7 @@
 """A budget pause on PostgreSQL through the real command (TestModel, offline): ``run
 --max-tokens 1`` exits 6 with the run paused (budget), a fresh process lists it with
-``--status paused``, and ``resume --max-tokens 50000`` completes it."""
+``--status paused``, and ``resume --max-tokens 50000`` completes it. The plan itself goes
+over a budget of 1 token: its cut call is journaled (``calls``), then asked again."""
 
 from __future__ import annotations
 
@@ -53,6 +54,10 @@ async def test_a_budget_pause_and_a_raised_resume_on_postgres(location: str) -> 
     assert done.returncode == 0, done
     shown = json.loads((await acli(*env_db, "show", "trip", "--json")).stdout)
     assert (shown["status"], shown["max_tokens"]) == ("completed", 50000)
+    calls = [(c["role"], c["call"], c["outcome"]) for c in shown["calls"]]
+    assert calls[:2] == [("planner", 1, "budget"), ("planner", 2, "done")]
+    assert {outcome for _, _, outcome in calls[2:]} == {"done"}
     outcomes = [e["outcome"] for t in shown["tasks"] for e in t["journal"]]
-    assert outcomes[0] == "budget"
-    assert set(outcomes[1:]) == {"done"}
+    assert set(outcomes) == {"done"}
+    journal = [e for t in shown["tasks"] for e in t["journal"]] + shown["calls"]
+    assert shown["tokens_in"] == sum(e["tokens_in"] for e in journal)

@@ -53,7 +53,8 @@ async def test_fresh_schema_is_created_at_the_current_version(pg_url: str, schem
     store = await PostgresStore.open(pg_url, schema=schema)
     await store.close()
     assert tables(pg_url, schema) == [
-        "approvals", "attempts", "counters", "events", "results", "runs", "schema_info", "tasks",
+        "approvals", "attempts", "counters", "events", "model_calls", "results", "runs",
+        "schema_info", "tasks",
     ]  # fmt: skip
     assert info(pg_url, schema) == [("nanoagent", SCHEMA_VERSION)]
 

@@ -28,7 +28,7 @@ from nanoagent_core.protocols import NewEvent, Step
 from nanoagent_core.sqlite import SCHEMA_VERSION, SQLiteStore
 from nanoagent_core.sqlite import sql as schema
 
-TABLES = {"runs", "tasks", "results", "events", "attempts", "approvals"}
+TABLES = {"runs", "tasks", "results", "events", "attempts", "approvals", "model_calls"}
 
 
 def sidecars(path: Path) -> list[Path]:
