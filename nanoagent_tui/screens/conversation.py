@@ -20,7 +20,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from nanoagent_core.conversation import (
     AttemptView,
@@ -36,6 +36,7 @@ from nanoagent_core.safetext import visible
 from nanoagent_tui.journal import JournalOpener, fingerprint, read_calls, read_journal
 from nanoagent_tui.live import Update
 from nanoagent_tui.screens.base import LiveScreen
+from nanoagent_tui.widgets.footer import KeyFooter
 from nanoagent_tui.widgets.top_bar import TopBar
 
 __all__ = ["ConversationScreen", "conversation_text"]
@@ -129,7 +130,7 @@ class ConversationScreen(LiveScreen):
         yield Static(self._task_line(None), id="task")
         with VerticalScroll(id="talk"):
             yield Static(Text("Loading the conversation…", style="bright_black"), id="parts")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one(TopBar).show(self.bar_state(f"run {self.run_id} · conversation"))

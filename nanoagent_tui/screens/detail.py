@@ -10,7 +10,7 @@ from textual import events, on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.widgets import DataTable, Footer, Input, RichLog, Static
+from textual.widgets import DataTable, Input, RichLog, Static
 
 from nanoagent_core.conversation import Usage, usage_by_task
 from nanoagent_core.errors import NanoagentError
@@ -34,6 +34,7 @@ from nanoagent_tui.screens.detail_parts import (
     task_result,
 )
 from nanoagent_tui.screens.usage_parts import calls_subtitle, tasks_title, with_task_usage
+from nanoagent_tui.widgets.footer import KeyFooter
 from nanoagent_tui.widgets.keyed_table import KeyedTable
 from nanoagent_tui.widgets.run_columns import task_columns
 from nanoagent_tui.widgets.top_bar import TopBar
@@ -119,7 +120,7 @@ class DetailScreen(LiveScreen):
                 with Vertical(id="durations"):
                     yield Static(id="durations-label")
                     yield DurationBars(id="spark")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#middle").border_title = "tasks"

@@ -10,10 +10,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Center, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from nanoagent_core.paths import display_location
 from nanoagent_core.safetext import visible
+from nanoagent_tui.widgets.footer import KeyFooter
 
 if TYPE_CHECKING:
     from nanoagent_tui.app import DashboardApp
@@ -52,7 +53,7 @@ class ErrorScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         with Center(), Vertical():
             yield Static(error_text(self.location, self.message), id="error")
-        yield Footer()
+        yield KeyFooter()
 
     def action_retry(self) -> None:
         cast("DashboardApp", self.app).retry()

@@ -17,7 +17,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.reactive import reactive
 from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Input, Static
 
 from nanoagent_core.models import RunState
 from nanoagent_core.safetext import visible
@@ -25,6 +25,7 @@ from nanoagent_core.status import ShownStatus
 from nanoagent_tui.formatting import ABORTING, RunRow, SortKey, ago, run_row, run_sort_key
 from nanoagent_tui.live import Filter, Health, SortMode, Update
 from nanoagent_tui.screens.base import ACTION_BINDINGS, LiveScreen
+from nanoagent_tui.widgets.footer import KeyFooter
 from nanoagent_tui.widgets.keyed_table import Column, KeyedTable
 from nanoagent_tui.widgets.run_columns import run_columns
 from nanoagent_tui.widgets.top_bar import TopBar
@@ -152,7 +153,7 @@ class RunsScreen(LiveScreen):
         yield Input(placeholder="filter: part of a run id or goal", id="filter")
         yield RunsTable(id="runs")
         yield Static(id="empty")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#filter", Input).cursor_blink = self.dash.animated

@@ -1,6 +1,7 @@
 """Fixtures of the dashboard tests: local times in UTC, a fixed host name, a fresh
 database directory per test (the current directory, so that the database path shown on
-screen is the same on every machine), and a reaper for the workers a test starts."""
+screen is the same on every machine), a reaper for the workers a test starts, and the ids of
+every test this session collected (deselected ones included)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,21 @@ from nanoagent_core.launch import reap_workers
 
 os.environ["TZ"] = "UTC"
 time.tzset()
+
+_COLLECTED = pytest.StashKey[frozenset[str]]()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Before ``-m``, ``-k`` or ``--deselect`` take any away (each xdist worker collects
+    every test)."""
+    config.stash[_COLLECTED] = frozenset(item.nodeid for item in items)
+
+
+@pytest.fixture
+def collected(request: pytest.FixtureRequest) -> frozenset[str]:
+    """The node ids of every test collected this session, deselected ones included."""
+    return request.config.stash.get(_COLLECTED, frozenset())
 
 
 @pytest.fixture(autouse=True)

@@ -1,20 +1,19 @@
-"""Approving and denying from the dashboard (Pilot), on a run that a real ``nanoagent run``
-paused for approval (the demo agent's ``approve=1``), resumed by a real detached worker; keys
+"""Approving and denying from the dashboard (Pilot), on a run that ``nanoagent run`` paused
+for approval (the demo agent's ``approve=1``; the command runs in this process, its claims
+are tested elsewhere), resumed by a real detached worker; keys
 typed ahead decide nothing; ``w`` finds the runs that need a person; a run that comes to need
 one raises a notification and rings the bell (unless turned off)."""
 
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from textual import events
 from textual.pilot import Pilot
-from tuikit import loaded, open_detail, runs_screen, wait_for
+from tuikit import anano, loaded, open_detail, runs_screen, wait_for
 
 from nanoagent_core.approvals import ApprovalRequest, Decision
 from nanoagent_core.models import RunState, RunStatus
@@ -22,14 +21,6 @@ from nanoagent_core.sqlite import SQLiteStore
 from nanoagent_tui.app import DashboardApp
 from nanoagent_tui.screens.approval import ApprovalPanel, DenyScreen
 from nanoagent_tui.screens.detail import DetailScreen
-
-NANOAGENT = str(Path(sys.executable).with_name("nanoagent"))
-
-
-def nanoagent(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [NANOAGENT, *args], check=False, capture_output=True, text=True, timeout=120
-    )
 
 
 def type_ahead(app: DashboardApp, *keys: str) -> None:
@@ -41,8 +32,8 @@ def type_ahead(app: DashboardApp, *keys: str) -> None:
         app._driver.send_message(event)  # pyright: ignore[reportPrivateUsage, reportOptionalMemberAccess]
 
 
-def paused_run(db: Path, run_id: str) -> None:
-    done = nanoagent("run", "Send the weekly report", "--db", str(db), "--run-id", run_id,
+async def paused_run(db: Path, run_id: str) -> None:
+    done = await anano("run", "Send the weekly report", "--db", str(db), "--run-id", run_id,
                      "--option", "tasks=2", "--option", "followups=0", "--option", "delay=0",
                      "--option", "approve=1")  # fmt: skip
     assert done.returncode == 6, done  # paused
@@ -86,7 +77,7 @@ async def request_shown(pilot: Pilot[Any]) -> ApprovalPanel:
 
 
 async def test_approve_from_the_detail(here: Path, workers: list[int]) -> None:
-    paused_run(here / "a.db", "r1")
+    await paused_run(here / "a.db", "r1")
     app = DashboardApp("a.db", animate=False)
     async with app.run_test(size=(120, 40)) as pilot:
         await open_detail(pilot, "r1")
@@ -102,7 +93,7 @@ async def test_approve_from_the_detail(here: Path, workers: list[int]) -> None:
 
 
 async def test_deny_with_a_reason_from_the_detail(here: Path, workers: list[int]) -> None:
-    paused_run(here / "d.db", "r2")
+    await paused_run(here / "d.db", "r2")
     app = DashboardApp("d.db", animate=False)
     async with app.run_test(size=(120, 40)) as pilot:
         await open_detail(pilot, "r2")
@@ -123,7 +114,7 @@ async def test_keys_typed_ahead_decide_nothing(here: Path) -> None:
     """``enter`` then ``y`` typed at once from the list: the ``y`` was typed before the
     request was on screen, so nothing is approved; ``d`` then ``enter`` likewise deny
     nothing."""
-    paused_run(here / "t.db", "r3")
+    await paused_run(here / "t.db", "r3")
     app = DashboardApp("t.db", animate=False)
     async with app.run_test(size=(120, 40)) as pilot:
         await loaded(pilot)
@@ -161,12 +152,12 @@ async def test_a_run_that_pauses_is_announced_and_w_finds_it(
 
     monkeypatch.setattr(app, "notify", notify)
     # a completed run first, so that the dashboard has opened on something
-    done = nanoagent("run", "Quick", "--db", "n.db", "--run-id", "quick", "--option", "tasks=1",
+    done = await anano("run", "Quick", "--db", "n.db", "--run-id", "quick", "--option", "tasks=1",
                      "--option", "followups=0", "--option", "delay=0")  # fmt: skip
     assert done.returncode == 0, done
     async with app.run_test(size=(120, 40)) as pilot:
         await loaded(pilot)
-        started = nanoagent("run", "Waits", "--db", "n.db", "--run-id", "waits", "--detach",
+        started = await anano("run", "Waits", "--db", "n.db", "--run-id", "waits", "--detach",
                             "--option", "tasks=2", "--option", "followups=0",
                             "--option", "delay=0", "--option", "approve=2")  # fmt: skip
         assert started.returncode == 0, started

@@ -32,7 +32,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from tuikit import EVERY_STATUS, seed_database
+from tuikit import EVERY_STATUS, nanoagent, seed_database
 
 NANOAGENT = str(Path(sys.executable).with_name("nanoagent"))
 RUN_IDS = [seed.run_id for seed in EVERY_STATUS]
@@ -310,14 +310,20 @@ def test_serve_warns_when_bound_beyond_loopback(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("args", "word"),
-    [(["--port", "0"], "port"), (["--port", "x"], "port"), (["--db", ":memory:"], "--db PATH")],
-)
-def test_serve_bad_input(tmp_path: Path, args: list[str], word: str) -> None:
-    done = subprocess.run(
-        [NANOAGENT, "serve", *args], env=serve_env(tmp_path), capture_output=True, text=True,
-        timeout=60, check=False,
-    )  # fmt: skip
+    ("args", "word", "process"),
+    [(["--port", "0"], "port", True), (["--port", "x"], "port", False),
+     (["--db", ":memory:"], "--db PATH", False)],
+)  # fmt: skip
+def test_serve_bad_input(tmp_path: Path, args: list[str], word: str, process: bool) -> None:
+    """One row as the real console script (no traceback from the interpreter); the others
+    through its ``main`` in this process (the same code)."""
+    if process:
+        done: Any = subprocess.run(
+            [NANOAGENT, "serve", *args], env=serve_env(tmp_path), capture_output=True,
+            text=True, timeout=60, check=False,
+        )  # fmt: skip
+    else:  # the environment is the test's own (tests/conftest.py), as serve_env makes it
+        done = nanoagent("serve", *args)
     assert done.returncode == 2, done
     assert len(done.stderr.splitlines()) == 1, done.stderr
     assert word in done.stderr

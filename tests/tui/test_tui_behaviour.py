@@ -290,7 +290,7 @@ async def test_missing_database_shows_how_to_start_then_its_runs(here: Path) -> 
         assert screen.has_class("empty")
         assert "nanoagent --db later.db demo" in plain(screen.query_one("#empty"))
         assert "No database at later.db yet" in plain(screen.query_one("#empty"))
-        await seed_database(here / "later.db", EVERY_STATUS[:2])
+        await seed_database(here / "later.db", EVERY_STATUS[:2], fresh=True)
         await wait_for(pilot, lambda: len(screen.table.keys) == 2, what="the runs", timeout=5)
         assert not screen.has_class("empty")
 

@@ -221,7 +221,7 @@ async def test_missing_database_is_empty_then_picked_up(here: Path) -> None:
         assert update is not None
         assert live.health is Health.MISSING
         assert not (here / "later.db").exists()  # looking never creates it
-        await seed_database(here / "later.db", EVERY_STATUS[:1])
+        await seed_database(here / "later.db", EVERY_STATUS[:1], fresh=True)
         assert await live.poll(NOW) is None  # not retried before a second has passed
         ticks[0] += 1.5
         update = await live.poll(NOW)

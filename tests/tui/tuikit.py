@@ -12,7 +12,14 @@ A plain module (tests/ is not a package): pytest puts this directory on ``sys.pa
 
 from __future__ import annotations
 
+import asyncio
+import atexit
+import contextlib
 import io
+import os
+import shutil
+import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,6 +47,7 @@ from nanoagent_core.procinfo import host_name, process_start_time
 from nanoagent_core.protocols import NewEvent, Step
 from nanoagent_core.sqlite import SQLiteStore
 from nanoagent_tui.app import DashboardApp
+from nanoagent_tui.cli import main as nanoagent_main
 from nanoagent_tui.live import Health
 from nanoagent_tui.screens.detail import DetailScreen
 from nanoagent_tui.screens.runs import RunsScreen
@@ -294,7 +302,7 @@ EVERY_STATUS = (
 )  # fmt: skip
 
 
-async def seed_database(path: Path, seeds: tuple[Seed, ...] = EVERY_STATUS) -> None:
+async def _seed(path: Path, seeds: tuple[Seed, ...]) -> None:
     clock = FakeClock()
     store = await SQLiteStore.open(path, clock=clock)
     try:
@@ -303,6 +311,44 @@ async def seed_database(path: Path, seeds: tuple[Seed, ...] = EVERY_STATUS) -> N
             clock.advance(7)
     finally:
         await store.close()
+
+
+#: Databases seeded in this process, by their seeds: the clock is fake, so seeding the same
+#: seeds again writes the same runs, steps and events.
+_SEEDED: dict[tuple[Seed, ...], Path] = {}
+
+
+def _seeded_dir() -> Path:
+    made = Path(tempfile.mkdtemp(prefix="nanoagent-tuikit-"))
+    atexit.register(shutil.rmtree, made, True)
+    return made
+
+
+_SEEDED_DIR: list[Path] = []
+
+
+async def seed_database(
+    path: Path, seeds: tuple[Seed, ...] = EVERY_STATUS, *, fresh: bool = False
+) -> None:
+    """``seeds`` written through the store into a new database at ``path``. Seeded once per
+    process and copied (into place at once: a dashboard watching ``path`` sees no database,
+    then the whole one), unless ``fresh`` (written where it is, step by step, for a test
+    that watches a database being made) or ``path`` exists already (more runs added)."""
+    if fresh or path.exists():
+        await _seed(path, seeds)
+        return
+    cached = _SEEDED.get(seeds)
+    if cached is None:
+        if not _SEEDED_DIR:
+            _SEEDED_DIR.append(_seeded_dir())
+        cached = _SEEDED_DIR[0] / f"{len(_SEEDED)}.db"
+        await _seed(cached, seeds)
+        leftovers = [p.name for p in cached.parent.glob(f"{cached.name}-*")]
+        assert not leftovers, f"the store left {leftovers} after closing"
+        _SEEDED[seeds] = cached
+    copying = path.with_name(f".{path.name}.copying")
+    shutil.copyfile(cached, copying)
+    os.replace(copying, path)
 
 
 async def seed_live(path: Path, seeds: tuple[Seed, ...]) -> None:
@@ -314,6 +360,38 @@ async def seed_live(path: Path, seeds: tuple[Seed, ...]) -> None:
             await seed_run(store, clock, seed)
     finally:
         await store.close()
+
+
+@dataclass(frozen=True)
+class Ran:
+    """What a ``nanoagent`` command did: its exit status and what it printed."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+_CLI_LOCK = threading.Lock()
+
+
+def nanoagent(*args: str) -> Ran:
+    """``nanoagent ARGS`` run in this process: the console script's own ``main`` (the same
+    code, without a second interpreter's start-up), stdout and stderr captured under a lock
+    (they are the process's). For a claim about what a command prints, exits with or writes;
+    a claim about the process itself keeps a real subprocess. Blocking: from async code use
+    :func:`anano`."""
+    out, err = io.StringIO(), io.StringIO()
+    with _CLI_LOCK, contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = nanoagent_main(list(args))
+        except SystemExit as exc:  # argparse's --help and bad usage
+            code = exc.code if isinstance(exc.code, int) else 1
+    return Ran(code, out.getvalue(), err.getvalue())
+
+
+async def anano(*args: str) -> Ran:
+    """:func:`nanoagent` from async code: in a thread (a command runs its own event loop)."""
+    return await asyncio.to_thread(nanoagent, *args)
 
 
 def snapshot_app(location: str | Path) -> DashboardApp:
