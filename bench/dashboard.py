@@ -116,6 +116,23 @@ class PollProbe:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.seen.wait(), left)
 
+    async def caught_up_after(self, instant: float, timeout: float = 60.0) -> PollRecord:
+        """Wait for a poll that began after ``instant`` (perf_counter) and found no new event
+        to be over and shown: every event committed before ``instant`` has then been shown
+        (a poll takes at most a page of events; the rest wait for the next polls).
+        ``timeout`` bounds a hang only."""
+        deadline = time.perf_counter() + timeout
+        while True:
+            self.seen.clear()
+            for record in self.records:
+                if record.began >= instant and record.shown is not None and not record.events:
+                    return record
+            left = deadline - time.perf_counter()
+            if left <= 0:
+                raise TimeoutError("the dashboard did not poll")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.seen.wait(), left)
+
 
 @dataclass
 class View:

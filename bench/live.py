@@ -102,7 +102,12 @@ async def latencies(
             child.stdin.write(b"go\n")
             await child.stdin.drain()
             await asyncio.wait_for(child.wait(), _budget(events, interval))
+            exited = time.perf_counter()
             await view.wait_row(WRITER, "completed", 120.0)  # bounds a hang only
+            # The row can show "completed" before the last events are shown (on a loaded
+            # machine they come a page per poll): wait for a poll that began after the writer
+            # exited and found nothing new.
+            await view.probe.caught_up_after(exited, 120.0)  # bounds a hang only
             out: list[float] = []
             for record in view.probe.records:
                 if record.shown_wall is None:
