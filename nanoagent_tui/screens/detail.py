@@ -75,8 +75,8 @@ class DetailScreen(LiveScreen):
         Binding("right_square_bracket", "step_run(1)", "Next run", id="next_run"),
         Binding("y", "approve", "Approve", id="approve", tooltip="Approve the pending request"),
         Binding("d", "deny", "Deny", id="deny", tooltip="Deny the pending request (asks why)"),
-        # not in the footer: the tasks box says so where a run has a plan to show
-        Binding("p", "plan", "Plan", id="plan", show=False),
+        # in the footer only where the run has a journaled plan or reflection (check_action)
+        Binding("p", "plan", "Plan", id="plan", tooltip="The plan and reflections"),
     ]
 
     def __init__(self, run_id: str) -> None:
@@ -190,6 +190,8 @@ class DetailScreen(LiveScreen):
         if action in ("approve", "deny"):
             # shown only while a request waits (hidden otherwise, not dimmed)
             return self.query_one(ApprovalPanel).request is not None
+        if action == "plan":
+            return self.calls_usage is not None and self.calls_usage.attempts > 0
         return True
 
     def typed_ahead(self, event: events.Key) -> bool:
@@ -303,6 +305,7 @@ class DetailScreen(LiveScreen):
         self.usage = usage_by_task(attempts)
         self.calls_usage = sum((Usage.of(c) for c in calls), Usage())
         self.query_one("#middle").border_subtitle = calls_subtitle(self.calls_usage)
+        self.refresh_bindings()  # the footer's "p Plan"
         self._result_key = None
         self._show_result(self.query_one("#tasks", KeyedTable).cursor_key)
 

@@ -53,6 +53,9 @@ def run_here(
     input, ``--help``) is its exit status. On a thread of its own: no signal handler is
     installed (they belong to the main thread), and async code may call it (it blocks the
     event loop, as a subprocess call would)."""
+    faults = sorted(key for key in env if key.startswith("NANOAGENT_FAULT_"))
+    if faults:  # a fault injector SIGKILLs the process it runs in: this one, the tests'
+        raise ValueError(f"{faults} need a real process (cli), not run_here")
     out, err = io.StringIO(), io.StringIO()
     codes: list[int] = []
     failures: list[BaseException] = []

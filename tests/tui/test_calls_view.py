@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
+from textual.widgets._footer import FooterKey
 from tuikit import open_detail, plain, snapshot_app, wait_for
 
 from nanoagent_core.models import RunState, RunStatus
@@ -19,6 +20,7 @@ from nanoagent_core.worker import resume_run
 from nanoagent_tui.app import DashboardApp
 from nanoagent_tui.screens.conversation import ConversationScreen
 from nanoagent_tui.screens.detail import DetailScreen
+from nanoagent_tui.widgets.footer import KeyFooter
 
 RUN = "llm-calls"
 
@@ -42,6 +44,12 @@ def calls_db(here: Path) -> str:
     return "runs.db"
 
 
+def _footer_actions(screen: DetailScreen) -> list[str]:
+    """The actions of the keys the detail's footer shows, enabled ones only."""
+    footer = screen.query_one(KeyFooter)
+    return [key.action for key in footer.query(FooterKey) if not key.has_class("-disabled")]
+
+
 async def _detail(pilot: Pilot[Any]) -> DetailScreen:
     detail = await open_detail(pilot, RUN)
     middle = detail.query_one("#middle")
@@ -57,6 +65,7 @@ async def test_the_detail_shows_the_plans_usage_and_p_opens_its_conversation(cal
         subtitle = str(detail.query_one("#middle").border_subtitle)
         assert subtitle.startswith("plan and reflections · 3 requests · ")
         assert subtitle.endswith("cost unknown · p: conversation")
+        await wait_for(pilot, lambda: "plan" in _footer_actions(detail), what="p in the footer")
         await pilot.press("p")
         await wait_for(
             pilot,
@@ -79,3 +88,22 @@ async def test_the_detail_shows_the_plans_usage_and_p_opens_its_conversation(cal
         await pilot.press("escape")
         await wait_for(pilot, lambda: isinstance(app.screen, DetailScreen), what="the detail")
         assert isinstance(app, DashboardApp)
+
+
+async def test_a_run_without_a_journaled_plan_shows_no_plan_key(here: Path) -> None:
+    """A demo run (no model calls): no ``p`` in the footer, and ``p`` opens nothing."""
+    store = await SQLiteStore.open(here / "demo.db")
+    try:
+        await store.create_run(RunState(run_id="plain", goal="No model", max_iterations=5))
+        await resume_run(store, "plain", handle_signals=False)
+    finally:
+        await store.close()
+    app = snapshot_app("demo.db")
+    async with app.run_test(size=(160, 48)) as pilot:
+        detail = await open_detail(pilot, "plain")
+        await wait_for(pilot, lambda: "back" in _footer_actions(detail), what="the footer")
+        assert "plan" not in _footer_actions(detail)
+        await pilot.press("p")
+        for _ in range(3):
+            await pilot.pause()
+        assert app.screen is detail
