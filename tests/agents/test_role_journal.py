@@ -12,6 +12,11 @@ offline: the ``llm`` agent on ``model=test``.
   roles run again); a tampered plan or reflection is a difference (exit 7); a run with no
   planner or reflector rows (recorded before they were journaled) still replays equal, from
   its recorded outcomes.
+
+The commands run in this process (agentkit.here) where the claim is what they print, their exit
+status or what they write; the runs killed with -9 (NANOAGENT_FAULT_* hooks) are real
+processes. One uninterrupted run is recorded once for the module: the baseline the others are
+compared with, and (copied per test) the recording the replay tests replay or tamper with.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from agentkit import cli, outcome, show_json
+from agentkit import clean_env, cli, copy_db, here, outcome, show_json
 from pydantic_ai.messages import ModelMessagesTypeAdapter, ModelResponse
 
 from nanoagent_core.models import RunState, RunStatus
@@ -58,16 +63,21 @@ def tamper(db: str, sql: str, *params: object) -> int:
 
 
 @pytest.fixture(scope="module")
-def clean(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """An uninterrupted llm run of GOAL, as ``show --json`` gives it."""
-    from agentkit import clean_env
-
-    base = tmp_path_factory.mktemp("clean")
+def recording(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, Any]]:
+    """An uninterrupted llm run ``trip`` of GOAL (a database no test writes to) and its
+    ``show --json``."""
+    base = tmp_path_factory.mktemp("recording")
     env = clean_env(HOME=str(base), XDG_DATA_HOME=str(base / "xdg"))
     db = str(base / "runs.db")
-    done = cli("--db", db, "run", GOAL, *LLM, "--run-id", "clean", env=env)
+    done = here("--db", db, "run", GOAL, *LLM, "--run-id", "trip", env=env)
     assert done.code == 0, done
-    return show_json(db, "clean", env)
+    return db, show_json(db, "trip", env)
+
+
+@pytest.fixture
+def clean(recording: tuple[str, dict[str, Any]]) -> dict[str, Any]:
+    """An uninterrupted llm run of GOAL, as ``show --json`` gives it."""
+    return recording[1]
 
 
 # -- the journal and the totals ----------------------------------------------------------------
@@ -183,7 +193,7 @@ def test_kill_9_in_a_plan_or_reflection_then_resume_journals_each_call_once(
     # ones are there, and the totals are their sums
     assert [c["role"] for c in crashed["calls"]] == before
     check_totals(crashed)
-    resumed = cli("--db", db, "resume", "k", env=env)
+    resumed = here("--db", db, "resume", "k", env=env)
     assert resumed.code == 0, resumed
     doc = show_json(db, "k", env)
     assert doc["status"] == "completed"
@@ -204,8 +214,8 @@ def test_a_budget_smaller_than_the_plan_pauses_there_and_a_raised_one_completes(
     plan = clean["calls"][0]
     limit = plan["tokens_in"] + plan["tokens_out"] - 1
     assert limit >= 1
-    paused = cli("--db", db, "run", GOAL, *LLM, "--max-tokens", str(limit), "--run-id", "b",
-                 env=env)  # fmt: skip
+    paused = here("--db", db, "run", GOAL, *LLM, "--max-tokens", str(limit), "--run-id", "b",
+                  env=env)  # fmt: skip
     assert paused.code == 6, paused
     assert paused.err == "", paused.err
     assert paused.out.splitlines()[-1].startswith("run b paused: budget: ")
@@ -219,11 +229,11 @@ def test_a_budget_smaller_than_the_plan_pauses_there_and_a_raised_one_completes(
     assert "planner:" in doc["pause_detail"]
     assert "run_failed" not in [e["kind"] for e in doc["events"]]
 
-    again = cli("--db", db, "resume", "b", env=env)  # no more budget: paused at once
+    again = here("--db", db, "resume", "b", env=env)  # no more budget: paused at once
     assert again.code == 6, again
     assert roles(show_json(db, "b", env)) == roles(doc)
 
-    raised = cli("--db", db, "resume", "b", "--max-tokens", "50000", env=env)
+    raised = here("--db", db, "resume", "b", "--max-tokens", "50000", env=env)
     assert raised.code == 0, raised
     done = show_json(db, "b", env)
     assert done["status"] == "completed"
@@ -245,14 +255,14 @@ def test_a_budget_that_ends_in_the_first_reflection_pauses_it_there(
     bodies = [e for t in clean["tasks"][:3] for e in t["journal"]]
     spent = sum(e["tokens_in"] + e["tokens_out"] for e in [plan, *bodies])
     limit = str(spent + 1)  # the plan and the three bodies fit; the reflection gets 1 token
-    paused = cli("--db", db, "run", GOAL, *LLM, "--max-tokens", limit, "--run-id", "r", env=env)
+    paused = here("--db", db, "run", GOAL, *LLM, "--max-tokens", limit, "--run-id", "r", env=env)
     assert paused.code == 6, paused
     doc = show_json(db, "r", env)
     assert (doc["status"], doc["pause_reason"], doc["phase"]) == ("paused", "budget", "reflecting")
     assert [(r, o) for r, _, _, o in roles(doc)] == [("planner", "done"), ("reflector", "budget")]
     assert "reflector:" in doc["pause_detail"]
     check_totals(doc)
-    raised = cli("--db", db, "resume", "r", "--max-tokens", "50000", env=env)
+    raised = here("--db", db, "resume", "r", "--max-tokens", "50000", env=env)
     assert raised.code == 0, raised
     done = show_json(db, "r", env)
     check_totals(done)
@@ -267,17 +277,18 @@ def test_a_budget_that_ends_in_the_first_reflection_pauses_it_there(
 # -- replay ------------------------------------------------------------------------------------
 
 
-def record(db: str, env: dict[str, str]) -> dict[str, Any]:
-    done = cli("--db", db, "run", GOAL, *LLM, "--run-id", "trip", env=env)
-    assert done.code == 0, done
-    return show_json(db, "trip", env)
+@pytest.fixture
+def recorded(db: str, recording: tuple[str, dict[str, Any]]) -> dict[str, Any]:
+    """This test's ``db``: a copy of the recording (run ``trip``), whose ``show --json`` this
+    is."""
+    copy_db(recording[0], db)
+    return recording[1]
 
 
 def test_a_replay_answers_the_plan_and_the_reflections_from_their_journal(
-    db: str, env: dict[str, str]
+    db: str, env: dict[str, str], recorded: dict[str, Any]
 ) -> None:
-    recorded = record(db, env)
-    replayed = cli("--db", db, "replay", "trip", "--as", "again", env=env)
+    replayed = here("--db", db, "replay", "trip", "--as", "again", env=env)
     assert replayed.code == 0, replayed
     assert "replay again equals run trip" in replayed.out
     doc = show_json(db, "again", env)
@@ -291,16 +302,15 @@ def test_a_replay_answers_the_plan_and_the_reflections_from_their_journal(
 
 
 def test_a_tampered_plan_in_the_journal_is_a_difference_and_exit_7(
-    db: str, env: dict[str, str]
+    db: str, env: dict[str, str], recorded: dict[str, Any]
 ) -> None:
-    recorded = record(db, env)
     changed = tamper(
         db,
         "UPDATE model_calls SET messages = replace(messages, 'Draft a plan for', 'Skip')"
         " WHERE run_id = 'trip' AND role = 'planner'",
     )
     assert changed == 1
-    replayed = cli("--db", db, "replay", "trip", "--as", "again", env=env)
+    replayed = here("--db", db, "replay", "trip", "--as", "again", env=env)
     assert replayed.code == 7, replayed
     lines = replayed.out.splitlines()
     second = recorded["tasks"][1]
@@ -309,27 +319,26 @@ def test_a_tampered_plan_in_the_journal_is_a_difference_and_exit_7(
     assert lines[-1].startswith("replay again differs from run trip")
 
 
+@pytest.mark.usefixtures("recorded")
 def test_a_tampered_reflection_in_the_journal_is_a_difference_and_exit_7(
     db: str, env: dict[str, str]
 ) -> None:
-    record(db, env)
     changed = tamper(
         db,
         "UPDATE model_calls SET messages = replace(messages, 'Double-check the results',"
         " 'Re-check the results') WHERE run_id = 'trip' AND role = 'reflector'",
     )
     assert changed == 2  # the second reflection's prompt names the check too
-    replayed = cli("--db", db, "replay", "trip", "--as", "again", env=env)
+    replayed = here("--db", db, "replay", "trip", "--as", "again", env=env)
     assert replayed.code == 7, replayed
     assert "only replayed ('Re-check the results for Plan a trip')" in replayed.out
 
 
 def test_a_run_recorded_before_plans_were_journaled_replays_from_its_outcomes(
-    db: str, env: dict[str, str]
+    db: str, env: dict[str, str], recorded: dict[str, Any]
 ) -> None:
-    recorded = record(db, env)
     assert tamper(db, "DELETE FROM model_calls WHERE run_id = 'trip'") == 3
-    replayed = cli("--db", db, "replay", "trip", "--as", "again", env=env)
+    replayed = here("--db", db, "replay", "trip", "--as", "again", env=env)
     assert replayed.code == 0, replayed
     assert "replay again equals run trip" in replayed.out
     assert outcome(show_json(db, "again", env)) == outcome(recorded)
