@@ -125,6 +125,9 @@ class SQLiteStore(SQLiteQueue, ApprovalMethods, SQLiteContext):
         except sqlite3.Error as exc:
             await db.close()
             raise DatabaseError(f"{where}: cannot open: {exc}") from None
+        except BaseException:  # cancelled: the connection opens anyway, on the thread
+            await db.close()
+            raise
         store = cls(db, where, read_only=read_only, clock=clock)
         try:
             await store._call(

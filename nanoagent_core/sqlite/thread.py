@@ -80,10 +80,12 @@ class ConnectionThread:
     async def connect(self, target: str, *, uri: bool) -> None:
         """Open the connection on the thread (autocommit: BEGIN/COMMIT are ours)."""
 
-        def connect() -> sqlite3.Connection:
-            return sqlite3.connect(target, uri=uri, isolation_level=None, check_same_thread=False)
+        def connect() -> None:
+            conn = sqlite3.connect(target, uri=uri, isolation_level=None, check_same_thread=False)
+            with self._lock:  # set here, not by the caller: a cancelled caller never would,
+                self._conn = conn  # and close() would leave the connection open
 
-        self._conn = await self._hand_over(connect)
+        await self._hand_over(connect)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(conn, *args)`` on the connection's thread."""
@@ -104,10 +106,15 @@ class ConnectionThread:
     async def close(self) -> None:
         """Close the connection on its thread (after every call already handed over), then
         end the thread."""
-        conn, self._conn = self._conn, None
-        try:
+
+        def close() -> None:
+            with self._lock:
+                conn, self._conn = self._conn, None
             if conn is not None:
-                await self._hand_over(conn.close)
+                conn.close()
+
+        try:
+            await self._hand_over(close)  # after the jobs before it, a connect() included
         finally:
             self._jobs.put(None)
 

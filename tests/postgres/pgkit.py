@@ -140,6 +140,16 @@ def here(
     return subprocess.CompletedProcess(list(args), code, out, err)
 
 
+async def ahere(
+    args: Sequence[str], *, host: str | None = None, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """:func:`here` from async code: on a thread, so this event loop goes on meanwhile. A
+    PostgreSQL store of the test's own holds its transactions across awaits (a reconnect's
+    schema check holds the migration lock): a loop blocked by a command waiting on that
+    lock waits forever."""
+    return await asyncio.to_thread(here, args, host=host, env=env)
+
+
 def child_env(host: str | None, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env.pop("NANOAGENT_DB", None)

@@ -46,7 +46,7 @@ LLM = ["--agent", "llm", "--option", "model=test"]
 
 async def ahere(*args: str) -> subprocess.CompletedProcess[str]:
     """``nanoagent ARGS`` in this process (no NANOAGENT_* variable), to its end."""
-    code, out, err = run_here(main, args, clean_env())
+    code, out, err = await asyncio.to_thread(run_here, main, args, clean_env())
     return subprocess.CompletedProcess(list(args), code, out, err)
 
 

@@ -15,7 +15,7 @@ import subprocess
 from datetime import timedelta
 
 import pytest
-from pgkit import cli, here, outcome, start_worker, terminate_backends, wait_for
+from pgkit import ahere, cli, outcome, start_worker, terminate_backends, wait_for
 
 from nanoagent_core.actions import new_run
 from nanoagent_core.errors import RunBusyError
@@ -81,10 +81,10 @@ async def test_killed_remote_worker_shows_crashed_and_resumes_elsewhere_identica
         return shown_status(await store.get_run("crash")) is ShownStatus.CRASHED
 
     await wait_for(crashed, what="the run to show crashed", every=0.01)
-    listed = here(["list", "--json", "--db", location], host="host-b")
+    listed = await ahere(["list", "--json", "--db", location], host="host-b")
     assert {r["run_id"]: r["status"] for r in json.loads(listed.stdout)}["crash"] == "crashed"
 
-    resumed = here(
+    resumed = await ahere(
         ["resume", "crash", "--heartbeat", str(HEARTBEAT), "--db", location], host="host-b"
     )
     assert resumed.returncode == 0, resumed.stderr
@@ -191,7 +191,7 @@ async def test_abort_from_another_host_stops_the_worker(
             return (await store.get_run("abortme")).phase is Phase.EXECUTING
 
         await wait_for(executing, what="the worker to start a task")
-        asked = here(["abort", "abortme", "--db", location], host="host-b")
+        asked = await ahere(["abort", "abortme", "--db", location], host="host-b")
         assert asked.returncode == 0, asked.stderr
         assert "abort requested" in asked.stdout
         worker.communicate(timeout=10)

@@ -13,7 +13,7 @@ import signal
 import sys
 from collections import Counter
 
-from pgkit import child_env, here, wait_for
+from pgkit import ahere, child_env, wait_for
 
 from nanoagent_core.models import RunStatus
 from nanoagent_core.postgres import PostgresStore
@@ -22,9 +22,9 @@ HEARTBEAT = "0.5"
 BOUND = 120.0
 
 
-def enqueue(location: str, run_id: str, host: str, *options: str) -> None:
+async def enqueue(location: str, run_id: str, host: str, *options: str) -> None:
     """``nanoagent run --enqueue`` (in this process: what it prints and writes)."""
-    done = here(
+    done = await ahere(
         ["run", "compare three queues", "--enqueue", "--run-id", run_id, "--db", location,
          *[arg for option in options for arg in ("--option", option)]],
         host=host,
@@ -69,7 +69,9 @@ async def test_pool_workers_on_two_hosts_share_the_queue_one_claim_per_run(
 ) -> None:
     ids = [f"shared-{n:02d}" for n in range(16)]
     for n, run_id in enumerate(ids):
-        enqueue(location, run_id, f"host-{'ab'[n % 2]}", "tasks=2", "delay=0.3", "followups=0")
+        await enqueue(
+            location, run_id, f"host-{'ab'[n % 2]}", "tasks=2", "delay=0.3", "followups=0"
+        )
     pools = [
         await start_pool(location, host, "--concurrency", "6") for host in ("host-a", "host-b")
     ]
@@ -103,7 +105,7 @@ async def test_an_idle_pool_worker_is_woken_by_notify_when_a_run_is_enqueued(
     try:
         line = await ready_line(pool)
         assert "listening for queued runs" in line, line
-        enqueue(location, "woken", "host-b", "tasks=1", "delay=0", "followups=0")
+        await enqueue(location, "woken", "host-b", "tasks=1", "delay=0", "followups=0")
 
         async def completed() -> bool:
             return (await store.get_run("woken")).status is RunStatus.COMPLETED
@@ -122,7 +124,7 @@ async def test_a_pool_worker_on_another_host_recovers_a_run_whose_worker_was_kil
     store: PostgresStore, location: str
 ) -> None:
     # 6 bodies of 2 s: the run cannot finish between the check below and the SIGKILL
-    enqueue(location, "lost", "host-a", "tasks=6", "delay=2", "followups=0")
+    await enqueue(location, "lost", "host-a", "tasks=6", "delay=2", "followups=0")
     first = await start_pool(location, "host-a")
     await ready_line(first)
 

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
-from pgkit import here, outcome, start_worker, wait_for, with_schema
+from pgkit import cli, outcome, start_worker, wait_for, with_schema
 
 from nanoagent_core.actions import new_run as new_demo_run
 from nanoagent_core.models import Event, RunState, RunStatus, utc_now
@@ -187,7 +187,7 @@ async def test_worker_and_dashboard_ride_out_a_server_restart(
             # the other way the issue allows: it stopped cleanly, resumable
             branch += "; resumed"
             assert after.status in (RunStatus.INTERRUPTED, RunStatus.FAILED), (after, err)
-            resumed = here(["resume", "restart", "--db", location])
+            resumed = cli(["resume", "restart", "--db", location])
             branch += f" (exit {resumed.returncode}, stderr {resumed.stderr!r})"
             assert resumed.returncode == 0, resumed.stderr
         why = await _diagnosis(store, branch, err, committed)
@@ -217,7 +217,7 @@ async def test_worker_and_dashboard_ride_out_a_server_restart(
         await store.create_run(
             new_demo_run("reference", GOAL, options=OPTIONS, heartbeat=HEARTBEAT)
         )
-        clean = here(["resume", "reference", "--db", location])
+        clean = cli(["resume", "reference", "--db", location])
         assert clean.returncode == 0, clean.stderr
         assert await outcome(store, "restart") == await outcome(store, "reference")
     finally:

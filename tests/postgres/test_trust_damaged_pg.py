@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 
-from pgkit import cli, here, new_run, sql_rows
+from pgkit import ahere, cli, new_run, sql_rows
 
 from nanoagent_core.models import utc_now
 from nanoagent_core.postgres import PostgresStore
@@ -22,22 +22,22 @@ async def test_one_unreadable_row_is_shown_damaged_the_rest_usable(
     sql_rows(
         pg_url, f"UPDATE \"{schema}\".runs SET agent_options = 'not json {{' WHERE run_id = 'bad'"
     )
-    listed = here(["list", "--db", location])
+    listed = await ahere(["list", "--db", location])
     assert listed.returncode == 0, listed.stderr
     lines = {line.split()[1]: line.split()[0] for line in listed.stdout.splitlines()[1:]}
     assert lines["bad"] == "damaged"
     assert lines["good-1"] != "damaged"
-    as_json = here(["list", "--json", "--db", location])
+    as_json = await ahere(["list", "--json", "--db", location])
     assert as_json.returncode == 0, as_json.stderr
     by_id = {r["run_id"]: r for r in json.loads(as_json.stdout)}
     assert by_id["bad"]["status"] == "damaged"
     assert "agent_options" in by_id["bad"]["damaged"]
-    good = here(["show", "good-1", "--db", location])
+    good = await ahere(["show", "good-1", "--db", location])
     assert good.returncode == 0, good.stderr
     bad = cli(["show", "bad", "--db", location])
     assert bad.returncode == 0, bad.stderr
     assert "damaged: agent_options" in bad.stdout.splitlines()[0]
-    refused = here(["resume", "bad", "--db", location])
+    refused = await ahere(["resume", "bad", "--db", location])
     assert refused.returncode == 2, refused.stderr
     assert len(refused.stderr.splitlines()) == 1
     assert "is damaged" in refused.stderr

@@ -10,7 +10,7 @@ import io
 from pathlib import Path
 
 import pytest
-from pgkit import cli, here, wait_for
+from pgkit import ahere, cli, here, wait_for
 from rich.console import Console
 
 from nanoagent_core.paths import display_location
@@ -111,7 +111,7 @@ async def test_a_detached_worker_gets_the_url_through_its_environment(
         assert SECRET.encode() not in argv, argv
         assert b"postgresql" not in argv, argv
     finally:
-        aborted = here(["abort", run_id, "--db", location])
+        aborted = await ahere(["abort", run_id, "--db", location])
         assert aborted.returncode == 0, aborted
 
     async def ended() -> bool:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import sqlite3
 from pathlib import Path
 
@@ -122,9 +124,21 @@ async def test_cancelled_while_waiting_for_the_lock(
     assert "next" in {t.id for t in await store.get_all_tasks("run-1")}
 
 
+def open_files_under(folder: Path) -> list[str]:
+    """The files below ``folder`` this process has open (Linux: /proc/self/fd)."""
+    found: list[str] = []
+    for fd in Path("/proc/self/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith(f"{folder}{os.sep}"):
+                found.append(target)
+    return found
+
+
 async def test_cancelled_open_leaves_no_lock(db_path: Path) -> None:
     """Cancelling the open of a fresh file (mid-migration, perhaps) leaves a file that
-    opens normally afterwards."""
+    opens normally afterwards, and no connection open behind it (a connect cancelled on
+    its way left one open for the life of the process)."""
     for hops in range(6):
         path = db_path.with_name(f"fresh-{hops}.db")
         opening = asyncio.create_task(SQLiteStore.open(path))
@@ -143,3 +157,4 @@ async def test_cancelled_open_leaves_no_lock(db_path: Path) -> None:
         finally:
             await store.close()
         begin_immediate_now(path)
+    assert open_files_under(db_path.parent) == []  # close() returns once it has closed
