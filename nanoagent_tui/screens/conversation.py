@@ -64,7 +64,7 @@ def _part(part: Part) -> RenderableType:
 def _heading(view: AttemptView) -> Text:
     style = "bold green" if view.outcome == "done" else "bold red"
     heading = Text()
-    heading.append(view.label or f"attempt {view.attempt}", style="bold")
+    heading.append(visible(view.label) if view.label else f"attempt {view.attempt}", style="bold")
     heading.append(f"  {visible(view.outcome)}", style=style)
     if view.model:
         heading.append(f"  model {visible(view.model)}", style="cyan")
