@@ -224,5 +224,7 @@ async def test_worker_and_dashboard_ride_out_a_server_restart(
         if worker is not None and worker.poll() is None:
             worker.kill()
             worker.wait(timeout=10)
-        await live.close()
-        await store.close()
+        # bounded: a close that hangs must not hide the failure above behind the test's
+        # timeout (a loaded run timed out here with nothing else to show for it)
+        await asyncio.wait_for(live.close(), 30)
+        await asyncio.wait_for(store.close(), 30)
